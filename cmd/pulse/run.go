@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/broker"
+	"github.com/pulsehq/pulse/internal/bus"
+	"github.com/pulsehq/pulse/internal/ingest"
+	"github.com/pulsehq/pulse/internal/lifecycle"
+	"github.com/pulsehq/pulse/internal/loadgen"
+	"github.com/pulsehq/pulse/internal/serve"
+	"github.com/pulsehq/pulse/internal/sink"
+	"github.com/pulsehq/pulse/internal/stream"
+	"github.com/pulsehq/pulse/internal/telemetry"
+)
+
+type runFlags struct {
+	dataDir, kafkaListen, brokers, httpAddr, logLevel string
+	demo                                             bool
+	demoRate                                         float64
+	demoSensors, demoZones, partitions               int
+	maxBody                                          int64
+	disorder, idleTimeout, checkpointEvery           time.Duration
+	liveEvery, produceTimeout, maxFuture             time.Duration
+}
+
+func runCmd(ctx context.Context, args []string) error {
+	var f runFlags
+	fs := flag.NewFlagSet("pulse run", flag.ContinueOnError)
+	fs.StringVar(&f.dataDir, "data-dir", "./pulse-data", "directory for the embedded broker's log and the SQLite results; reuse it to continue where the last run stopped")
+	fs.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address the embedded Kafka-protocol broker listens on (any Kafka client can produce to it)")
+	fs.StringVar(&f.brokers, "brokers", "", "comma separated host:port list of an external Kafka cluster; when set no embedded broker starts")
+	fs.StringVar(&f.httpAddr, "http", "127.0.0.1:8080", "address of the HTTP server: ingest API, dashboard, results API, /metrics")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.demo, "demo", false, "also run the built-in city simulator so the dashboard is alive at first start")
+	fs.Float64Var(&f.demoRate, "demo-rate", 2000, "readings per second the --demo simulator sends")
+	fs.IntVar(&f.demoSensors, "demo-sensors", 1000, "sensors the --demo simulator runs")
+	fs.IntVar(&f.demoZones, "demo-zones", 20, "zones the --demo simulator's sensors are spread over")
+	fs.IntVar(&f.partitions, "partitions", 8, "partitions of the topics Pulse creates")
+	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
+	fs.DurationVar(&f.disorder, "max-out-of-orderness", 5*time.Second, "how far behind the newest event time an event may arrive and still count")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 30*time.Second, "a partition without events this long stops holding the watermark back")
+	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often results, state and offsets are committed together")
+	fs.DurationVar(&f.liveEvery, "live-interval", 500*time.Millisecond, "how often live partial results are published to dashboards")
+	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
+	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
+	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
+		return err
+	}
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	return run(ctx, f, log)
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+}
+
+func run(ctx context.Context, f runFlags, log *slog.Logger) error {
+	metrics := telemetry.New()
+	var comps []lifecycle.Component
+
+	brokers := bus.SplitBrokers(f.brokers)
+	if len(brokers) == 0 {
+		b, err := broker.Start(broker.Config{DataDir: filepath.Join(f.dataDir, "kafka"), Listen: f.kafkaListen, Partitions: f.partitions, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = []string{b.Addr()}
+		comps = append(comps, lifecycle.Component{Name: "broker", Run: b.Run})
+		log.Info("embedded Kafka broker listening", "addr", b.Addr(), "data_dir", filepath.Join(f.dataDir, "kafka"))
+	}
+
+	pipe := stream.City()
+	producer, err := bus.NewClient(brokers, "pulse-ingest",
+		kgo.RecordDeliveryTimeout(f.produceTimeout),
+		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.MaxBufferedRecords(1<<20),
+		kgo.MaxBufferedBytes(512<<20),
+	)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), pipe.Topic, stream.DLQTopic(pipe.Topic), stream.LateTopic(pipe.Name)); err != nil {
+		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
+	}
+
+	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	consumer, err := bus.NewClient(brokers, "pulse-"+pipe.Name,
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxPartitionBytes(8<<20),
+		kgo.ProducerLinger(5*time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+	board := &stream.Board{}
+	proc := stream.NewProcessor(stream.Config{
+		Pipeline: pipe, Client: consumer, Store: store, Board: board, Metrics: metrics, Logger: log,
+		Disorder: f.disorder, IdleTimeout: f.idleTimeout, CheckpointEvery: f.checkpointEvery, LiveEvery: f.liveEvery,
+	})
+	comps = append(comps, lifecycle.Component{Name: "pipeline " + pipe.Name, Run: proc.Run})
+
+	ing := ingest.New(ingest.Config{
+		Streams: []ingest.Stream{{Name: pipe.Topic, KeyField: pipe.KeyField}},
+		Client:  producer, MaxBody: f.maxBody, ProduceTimeout: f.produceTimeout, MaxFuture: f.maxFuture,
+		Metrics: metrics, Logger: log,
+	})
+	srv, err := serve.New(serve.Config{
+		Addr: f.httpAddr, Ingest: ing, Pipelines: []stream.Pipeline{pipe}, Store: store, Board: board,
+		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: f.liveEvery, Logger: log,
+		Ready: func(ctx context.Context) error {
+			if err := bus.Ping(ctx, producer); err != nil {
+				return err
+			}
+			if !proc.Ready() {
+				return errors.New("pipeline " + pipe.Name + " is restoring its state")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	comps = append(comps, lifecycle.Component{Name: "http", Run: srv.Run})
+	log.Info("HTTP server listening", "addr", srv.Addr(), "dashboard", "http://"+srv.Addr()+"/")
+
+	if f.demo {
+		target := "http://" + srv.Addr()
+		comps = append(comps, lifecycle.Component{Name: "demo simulator", Run: func(ctx context.Context) error {
+			_, err := loadgen.Run(ctx, loadgen.Config{
+				Target: target, Rate: f.demoRate, Sensors: f.demoSensors, Zones: f.demoZones, Seed: time.Now().UnixNano(),
+				Logger: log,
+			})
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}})
+	}
+	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}

@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: apt-get install %s", name, name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return path
+}
+
+// TestKcatInterop produces city readings with kcat, a Kafka client Pulse
+// did not write, into the embedded broker; Pulse processes them, and kcat
+// reads the dead-letter topic with the reasons in headers.
+func TestKcatInterop(t *testing.T) {
+	kcat := requireTool(t, "kcat")
+	in := newInstance(t)
+	p := in.start(t)
+
+	base := time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)
+	rs := generate(11, "kc", 12, 2, base, 3*time.Minute, 5*time.Second, 500*time.Millisecond)
+	var input bytes.Buffer
+	for _, r := range rs {
+		input.WriteString(r.sensor + "|" + r.json() + "\n")
+	}
+	// One record that is not a valid reading goes to the dead-letter topic.
+	input.WriteString(`kc-bad|{"sensor_id":"kc-bad","zone":"kc-zone-00","kind":"submarine","ts":"2026-02-01T12:00:00Z"}` + "\n")
+	produce := exec.Command(kcat, "-P", "-b", p.kafka, "-t", "city", "-K", "|", "-z", "snappy")
+	produce.Stdin = &input
+	if out, err := produce.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v\n%s", err, out)
+	}
+	want := oracle(rs)
+	rows := p.waitResults("from=2026-02-01T00:00:00Z&to=2026-02-02T00:00:00Z", len(want))
+	compare(t, rows, want)
+
+	consume := exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n")
+	out, err := consume.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat consume: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `pulse-error=kind "submarine" is unknown`) || !strings.Contains(string(out), `"kc-bad"`) {
+		t.Fatalf("dead-letter topic does not hold the bad record with its reason:\n%s", out)
+	}
+	p.stop()
+}

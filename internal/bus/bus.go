@@ -1,0 +1,71 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// SplitBrokers parses a comma separated host:port list.
+func SplitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// NewClient returns a client for the given seed brokers.
+func NewClient(brokers []string, clientID string, opts ...kgo.Opt) (*kgo.Client, error) {
+	all := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(clientID)}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return nil, fmt.Errorf("create Kafka client for %s: %w", strings.Join(brokers, ","), err)
+	}
+	return cl, nil
+}
+
+// EnsureTopics creates the topics that do not exist yet with the given
+// partition count. Topics that exist are left as they are.
+func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, topics ...string) error {
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("create topics %s: %w", strings.Join(topics, ","), err)
+	}
+	for _, t := range resp.Sorted() {
+		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t.Topic, t.Err)
+		}
+	}
+	return nil
+}
+
+// Partitions returns the partition ids of topic.
+func Partitions(ctx context.Context, cl *kgo.Client, topic string) ([]int32, error) {
+	adm := kadm.NewClient(cl)
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		return nil, fmt.Errorf("describe topic %s: %v", topic, d.Err)
+	}
+	return d.Partitions.Numbers(), nil
+}
+
+// Ping checks that the cluster answers a metadata request.
+func Ping(ctx context.Context, cl *kgo.Client) error {
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("ping Kafka: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+// Package event defines Pulse's event model: city sensor readings, their
+// metrics, event-time parsing and validation of outside input.
+package event

@@ -1,0 +1,102 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/valyala/fastjson"
+)
+
+// item is one event of a request body with the line it starts on.
+type item struct {
+	raw  []byte
+	line int
+}
+
+// BodyError is a body that is not valid JSON, NDJSON or a JSON array.
+type BodyError struct {
+	Line   int
+	Reason string
+}
+
+func (e *BodyError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+
+// splitBody splits a request body into events. ndjson forces one event per
+// line; otherwise a body starting with '[' is an array, a body holding one
+// JSON value is one event, and anything else is read as NDJSON.
+func splitBody(body []byte, ndjson bool, p *fastjson.Parser, dst []item) ([]item, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return dst, &BodyError{Line: 1, Reason: "empty body: send a JSON object, a JSON array or NDJSON"}
+	}
+	if !ndjson && trimmed[0] == '[' {
+		return splitArray(body, p, dst)
+	}
+	if !ndjson && trimmed[0] == '{' && bytes.IndexByte(bytes.TrimRight(trimmed, " \t\r\n"), '\n') >= 0 {
+		// A multi-line body may be one pretty-printed object.
+		if _, err := p.ParseBytes(body); err == nil {
+			return append(dst, item{raw: bytes.TrimSpace(body), line: 1 + bytes.Count(body[:len(body)-len(trimmed)], []byte{'\n'})}), nil
+		}
+	}
+	return splitLines(body, p, dst)
+}
+
+func splitLines(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
+	line := 0
+	for len(body) > 0 {
+		line++
+		var l []byte
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			l, body = body[:i], body[i+1:]
+		} else {
+			l, body = body, nil
+		}
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		if _, err := p.ParseBytes(l); err != nil {
+			return dst, &BodyError{Line: line, Reason: "malformed JSON: " + syntaxReason(l, err)}
+		}
+		dst = append(dst, item{raw: l, line: line})
+	}
+	return dst, nil
+}
+
+func splitArray(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		line, reason := locate(body, err)
+		return dst, &BodyError{Line: line, Reason: "malformed JSON: " + reason}
+	}
+	arr, _ := v.Array()
+	// Each element is re-serialized compactly; record the array's first line
+	// for all elements since fastjson keeps no positions.
+	for _, el := range arr {
+		dst = append(dst, item{raw: el.MarshalTo(nil), line: 0})
+	}
+	return dst, nil
+}
+
+// locate finds the line of a syntax error using encoding/json, which
+// reports byte offsets, on this slow path only.
+func locate(body []byte, fallback error) (int, string) {
+	var v any
+	err := json.Unmarshal(body, &v)
+	if se, ok := err.(*json.SyntaxError); ok {
+		return 1 + bytes.Count(body[:se.Offset], []byte{'\n'}), se.Error()
+	}
+	if err != nil {
+		return 1 + bytes.Count(body, []byte{'\n'}), err.Error()
+	}
+	return 1, fallback.Error()
+}
+
+func syntaxReason(l []byte, err error) string {
+	var v any
+	if e := json.Unmarshal(l, &v); e != nil {
+		return e.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,261 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fastjson"
+
+	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/telemetry"
+)
+
+// Stream is a named input stream the ingest API accepts.
+type Stream struct {
+	Name string
+	// KeyField is the field whose value keys the Kafka record.
+	KeyField string
+}
+
+// Config configures the ingest handler.
+type Config struct {
+	Streams []Stream
+	// Client produces to the stream and dead-letter topics.
+	Client *kgo.Client
+	// MaxBody bounds a request body, before and after gzip decompression.
+	MaxBody int64
+	// ProduceTimeout bounds how long a request waits for the broker.
+	ProduceTimeout time.Duration
+	// MaxFuture rejects event times further ahead of now; 0 disables.
+	MaxFuture time.Duration
+	Metrics   *telemetry.Metrics
+	Logger    *slog.Logger
+}
+
+// Handler serves POST /v1/streams/{stream}/events.
+type Handler struct {
+	cfg      Config
+	streams  map[string]Stream
+	accepted atomic.Uint64
+	pool     sync.Pool
+}
+
+// state is the per-request scratch space, pooled across requests.
+type state struct {
+	body   bytes.Buffer
+	split  fastjson.Parser
+	parser event.CityParser
+	items  []item
+	recs   []kgo.Record
+}
+
+// New returns an ingest handler.
+func New(cfg Config) *Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 10 << 20
+	}
+	if cfg.ProduceTimeout <= 0 {
+		cfg.ProduceTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg, streams: make(map[string]Stream)}
+	for _, s := range cfg.Streams {
+		h.streams[s.Name] = s
+	}
+	h.pool.New = func() any {
+		st := &state{}
+		st.parser.Limits = event.Limits{MaxFuture: cfg.MaxFuture}
+		return st
+	}
+	return h
+}
+
+// Accepted returns how many events were accepted since start.
+func (h *Handler) Accepted() uint64 { return h.accepted.Load() }
+
+// Response is the body of an ingest answer.
+type Response struct {
+	Accepted int          `json:"accepted"`
+	Rejected int          `json:"rejected"`
+	Failed   int          `json:"failed,omitempty"`
+	Errors   []EventError `json:"errors"`
+}
+
+// EventError says why one event of a request was not accepted.
+type EventError struct {
+	Index int    `json:"index"`
+	Line  int    `json:"line,omitempty"`
+	Error string `json:"error"`
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Line  int    `json:"line,omitempty"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name := r.PathValue("stream")
+	code := h.serve(w, r, name)
+	if h.cfg.Metrics != nil {
+		label := name
+		if _, ok := h.streams[name]; !ok {
+			label = "unknown"
+		}
+		h.cfg.Metrics.IngestDuration.WithLabelValues(label, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int {
+	s, ok := h.streams[name]
+	if !ok {
+		known := make([]string, 0, len(h.streams))
+		for n := range h.streams {
+			known = append(known, n)
+		}
+		sort.Strings(known)
+		return writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("unknown stream %q: known streams are %s", name, strings.Join(known, ", "))})
+	}
+	st := h.pool.Get().(*state)
+	defer h.pool.Put(st)
+	if err := h.readBody(r, &st.body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) || errors.Is(err, errTooLarge) {
+			h.count(name, "malformed", 1)
+			return writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes: split it into smaller batches", h.cfg.MaxBody)})
+		}
+		h.count(name, "malformed", 1)
+		return writeJSON(w, http.StatusBadRequest, errorBody{Error: "read body: " + err.Error()})
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ndjson := ct == "application/x-ndjson" || ct == "application/jsonl"
+	var err error
+	st.items, err = splitBody(st.body.Bytes(), ndjson, &st.split, st.items[:0])
+	if err != nil {
+		h.count(name, "malformed", 1)
+		var be *BodyError
+		if errors.As(err, &be) {
+			return writeJSON(w, http.StatusBadRequest, errorBody{Error: be.Error(), Line: be.Line})
+		}
+		return writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+	}
+	return h.produce(w, r.Context(), s, st)
+}
+
+var errTooLarge = errors.New("decompressed body too large")
+
+func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
+	buf.Reset()
+	var body io.Reader = http.MaxBytesReader(nil, r.Body, h.cfg.MaxBody)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return fmt.Errorf("gzip body: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	}
+	n, err := buf.ReadFrom(io.LimitReader(body, h.cfg.MaxBody+1))
+	if err != nil {
+		return err
+	}
+	if n > h.cfg.MaxBody {
+		return errTooLarge
+	}
+	return nil
+}
+
+func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream, st *state) int {
+	resp := Response{Errors: []EventError{}}
+	n := len(st.items)
+	if cap(st.recs) < n {
+		st.recs = make([]kgo.Record, n)
+	}
+	recs := st.recs[:n]
+	var r event.Reading
+	for i, it := range st.items {
+		rec := &recs[i]
+		*rec = kgo.Record{Value: it.raw}
+		if err := st.parser.Parse(it.raw, &r); err != nil {
+			resp.Rejected++
+			resp.Errors = append(resp.Errors, EventError{Index: i, Line: it.line, Error: err.Error()})
+			rec.Topic = s.Name + ".dlq"
+			rec.Headers = []kgo.RecordHeader{
+				{Key: "pulse-error", Value: []byte(err.Error())},
+				{Key: "pulse-stage", Value: []byte("ingest")},
+				{Key: "pulse-index", Value: []byte(strconv.Itoa(i))},
+			}
+			continue
+		}
+		rec.Topic = s.Name
+		rec.Key = []byte(r.SensorID)
+		rec.Timestamp = time.UnixMilli(r.TS)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), h.cfg.ProduceTimeout)
+	defer cancel()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range recs {
+		h.cfg.Client.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	var failed []EventError
+	for i, err := range errs {
+		if err == nil {
+			if recs[i].Topic == s.Name {
+				resp.Accepted++
+			}
+			continue
+		}
+		failed = append(failed, EventError{Index: i, Line: st.items[i].line, Error: "not stored, the broker did not acknowledge it: " + err.Error()})
+	}
+	h.accepted.Add(uint64(resp.Accepted))
+	h.count(s.Name, "accepted", resp.Accepted)
+	h.count(s.Name, "rejected", resp.Rejected)
+	code := http.StatusOK
+	if len(failed) > 0 {
+		h.count(s.Name, "failed", len(failed))
+		h.cfg.Logger.Warn("ingest could not store events", "stream", s.Name, "failed", len(failed), "err", failed[0].Error)
+		resp.Failed = len(failed)
+		resp.Errors = append(resp.Errors, failed...)
+		sort.Slice(resp.Errors, func(i, j int) bool { return resp.Errors[i].Index < resp.Errors[j].Index })
+		w.Header().Set("Retry-After", "1")
+		code = http.StatusServiceUnavailable
+	}
+	return writeJSON(w, code, resp)
+}
+
+func (h *Handler) count(stream, outcome string, n int) {
+	if h.cfg.Metrics != nil && n > 0 {
+		h.cfg.Metrics.IngestEvents.WithLabelValues(stream, outcome).Add(float64(n))
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+	return code
+}

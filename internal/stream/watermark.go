@@ -1,0 +1,90 @@
+package stream
+
+import "math"
+
+// NoWatermark is the watermark before any event has been seen.
+const NoWatermark = math.MinInt64
+
+// Watermarks tracks the event-time watermark of each input partition and
+// combines them: a partition's watermark is the highest event time it has
+// delivered minus the allowed out-of-orderness, and the combined watermark
+// is the minimum over partitions that are not idle. A partition that
+// delivered nothing for IdleTimeout (processing time) stops holding the
+// combined watermark back; when every partition is idle the combined
+// watermark is the maximum of theirs, so the last windows of a stream that
+// stopped still close.
+type Watermarks struct {
+	// Disorder is the allowed out-of-orderness in milliseconds.
+	Disorder int64
+	// IdleTimeout is in milliseconds of processing time.
+	IdleTimeout int64
+
+	parts map[int32]*partWM
+}
+
+type partWM struct {
+	maxTS    int64
+	lastSeen int64 // processing time, ms
+}
+
+// Observe records an event time ts on partition p at processing time now.
+func (w *Watermarks) Observe(p int32, ts, now int64) {
+	if w.parts == nil {
+		w.parts = make(map[int32]*partWM)
+	}
+	pw := w.parts[p]
+	if pw == nil {
+		pw = &partWM{maxTS: ts}
+		w.parts[p] = pw
+	}
+	if ts > pw.maxTS {
+		pw.maxTS = ts
+	}
+	pw.lastSeen = now
+}
+
+// Touch marks partition p as active at processing time now without an
+// event, used for partitions whose fetches return records that were all
+// rejected.
+func (w *Watermarks) Touch(p int32, now int64) {
+	if pw := w.parts[p]; pw != nil {
+		pw.lastSeen = now
+	}
+}
+
+// Current returns the combined watermark at processing time now.
+func (w *Watermarks) Current(now int64) int64 {
+	minActive, maxAll := int64(math.MaxInt64), int64(NoWatermark)
+	for _, pw := range w.parts {
+		wm := pw.maxTS - w.Disorder
+		if wm > maxAll {
+			maxAll = wm
+		}
+		if now-pw.lastSeen < w.IdleTimeout && wm < minActive {
+			minActive = wm
+		}
+	}
+	if minActive == math.MaxInt64 {
+		return maxAll
+	}
+	return minActive
+}
+
+// PartitionMax returns the highest event time seen per partition, for
+// checkpoints.
+func (w *Watermarks) PartitionMax() map[int32]int64 {
+	out := make(map[int32]int64, len(w.parts))
+	for p, pw := range w.parts {
+		out[p] = pw.maxTS
+	}
+	return out
+}
+
+// Restore sets the per-partition maxima from a checkpoint, treating each
+// partition as last seen at now.
+func (w *Watermarks) Restore(max map[int32]int64, now int64) {
+	w.parts = make(map[int32]*partWM, len(max))
+	for p, ts := range max {
+		w.parts[p] = &partWM{maxTS: ts, lastSeen: now}
+	}
+}

@@ -1,0 +1,80 @@
+package telemetry
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every Pulse metric. Tests create their own with New so
+// that parallel servers do not share counters.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	IngestEvents     *prometheus.CounterVec   // stream, outcome
+	IngestDuration   *prometheus.HistogramVec // stream, code
+	PipelineEvents   *prometheus.CounterVec   // pipeline
+	PipelineRejected *prometheus.CounterVec   // pipeline
+	ConsumerLag      *prometheus.GaugeVec     // pipeline
+	WindowResults    *prometheus.CounterVec   // pipeline
+	LateEvents       *prometheus.CounterVec   // pipeline
+	OpenWindows      *prometheus.GaugeVec     // pipeline
+	Watermark        *prometheus.GaugeVec     // pipeline
+	Checkpoints      *prometheus.HistogramVec // pipeline
+}
+
+// New registers Pulse's metrics and the Go runtime and process collectors
+// in a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		IngestEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_total",
+			Help: "Events received by the ingest API, by stream and outcome (accepted, rejected, malformed, failed).",
+		}, []string{"stream", "outcome"}),
+		IngestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pulse_ingest_request_duration_seconds",
+			Help:    "Duration of ingest requests, from the first byte read to the response, including the broker acknowledgement.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"stream", "code"}),
+		PipelineEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_pipeline_events_total",
+			Help: "Events a pipeline folded into its windows.",
+		}, []string{"pipeline"}),
+		PipelineRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_pipeline_rejected_events_total",
+			Help: "Records a pipeline could not decode and sent to the dead-letter topic.",
+		}, []string{"pipeline"}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_pipeline_consumer_lag",
+			Help: "Records in the pipeline's input topic not yet processed, summed over partitions.",
+		}, []string{"pipeline"}),
+		WindowResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_window_results_total",
+			Help: "Final window results a pipeline emitted.",
+		}, []string{"pipeline"}),
+		LateEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_late_events_total",
+			Help: "Events that arrived after their window was final; they are written to the {pipeline}.late topic.",
+		}, []string{"pipeline"}),
+		OpenWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_pipeline_open_windows",
+			Help: "Windows holding state, over all outputs of the pipeline.",
+		}, []string{"pipeline"}),
+		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_pipeline_watermark_seconds",
+			Help: "The pipeline's event-time watermark as Unix seconds.",
+		}, []string{"pipeline"}),
+		Checkpoints: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pulse_checkpoint_duration_seconds",
+			Help:    "Duration of checkpoints that write results, state and offsets in one transaction.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"pipeline"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.ConsumerLag,
+		m.WindowResults, m.LateEvents, m.OpenWindows, m.Watermark, m.Checkpoints,
+	)
+	return m
+}
