@@ -35,8 +35,15 @@ func splitBody(body []byte, ndjson bool, p *fastjson.Parser, dst []item) ([]item
 	}
 	if !ndjson && trimmed[0] == '{' && bytes.IndexByte(bytes.TrimRight(trimmed, " \t\r\n"), '\n') >= 0 {
 		// A multi-line body may be one pretty-printed object.
-		if _, err := p.ParseBytes(body); err == nil {
+		_, err := p.ParseBytes(body)
+		if err == nil {
 			return append(dst, item{raw: bytes.TrimSpace(body), line: 1 + bytes.Count(body[:len(body)-len(trimmed)], []byte{'\n'})}), nil
+		}
+		if _, lerr := p.ParseBytes(trimmed[:bytes.IndexByte(trimmed, '\n')]); lerr != nil {
+			// Not NDJSON either: report the syntax error of the
+			// pretty-printed object on the line where it is.
+			line, reason := locate(body, err)
+			return dst, &BodyError{Line: line, Reason: "malformed JSON: " + reason}
 		}
 	}
 	return splitLines(body, p, dst)
@@ -85,7 +92,9 @@ func locate(body []byte, fallback error) (int, string) {
 	var v any
 	err := json.Unmarshal(body, &v)
 	if se, ok := err.(*json.SyntaxError); ok {
-		return 1 + bytes.Count(body[:se.Offset], []byte{'\n'}), se.Error()
+		// An unexpected end of input is on the last line that is not blank.
+		off := min(se.Offset, int64(len(bytes.TrimRight(body, " \t\r\n"))))
+		return 1 + bytes.Count(body[:off], []byte{'\n'}), se.Error()
 	}
 	if err != nil {
 		return 1 + bytes.Count(body, []byte{'\n'}), err.Error()

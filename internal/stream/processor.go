@@ -150,7 +150,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			lastCP = now
 		}
 		if p.cfg.Board != nil && now.Sub(lastLive) >= p.cfg.LiveEvery {
-			p.publishLive()
+			p.publishLive(now)
 			lastLive = now
 		}
 	}
@@ -260,9 +260,12 @@ func (p *Processor) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-func (p *Processor) publishLive() {
+func (p *Processor) publishLive(now time.Time) {
 	wm := p.engine.Watermark()
 	for _, o := range p.cfg.Pipeline.Outputs {
+		if !p.cfg.Board.Watched(p.cfg.Pipeline.Name, o.Name, now) {
+			continue
+		}
 		p.cfg.Board.Set(p.cfg.Pipeline.Name, o.Name, Live{Watermark: wm, Results: p.engine.Partials(o.Name, nil)})
 	}
 }

@@ -229,7 +229,7 @@
       ticks: { stroke: 'rgba(204, 204, 220, 0.12)', width: 1, size: 4 },
       font: '12px Inter, system-ui, sans-serif',
       size: m ? 48 : 30,
-      values: m ? (u, vals) => vals.map((v) => v.toFixed(m.digits)) : undefined,
+      values: m ? undefined : (u, vals) => vals.map((v) => clock(v * 1000)),
     };
   }
 
@@ -300,7 +300,9 @@
       if (c.plot.cursor.idx == null) c.head.textContent = fmt(lastValue(ys), c.m.digits);
     }
     $('chart').dataset.points = String(starts.length);
-    $('chart-empty').hidden = state.selected == null || starts.length > 0;
+    $('chart').hidden = starts.length === 0;
+    $('chart-empty').hidden = starts.length > 0;
+    $('chart-empty').textContent = state.selected == null ? 'Select a zone to chart its last 30 minutes.' : 'No history for this zone yet.';
   }
 
   // ---- start ------------------------------------------------------------
@@ -322,5 +324,6 @@
   }
 
   makeCharts();
+  updateChart();
   discover().then(connect);
 })();

@@ -1,0 +1,57 @@
+package loadgen
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/event"
+)
+
+func TestRunKafka(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "city"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	sum, err := Run(context.Background(), Config{
+		Brokers: cluster.ListenAddrs(), Rate: 2000, Sensors: 100, Zones: 5, Duration: 500 * time.Millisecond, Seed: 6,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, sum)
+	if sum.Sent < 500 || sum.Errors != 0 || sum.Accepted != sum.Sent {
+		t.Fatalf("summary %v, want about 1000 readings, all acknowledged", sum)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("city"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var p event.CityParser
+	var r event.Reading
+	got := uint64(0)
+	for got < sum.Accepted {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records", got, sum.Accepted)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			got++
+			if err := p.Parse(rec.Value, &r); err != nil {
+				t.Fatalf("record %s: %v", rec.Value, err)
+			}
+			if string(rec.Key) != r.SensorID || rec.Timestamp.UnixMilli() != r.TS {
+				t.Fatalf("record key %s, time %d for reading %s", rec.Key, rec.Timestamp.UnixMilli(), rec.Value)
+			}
+		})
+	}
+}
