@@ -56,7 +56,7 @@ func loadgenCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 4, "requests or batches in flight at once")
 	fs.Float64Var(&cfg.AnomalyRate, "anomaly-rate", loadgen.DefaultAnomalyRate, "share of readings with an injected anomaly (speed collapse, pm25 spike, storm); 0 injects none")
 	fs.BoolVar(&quiet, "quiet", false, "do not print a progress line every second")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	if err := parseFlags(fs, args[1:], "pulse loadgen city [flags]"); err != nil {
 		return err
 	}

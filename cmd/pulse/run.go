@@ -25,12 +25,12 @@ import (
 
 type runFlags struct {
 	dataDir, kafkaListen, brokers, httpAddr, logLevel string
-	demo                                             bool
-	demoRate                                         float64
-	demoSensors, demoZones, partitions               int
-	maxBody                                          int64
-	disorder, idleTimeout, checkpointEvery           time.Duration
-	liveEvery, produceTimeout, maxFuture             time.Duration
+	demo                                              bool
+	demoRate                                          float64
+	demoSensors, demoZones, partitions                int
+	maxBody                                           int64
+	disorder, idleTimeout, checkpointEvery            time.Duration
+	liveEvery, produceTimeout, maxFuture              time.Duration
 }
 
 func runCmd(ctx context.Context, args []string) error {

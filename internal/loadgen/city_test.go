@@ -223,6 +223,8 @@ func BenchmarkCityAppend(b *testing.B) {
 	}
 }
 
+// The output is deterministic for a seed and clock, but it is not pinned
+// here: the model is expected to be tuned.
 func ExampleCity_Append() {
 	c := NewCity(1, 3, 1)
 	c.AnomalyRate = 0

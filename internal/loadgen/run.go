@@ -47,7 +47,7 @@ type Config struct {
 // or counted as an error: Sent == Accepted + Rejected + Errors.
 type Summary struct {
 	Sent, Accepted, Rejected, Errors uint64
-	// Anomalies is how many of the sent readings carried an injected anomaly.
+	// Anomalies is how many generated readings carried an injected anomaly.
 	Anomalies uint64
 	Elapsed   time.Duration
 	// Rate is readings sent per second over Elapsed.
