@@ -35,6 +35,9 @@ func TestKcatInterop(t *testing.T) {
 	for _, r := range rs {
 		input.WriteString(r.sensor + "|" + r.json() + "\n")
 	}
+	end := base.Add(3 * time.Minute)
+	s := sentinel("kc", end.Add(time.Minute))
+	input.WriteString(s.sensor + "|" + s.json() + "\n")
 	// One record that is not a valid reading goes to the dead-letter topic.
 	input.WriteString(`kc-bad|{"sensor_id":"kc-bad","zone":"kc-zone-00","kind":"submarine","ts":"2026-02-01T12:00:00Z"}` + "\n")
 	produce := exec.Command(kcat, "-P", "-b", p.kafka, "-t", "city", "-K", "|", "-z", "snappy")
@@ -43,7 +46,7 @@ func TestKcatInterop(t *testing.T) {
 		t.Fatalf("kcat produce: %v\n%s", err, out)
 	}
 	want := oracle(rs)
-	rows := p.waitResults("from=2026-02-01T00:00:00Z&to=2026-02-02T00:00:00Z", len(want))
+	rows := p.waitResults("to="+end.Format(time.RFC3339), len(want))
 	compare(t, rows, want)
 
 	consume := exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n")

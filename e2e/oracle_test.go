@@ -51,7 +51,7 @@ func generate(seed uint64, prefix string, sensors, zones int, base time.Time, sp
 				ts: base.Add(t + time.Duration(rng.Int64N(int64(step)))), metrics: map[string]float64{},
 			}
 			for _, m := range kindMetrics[kind] {
-				v := math.Round(rng.Float64()*9000) / 100 // 0..90 with 2 decimals, valid for every metric
+				v := math.Round(rng.Float64()*6000) / 100 // 0..60 with 2 decimals, valid for every metric
 				if m == "vehicle_count" {
 					v = float64(rng.IntN(50))
 				}
@@ -158,4 +158,11 @@ func ndjson(rs []reading) []byte {
 		b = append(b, '\n')
 	}
 	return b
+}
+
+// sentinel is a reading well after the end of a test's data: it moves the
+// watermark past the last window so that every window of the data becomes
+// final. Tests query results with to= the sentinel's window to leave it out.
+func sentinel(prefix string, at time.Time) reading {
+	return reading{sensor: prefix + "-sentinel", zone: prefix + "-sentinel", kind: "air", ts: at, metrics: map[string]float64{"pm25": 1}}
 }

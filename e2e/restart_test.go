@@ -46,7 +46,10 @@ func TestRestartExact(t *testing.T) {
 
 	p = in.start(t)
 	send(p, phases[2])
-	rows := p.waitResults("", len(want))
+	end := base.Add(5 * time.Minute)
+	send(p, []reading{sentinel("rs", end.Add(time.Minute))})
+	query := "to=" + end.Format(time.RFC3339)
+	rows := p.waitResults(query, len(want))
 	compare(t, rows, want)
 	if late := metricValue(t, p, `pulse_late_events_total{pipeline="city"}`); late != "" && late != "0" {
 		t.Errorf("late events: %s", late)
@@ -55,6 +58,6 @@ func TestRestartExact(t *testing.T) {
 
 	// Results survive a restart too.
 	p = in.start(t)
-	compare(t, p.results(""), want)
+	compare(t, p.results(query), want)
 	p.stop()
 }

@@ -89,7 +89,6 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 
 	pipe := stream.City()
 	producer, err := bus.NewClient(brokers, "pulse-ingest",
-		kgo.RecordDeliveryTimeout(f.produceTimeout),
 		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.MaxBufferedRecords(1<<20),
 		kgo.MaxBufferedBytes(512<<20),

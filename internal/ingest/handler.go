@@ -206,20 +206,19 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 		}
 		rec.Topic = s.Name
 		rec.Key = []byte(r.SensorID)
-		rec.Timestamp = time.UnixMilli(r.TS)
+		// The record keeps the ingest time as its timestamp (set by the
+		// client), not the event time: franz-go measures
+		// RecordDeliveryTimeout from the record timestamp, so an event time
+		// older than that timeout would fail at once, and Kafka's retention
+		// and timestamp checks expect append times. The event time is in
+		// the value.
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), h.cfg.ProduceTimeout)
-	defer cancel()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	wg.Add(n)
-	for i := range recs {
-		h.cfg.Client.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
-			errs[i] = err
-			wg.Done()
-		})
+	errs, complete := h.send(rctx, recs)
+	if !complete {
+		// The client still holds records of this request; do not let the
+		// pooled state be reused under it.
+		st.recs = nil
 	}
-	wg.Wait()
 	var failed []EventError
 	for i, err := range errs {
 		if err == nil {
@@ -228,7 +227,7 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 			}
 			continue
 		}
-		failed = append(failed, EventError{Index: i, Line: st.items[i].line, Error: "not stored, the broker did not acknowledge it: " + err.Error()})
+		failed = append(failed, EventError{Index: i, Line: st.items[i].line, Error: err.Error()})
 	}
 	h.accepted.Add(uint64(resp.Accepted))
 	h.count(s.Name, "accepted", resp.Accepted)
@@ -244,6 +243,57 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 		code = http.StatusServiceUnavailable
 	}
 	return writeJSON(w, code, resp)
+}
+
+var errUnconfirmed = errors.New("the broker did not confirm it in time; it may or may not be stored")
+
+// send produces recs and waits for every acknowledgement, at most
+// ProduceTimeout plus a grace period. Records still buffered at the
+// deadline are failed by the client; a record already sent keeps waiting
+// for its outcome inside the client (to keep idempotence), and is reported
+// as unconfirmed if that takes longer than the grace period. complete is
+// false in that case.
+func (h *Handler) send(rctx context.Context, recs []kgo.Record) (errs []error, complete bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), h.cfg.ProduceTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	errs = make([]error, len(recs))
+	acked := make([]bool, len(recs))
+	pending := len(recs)
+	done := make(chan struct{})
+	if pending == 0 {
+		return errs, true
+	}
+	for i := range recs {
+		h.cfg.Client.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[i] = fmt.Errorf("not stored, the broker did not acknowledge it: %w", err)
+			}
+			acked[i] = true
+			if pending--; pending == 0 {
+				close(done)
+			}
+		})
+	}
+	grace := time.NewTimer(h.cfg.ProduceTimeout + 2*time.Second)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return errs, true
+	case <-grace.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]error, len(recs))
+	for i := range recs {
+		out[i] = errs[i]
+		if !acked[i] {
+			out[i] = errUnconfirmed
+		}
+	}
+	return out, pending == 0
 }
 
 func (h *Handler) count(stream, outcome string, n int) {

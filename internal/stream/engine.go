@@ -89,6 +89,10 @@ func (e *Engine) Add(p int32, r *event.Reading, now int64) bool {
 	return true
 }
 
+// Assign registers input partition p at processing time now; see
+// Watermarks.Assign.
+func (e *Engine) Assign(p int32, now int64) { e.wm.Assign(p, now) }
+
 // Touch marks partition p active at now without adding a reading.
 func (e *Engine) Touch(p int32, now int64) { e.wm.Touch(p, now) }
 

@@ -110,6 +110,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	assign := make(map[int32]kgo.Offset, len(parts))
 	for _, part := range parts {
+		p.engine.Assign(part, time.Now().UnixMilli())
 		if off, ok := p.next[part]; ok {
 			assign[part] = kgo.NewOffset().At(off)
 		} else {

@@ -24,7 +24,21 @@ type Watermarks struct {
 
 type partWM struct {
 	maxTS    int64
+	seen     bool  // whether maxTS holds an event time yet
 	lastSeen int64 // processing time, ms
+}
+
+// Assign registers partition p at processing time now. Until it delivers
+// an event or turns idle, an assigned partition holds the combined
+// watermark back: records it has not delivered yet may be older than
+// everything seen so far.
+func (w *Watermarks) Assign(p int32, now int64) {
+	if w.parts == nil {
+		w.parts = make(map[int32]*partWM)
+	}
+	if w.parts[p] == nil {
+		w.parts[p] = &partWM{lastSeen: now}
+	}
 }
 
 // Observe records an event time ts on partition p at processing time now.
@@ -34,11 +48,11 @@ func (w *Watermarks) Observe(p int32, ts, now int64) {
 	}
 	pw := w.parts[p]
 	if pw == nil {
-		pw = &partWM{maxTS: ts}
+		pw = &partWM{}
 		w.parts[p] = pw
 	}
-	if ts > pw.maxTS {
-		pw.maxTS = ts
+	if !pw.seen || ts > pw.maxTS {
+		pw.maxTS, pw.seen = ts, true
 	}
 	pw.lastSeen = now
 }
@@ -56,11 +70,18 @@ func (w *Watermarks) Touch(p int32, now int64) {
 func (w *Watermarks) Current(now int64) int64 {
 	minActive, maxAll := int64(math.MaxInt64), int64(NoWatermark)
 	for _, pw := range w.parts {
+		active := now-pw.lastSeen < w.IdleTimeout
+		if !pw.seen {
+			if active {
+				return NoWatermark
+			}
+			continue
+		}
 		wm := pw.maxTS - w.Disorder
 		if wm > maxAll {
 			maxAll = wm
 		}
-		if now-pw.lastSeen < w.IdleTimeout && wm < minActive {
+		if active && wm < minActive {
 			minActive = wm
 		}
 	}
@@ -75,7 +96,9 @@ func (w *Watermarks) Current(now int64) int64 {
 func (w *Watermarks) PartitionMax() map[int32]int64 {
 	out := make(map[int32]int64, len(w.parts))
 	for p, pw := range w.parts {
-		out[p] = pw.maxTS
+		if pw.seen {
+			out[p] = pw.maxTS
+		}
 	}
 	return out
 }
@@ -85,6 +108,6 @@ func (w *Watermarks) PartitionMax() map[int32]int64 {
 func (w *Watermarks) Restore(max map[int32]int64, now int64) {
 	w.parts = make(map[int32]*partWM, len(max))
 	for p, ts := range max {
-		w.parts[p] = &partWM{maxTS: ts, lastSeen: now}
+		w.parts[p] = &partWM{maxTS: ts, seen: true, lastSeen: now}
 	}
 }
