@@ -27,5 +27,7 @@ for _ in $(seq 300); do
 done
 end=$(date +%s.%N)
 after=$(metric 'pulse_pipeline_events_total{pipeline="city"}')
-echo "pipeline: $((${after%.*} - ${before%.*})) events in $(echo "$end - $start" | bc) s (until lag 0) -> $(echo "(${after%.*} - ${before%.*}) / ($end - $start)" | bc) events/s"
+awk -v a="$after" -v b="$before" -v s="$start" -v e="$end" 'BEGIN {
+  printf "pipeline: %d events in %.1f s (load start until lag 0) = %.0f events/s\n", a-b, e-s, (a-b)/(e-s) }'
+curl -s "http://$http/metrics" | grep -E '^pulse_ingest_request_duration_seconds_(sum|count)' | sed 's/^/  /' 
 echo "pulse RSS: $(ps -o rss= -p $pid) KiB"

@@ -119,6 +119,14 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return err
 	}
 	defer consumer.Close()
+	// The clients close before the broker stops, so they do not wait on a
+	// broker that is gone.
+	comps = append(comps, lifecycle.Component{Name: "kafka clients", Run: func(ctx context.Context) error {
+		<-ctx.Done()
+		consumer.Close()
+		producer.Close()
+		return nil
+	}})
 	board := &stream.Board{}
 	proc := stream.NewProcessor(stream.Config{
 		Pipeline: pipe, Client: consumer, Store: store, Board: board, Metrics: metrics, Logger: log,

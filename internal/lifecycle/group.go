@@ -57,8 +57,10 @@ func Run(ctx context.Context, log *slog.Logger, drain time.Duration, comps ...Co
 			continue
 		}
 		t := time.NewTimer(drain)
+		began := time.Now()
 		select {
 		case err := <-rs[i].done:
+			log.Debug("component stopped", "component", comps[i].Name, "took", time.Since(began))
 			if err != nil && !errors.Is(err, context.Canceled) && first == nil {
 				first = fmt.Errorf("%s: %w", comps[i].Name, err)
 			}
