@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/csv"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -48,6 +50,20 @@ func TestKcatInterop(t *testing.T) {
 	want := oracle(rs)
 	rows := p.waitResults("to="+end.Format(time.RFC3339), len(want))
 	compare(t, rows, want)
+
+	// The same results as CSV: a header, then one line per window.
+	resp, err := http.Get(p.url("/v1/pipelines/city/results?format=csv&output=zone_1m&to=" + end.Format(time.RFC3339)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+6 || strings.Join(recs[0][:5], ",") != "output,zone,window_start,window_end,count" {
+		t.Errorf("csv: %d lines, header %v; want 7 lines, header output,zone,window_start,window_end,count,...", len(recs), recs[0])
+	}
 
 	consume := exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n")
 	out, err := consume.CombinedOutput()
