@@ -40,7 +40,9 @@ func TestStopsInReverseOrder(t *testing.T) {
 	r := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- Run(ctx, quiet, time.Minute, r.comp("broker", nil), r.comp("pipeline", nil), r.comp("http", nil)) }()
+	go func() {
+		done <- Run(ctx, quiet, time.Minute, r.comp("broker", nil), r.comp("pipeline", nil), r.comp("http", nil))
+	}()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
