@@ -78,8 +78,8 @@ func splitArray(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
 		return dst, &BodyError{Line: line, Reason: "malformed JSON: " + reason}
 	}
 	arr, _ := v.Array()
-	// Each element is re-serialized compactly; record the array's first line
-	// for all elements since fastjson keeps no positions.
+	// Each element is re-serialized compactly. fastjson keeps no positions,
+	// so array elements carry no line; errors name them by index.
 	for _, el := range arr {
 		dst = append(dst, item{raw: el.MarshalTo(nil), line: 0})
 	}

@@ -134,14 +134,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 		return writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("unknown stream %q: known streams are %s", name, strings.Join(known, ", "))})
 	}
 	st := h.pool.Get().(*state)
-	defer h.pool.Put(st)
 	if err := h.readBody(r, &st.body); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) || errors.Is(err, errTooLarge) {
 			h.count(name, "malformed", 1)
+			h.pool.Put(st)
 			return writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes: split it into smaller batches", h.cfg.MaxBody)})
 		}
 		h.count(name, "malformed", 1)
+		h.pool.Put(st)
 		return writeJSON(w, http.StatusBadRequest, errorBody{Error: "read body: " + err.Error()})
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -150,6 +151,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 	st.items, err = splitBody(st.body.Bytes(), ndjson, &st.split, st.items[:0])
 	if err != nil {
 		h.count(name, "malformed", 1)
+		h.pool.Put(st)
 		var be *BodyError
 		if errors.As(err, &be) {
 			return writeJSON(w, http.StatusBadRequest, errorBody{Error: be.Error(), Line: be.Line})
@@ -214,29 +216,39 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 		// the value.
 	}
 	errs, complete := h.send(rctx, recs)
-	if !complete {
-		// The client still holds records of this request; do not let the
-		// pooled state be reused under it.
-		st.recs = nil
+	if complete {
+		// Otherwise the client still holds records that point into this
+		// request's buffers: leave them to the garbage collector.
+		defer h.pool.Put(st)
 	}
 	var failed []EventError
 	for i, err := range errs {
-		if err == nil {
+		switch {
+		case err == nil:
 			if recs[i].Topic == s.Name {
 				resp.Accepted++
 			}
-			continue
+		case recs[i].Topic == s.Name:
+			failed = append(failed, EventError{Index: i, Line: st.items[i].line, Error: err.Error()})
+		default:
+			// A rejected event whose dead-letter copy failed: say so in
+			// its existing error.
+			resp.Failed++
+			for j := range resp.Errors {
+				if resp.Errors[j].Index == i {
+					resp.Errors[j].Error += "; writing it to the dead-letter topic failed too: " + err.Error()
+				}
+			}
 		}
-		failed = append(failed, EventError{Index: i, Line: st.items[i].line, Error: err.Error()})
 	}
 	h.accepted.Add(uint64(resp.Accepted))
 	h.count(s.Name, "accepted", resp.Accepted)
 	h.count(s.Name, "rejected", resp.Rejected)
 	code := http.StatusOK
-	if len(failed) > 0 {
+	if len(failed) > 0 || resp.Failed > 0 {
 		h.count(s.Name, "failed", len(failed))
-		h.cfg.Logger.Warn("ingest could not store events", "stream", s.Name, "failed", len(failed), "err", failed[0].Error)
-		resp.Failed = len(failed)
+		h.cfg.Logger.Warn("ingest could not store events", "stream", s.Name, "failed", len(failed), "dead_letters_failed", resp.Failed)
+		resp.Failed += len(failed)
 		resp.Errors = append(resp.Errors, failed...)
 		sort.Slice(resp.Errors, func(i, j int) bool { return resp.Errors[i].Index < resp.Errors[j].Index })
 		w.Header().Set("Retry-After", "1")

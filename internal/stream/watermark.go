@@ -11,8 +11,10 @@ const NoWatermark = math.MinInt64
 // is the minimum over partitions that are not idle. A partition that
 // delivered nothing for IdleTimeout (processing time) stops holding the
 // combined watermark back; when every partition is idle the combined
-// watermark is the maximum of theirs, so the last windows of a stream that
-// stopped still close.
+// watermark is the maximum of theirs, so a stalled partition cannot hold
+// windows open that the others already passed. As in Flink and Kafka
+// Streams, event time advances only with events: the windows holding a
+// stream's latest events close when later events arrive.
 type Watermarks struct {
 	// Disorder is the allowed out-of-orderness in milliseconds.
 	Disorder int64

@@ -1,0 +1,222 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/internal/event"
+)
+
+// A semantics case is a hand-written scenario run through the city
+// pipeline's engine. Its expectations are worked out by hand from the
+// rules (windows are [start, end); a partition's watermark is its highest
+// event time minus disorder_ms; the engine's watermark is the minimum over
+// partitions active within idle_timeout_ms of processing time, or the
+// maximum when all are idle; a window fires once the watermark reaches its
+// end; an event whose window fired is late), never recorded from a run.
+type semCase struct {
+	Description   string `json:"description"`
+	DisorderMs    int64  `json:"disorder_ms"`
+	IdleTimeoutMs int64  `json:"idle_timeout_ms"`
+	// Outputs limits expect_fired and expect_final to these outputs;
+	// empty means every output of the city pipeline.
+	Outputs []string  `json:"outputs"`
+	Steps   []semStep `json:"steps"`
+	// ExpectFinal is every final result of the checked outputs over the
+	// whole run, in any order.
+	ExpectFinal []semResult `json:"expect_final"`
+	// ExpectLate is how many events Add rejected as late.
+	ExpectLate int `json:"expect_late"`
+	// ExpectOpenWindows, when set, is OpenWindows() at the end (every
+	// output counts, checked or not).
+	ExpectOpenWindows *int `json:"expect_open_windows"`
+}
+
+// A step adds an event or advances the engine.
+type semStep struct {
+	Comment string `json:"comment"`
+	// An event: a city reading as a sender would post it, added from
+	// Partition at processing time Now (ms).
+	Partition int32           `json:"partition"`
+	Now       int64           `json:"now"`
+	Event     json.RawMessage `json:"event"`
+	// Late says Add must reject the event.
+	Late bool `json:"late"`
+	// Advance calls Advance at this processing time (ms).
+	Advance *int64 `json:"advance"`
+	// ExpectFired, for an advance, lists exactly the results of the
+	// checked outputs it fires, as "output/key@start".
+	ExpectFired []string `json:"expect_fired"`
+	// ExpectWatermark, for an advance, is Watermark() after it.
+	ExpectWatermark string `json:"expect_watermark"`
+	// ExpectOpenWindows is OpenWindows() after the step.
+	ExpectOpenWindows *int `json:"expect_open_windows"`
+}
+
+type semResult struct {
+	Output string `json:"output"`
+	Key    string `json:"key"`
+	Start  string `json:"start"`
+	End    string `json:"end"`
+	Count  int64  `json:"count"`
+	// Fields are aggregates by the names the sinks store, e.g.
+	// "speed_kmh_avg"; only the listed ones are compared.
+	Fields map[string]float64 `json:"fields"`
+}
+
+func rfc3339(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func resultID(r *Result) string { return fmt.Sprintf("%s/%s@%s", r.Output, r.Key, rfc3339(r.Start)) }
+
+func TestSemantics(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "semantics", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no semantics cases: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			var c semCase
+			if err := dec.Decode(&c); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			runSemantics(t, &c)
+		})
+	}
+}
+
+func runSemantics(t *testing.T, c *semCase) {
+	t.Logf("%s", c.Description)
+	checked := func(output string) bool { return len(c.Outputs) == 0 || slices.Contains(c.Outputs, output) }
+	e := NewEngine(City().Outputs, c.DisorderMs, c.IdleTimeoutMs)
+	var parser event.CityParser
+	var finals []Result
+	fired := map[string]bool{}
+	late := 0
+	for i, s := range c.Steps {
+		where := fmt.Sprintf("step %d", i+1)
+		if s.Comment != "" {
+			where += " (" + s.Comment + ")"
+		}
+		switch {
+		case s.Event != nil && s.Advance == nil:
+			var r event.Reading
+			if err := parser.Parse(s.Event, &r); err != nil {
+				t.Fatalf("%s: invalid event %s: %v", where, s.Event, err)
+			}
+			ok := e.Add(s.Partition, &r, s.Now)
+			if !ok {
+				late++
+			}
+			if ok == s.Late {
+				t.Errorf("%s: Add(ts %s) = %v, want late %v", where, rfc3339(r.TS), ok, s.Late)
+			}
+		case s.Advance != nil && s.Event == nil:
+			out := e.Advance(*s.Advance, nil)
+			var ids []string
+			for j := range out {
+				r := &out[j]
+				id := resultID(r)
+				if !r.Final || r.End != r.Start+time.Minute.Milliseconds() {
+					t.Errorf("%s: result %s final %v end %s", where, id, r.Final, rfc3339(r.End))
+				}
+				if fired[id] {
+					t.Errorf("%s: window %s fired a second time", where, id)
+				}
+				fired[id] = true
+				if checked(r.Output) {
+					ids = append(ids, id)
+					finals = append(finals, *r)
+				}
+			}
+			if s.ExpectFired != nil {
+				want := slices.Clone(s.ExpectFired)
+				sort.Strings(want)
+				sort.Strings(ids)
+				if !slices.Equal(ids, want) {
+					t.Errorf("%s: fired %q, want %q", where, ids, want)
+				}
+			}
+			if s.ExpectWatermark != "" {
+				want, err := event.ParseTime(s.ExpectWatermark)
+				if err != nil {
+					t.Fatalf("%s: expect_watermark: %v", where, err)
+				}
+				if got := e.Watermark(); got != want {
+					t.Errorf("%s: watermark %s, want %s", where, rfc3339(got), rfc3339(want))
+				}
+			}
+		default:
+			t.Fatalf("%s: a step has either an event or an advance", where)
+		}
+		if s.ExpectOpenWindows != nil && e.OpenWindows() != *s.ExpectOpenWindows {
+			t.Errorf("%s: %d open windows, want %d", where, e.OpenWindows(), *s.ExpectOpenWindows)
+		}
+	}
+	if late != c.ExpectLate {
+		t.Errorf("%d late events, want %d", late, c.ExpectLate)
+	}
+	if c.ExpectOpenWindows != nil && e.OpenWindows() != *c.ExpectOpenWindows {
+		t.Errorf("%d open windows at the end, want %d", e.OpenWindows(), *c.ExpectOpenWindows)
+	}
+	compareFinals(t, finals, c.ExpectFinal)
+}
+
+func compareFinals(t *testing.T, got []Result, want []semResult) {
+	t.Helper()
+	byID := make(map[string]*Result, len(got))
+	for i := range got {
+		byID[resultID(&got[i])] = &got[i]
+	}
+	for _, w := range want {
+		start, err1 := event.ParseTime(w.Start)
+		end, err2 := event.ParseTime(w.End)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("expect_final %s/%s: bad start or end: %v %v", w.Output, w.Key, err1, err2)
+		}
+		id := fmt.Sprintf("%s/%s@%s", w.Output, w.Key, rfc3339(start))
+		r := byID[id]
+		if r == nil {
+			t.Errorf("final %s was not emitted", id)
+			continue
+		}
+		delete(byID, id)
+		if r.End != end || r.State.Count != w.Count {
+			t.Errorf("final %s: end %s count %d, want end %s count %d", id, rfc3339(r.End), r.State.Count, rfc3339(end), w.Count)
+		}
+		var fields map[string]float64
+		if err := json.Unmarshal(AppendAggsJSON(nil, &r.State), &fields); err != nil {
+			t.Fatal(err)
+		}
+		for name, v := range w.Fields {
+			g, ok := fields[name]
+			if !ok || !closeTo(g, v) {
+				t.Errorf("final %s: %s = %v (present %v), want %v", id, name, g, ok, v)
+			}
+		}
+	}
+	for id := range byID {
+		t.Errorf("unexpected final %s", id)
+	}
+}
+
+// closeTo reports whether a and b are equal within 1e-9 relative.
+func closeTo(a, b float64) bool {
+	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
