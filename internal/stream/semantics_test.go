@@ -53,6 +53,9 @@ type semStep struct {
 	Late bool `json:"late"`
 	// Advance calls Advance at this processing time (ms).
 	Advance *int64 `json:"advance"`
+	// Assign registers these input partitions at processing time Now, as
+	// the processor does when it is assigned them.
+	Assign []int32 `json:"assign"`
 	// ExpectFired, for an advance, lists exactly the results of the
 	// checked outputs it fires, as "output/key@start".
 	ExpectFired []string `json:"expect_fired"`
@@ -115,6 +118,10 @@ func runSemantics(t *testing.T, c *semCase) {
 			where += " (" + s.Comment + ")"
 		}
 		switch {
+		case s.Assign != nil:
+			for _, p := range s.Assign {
+				e.Assign(p, s.Now)
+			}
 		case s.Event != nil && s.Advance == nil:
 			var r event.Reading
 			if err := parser.Parse(s.Event, &r); err != nil {
