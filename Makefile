@@ -21,7 +21,7 @@ test-short:
 
 # Micro-benchmarks of the hot paths (results in docs/benchmarks.md).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./internal/event ./internal/ingest ./internal/stream ./internal/loadgen
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./internal/event ./internal/ingest ./internal/stream ./internal/loadgen ./internal/broker
 
 # End-to-end load test: pulse run + pulse loadgen on this machine.
 loadtest:
