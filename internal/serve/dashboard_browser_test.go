@@ -18,13 +18,12 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/pulsehq/pulse/internal/browsertest"
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // zoneValues are the averages a test window of one zone gets.
 type zoneValues struct {
@@ -83,12 +82,7 @@ const readPage = `(() => {
 // real server fed through the live board and the result store, and checks
 // that the tiles, the header and the chart show the data and follow it.
 func TestDashboardBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is required in CI (apt-get install chromium): %v", err)
-		}
-		t.Skipf("chromium not installed at %s: %v", chromiumPath, err)
-	}
+	browsertest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -164,7 +158,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}()
 	base := "http://" + srv.Addr()
 
-	bctx := startBrowser(t, ctx)
+	bctx := browsertest.Start(t, ctx)
 
 	// Record uncaught exceptions, console errors and any request that leaves
 	// the server: the dashboard must work offline.
@@ -291,36 +285,6 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
-}
-
-// startBrowser starts headless Chromium and returns a context for its tab;
-// the browser closes when the test ends.
-func startBrowser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1600, 1000),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	// Cleanups run last in, first out: the browser closes before its
-	// user data directory is removed.
-	t.Cleanup(cancelAlloc)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		t.Fatalf("start %s: %v", chromiumPath, err)
-	}
-	return bctx
 }
 
 // waitFor reads the page until ok accepts it, failing the test with the last
