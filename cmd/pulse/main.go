@@ -14,6 +14,8 @@ const usage = `pulse: real-time event analytics in one binary
 Usage:
   pulse run [flags]            run Pulse (add --demo for a built-in city simulator)
   pulse loadgen city [flags]   send generated city readings to a running Pulse
+  pulse pipeline validate FILE...  check pipeline files, reporting every error with its line
+  pulse pipeline list          list the built-in pipelines
   pulse version                print the version
 
 Run "pulse <command> --help" for the flags of a command.
@@ -40,6 +42,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return runCmd(ctx, args[1:])
 	case "loadgen":
 		return loadgenCmd(ctx, args[1:])
+	case "pipeline":
+		return pipelineCmd(ctx, args[1:])
 	case "version":
 		fmt.Println("pulse", version)
 		return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/pulsehq/pulse/internal/ingest"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/loadgen"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -25,6 +26,7 @@ import (
 
 type runFlags struct {
 	dataDir, kafkaListen, brokers, httpAddr, logLevel string
+	pipelinesDir                                      string
 	demo                                              bool
 	demoRate                                          float64
 	demoSensors, demoZones, partitions                int
@@ -47,8 +49,9 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&f.demoZones, "demo-zones", 20, "zones the --demo simulator's sensors are spread over")
 	fs.IntVar(&f.partitions, "partitions", 8, "partitions of the topics Pulse creates")
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
-	fs.DurationVar(&f.disorder, "max-out-of-orderness", 5*time.Second, "how far behind the newest event time an event may arrive and still count")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", 30*time.Second, "a partition without events this long stops holding the watermark back")
+	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
+	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often results, state and offsets are committed together")
 	fs.DurationVar(&f.liveEvery, "live-interval", 500*time.Millisecond, "how often live partial results are published to dashboards")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
@@ -87,7 +90,18 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		log.Info("embedded Kafka broker listening", "addr", b.Addr(), "data_dir", filepath.Join(f.dataDir, "kafka"))
 	}
 
-	pipe := stream.City()
+	plans, err := loadPlans(f.pipelinesDir)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if f.disorder > 0 {
+			p.Time.MaxOutOfOrderness = f.disorder
+		}
+		if f.idleTimeout > 0 {
+			p.Time.IdleTimeout = f.idleTimeout
+		}
+	}
 	producer, err := bus.NewClient(brokers, "pulse-ingest",
 		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.MaxBufferedRecords(1<<20),
@@ -99,7 +113,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	defer producer.Close()
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), pipe.Topic, stream.DLQTopic(pipe.Topic), stream.LateTopic(pipe.Name)); err != nil {
+	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), topicsOf(plans)...); err != nil {
 		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
 	}
 
@@ -109,45 +123,56 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	defer store.Close()
 
-	consumer, err := bus.NewClient(brokers, "pulse-"+pipe.Name,
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxBytes(32<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
-		kgo.ProducerLinger(5*time.Millisecond),
-	)
-	if err != nil {
-		return err
+	board := &stream.Board{}
+	var procs []*stream.Processor
+	clients := []*kgo.Client{producer}
+	var pipeComps []lifecycle.Component
+	for _, plan := range plans {
+		consumer, err := bus.NewClient(brokers, "pulse-"+plan.Name,
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.FetchMaxBytes(32<<20),
+			kgo.FetchMaxPartitionBytes(8<<20),
+			kgo.ProducerLinger(5*time.Millisecond),
+		)
+		if err != nil {
+			return err
+		}
+		defer consumer.Close()
+		clients = append(clients, consumer)
+		proc := stream.NewProcessor(stream.Config{
+			Plan: plan, Client: consumer, Store: store, Board: board, Metrics: metrics, Logger: log,
+			CheckpointEvery: f.checkpointEvery, LiveEvery: f.liveEvery,
+		})
+		procs = append(procs, proc)
+		pipeComps = append(pipeComps, lifecycle.Component{Name: "pipeline " + plan.Name, Run: proc.Run})
 	}
-	defer consumer.Close()
 	// The clients close before the broker stops, so they do not wait on a
 	// broker that is gone.
 	comps = append(comps, lifecycle.Component{Name: "kafka clients", Run: func(ctx context.Context) error {
 		<-ctx.Done()
-		consumer.Close()
-		producer.Close()
+		for _, c := range clients {
+			c.Close()
+		}
 		return nil
 	}})
-	board := &stream.Board{}
-	proc := stream.NewProcessor(stream.Config{
-		Pipeline: pipe, Client: consumer, Store: store, Board: board, Metrics: metrics, Logger: log,
-		Disorder: f.disorder, IdleTimeout: f.idleTimeout, CheckpointEvery: f.checkpointEvery, LiveEvery: f.liveEvery,
-	})
-	comps = append(comps, lifecycle.Component{Name: "pipeline " + pipe.Name, Run: proc.Run})
+	comps = append(comps, pipeComps...)
 
 	ing := ingest.New(ingest.Config{
-		Streams: []ingest.Stream{{Name: pipe.Topic, KeyField: pipe.KeyField}},
+		Streams: streamsOf(plans),
 		Client:  producer, MaxBody: f.maxBody, ProduceTimeout: f.produceTimeout, MaxFuture: f.maxFuture,
 		Metrics: metrics, Logger: log,
 	})
 	srv, err := serve.New(serve.Config{
-		Addr: f.httpAddr, Ingest: ing, Pipelines: []stream.Pipeline{pipe}, Store: store, Board: board,
+		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: f.liveEvery, Logger: log,
 		Ready: func(ctx context.Context) error {
 			if err := bus.Ping(ctx, producer); err != nil {
 				return err
 			}
-			if !proc.Ready() {
-				return errors.New("pipeline " + pipe.Name + " is restoring its state")
+			for i, p := range procs {
+				if !p.Ready() {
+					return errors.New("pipeline " + plans[i].Name + " is restoring its state")
+				}
 			}
 			return nil
 		},
@@ -172,4 +197,58 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}})
 	}
 	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}
+
+// loadPlans returns the built-in pipelines plus those in dir.
+func loadPlans(dir string) ([]*pipeline.Plan, error) {
+	builtin, err := pipeline.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("built-in pipelines: %w", err)
+	}
+	if dir == "" {
+		return builtin, nil
+	}
+	user, err := pipeline.LoadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines in %s (check them with pulse pipeline validate): %w", dir, err)
+	}
+	return pipeline.Merge(builtin, user)
+}
+
+// topicsOf lists every topic the pipelines read or write.
+func topicsOf(plans []*pipeline.Plan) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for _, p := range plans {
+		for _, t := range p.Source.Topics {
+			add(t)
+			add(stream.DLQTopic(t))
+		}
+		add(stream.LateTopic(p.Name))
+		for _, o := range p.Outputs {
+			add(o.Topic)
+		}
+	}
+	return out
+}
+
+// streamsOf lists the ingest streams: one per source topic.
+func streamsOf(plans []*pipeline.Plan) []ingest.Stream {
+	seen := map[string]bool{}
+	var out []ingest.Stream
+	for _, p := range plans {
+		for _, t := range p.Source.Topics {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, ingest.Stream{Name: t, Source: p.Source})
+			}
+		}
+	}
+	return out
 }

@@ -22,14 +22,17 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
 // Stream is a named input stream the ingest API accepts.
 type Stream struct {
 	Name string
-	// KeyField is the field whose value keys the Kafka record.
-	KeyField string
+	// Source is the pipeline source that reads the stream: its key and
+	// event-time fields are required in every event. The stream named
+	// "city" is validated as city readings (see event.CityParser).
+	Source pipeline.Source
 }
 
 // Config configures the ingest handler.
@@ -57,11 +60,12 @@ type Handler struct {
 
 // state is the per-request scratch space, pooled across requests.
 type state struct {
-	body   bytes.Buffer
-	split  fastjson.Parser
-	parser event.CityParser
-	items  []item
-	recs   []kgo.Record
+	body    bytes.Buffer
+	split   fastjson.Parser
+	parser  event.CityParser
+	generic genericParser
+	items   []item
+	recs    []kgo.Record
 }
 
 // New returns an ingest handler.
@@ -195,7 +199,16 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 	for i, it := range st.items {
 		rec := &recs[i]
 		*rec = kgo.Record{Value: it.raw}
-		if err := st.parser.Parse(it.raw, &r); err != nil {
+		var key []byte
+		var err error
+		if s.Name == "city" {
+			if err = st.parser.Parse(it.raw, &r); err == nil {
+				key = []byte(r.SensorID)
+			}
+		} else {
+			key, err = st.generic.validate(it.raw, &s.Source)
+		}
+		if err != nil {
 			resp.Rejected++
 			resp.Errors = append(resp.Errors, EventError{Index: i, Line: it.line, Error: err.Error()})
 			rec.Topic = s.Name + ".dlq"
@@ -207,7 +220,7 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 			continue
 		}
 		rec.Topic = s.Name
-		rec.Key = []byte(r.SensorID)
+		rec.Key = key
 		// The record keeps the ingest time as its timestamp (set by the
 		// client), not the event time: franz-go measures
 		// RecordDeliveryTimeout from the record timestamp, so an event time

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -26,7 +26,7 @@ func startAPI(t *testing.T) (string, *sink.SQLite, *stream.Board) {
 	t.Cleanup(func() { store.Close() })
 	board := &stream.Board{}
 	srv, err := serve.New(serve.Config{
-		Addr: "127.0.0.1:0", Pipelines: []stream.Pipeline{stream.City()}, Store: store, Board: board,
+		Addr: "127.0.0.1:0", Pipelines: []*pipeline.Plan{cityPlan(t)}, Store: store, Board: board,
 		Metrics: telemetry.New(), LiveEvery: 50 * time.Millisecond,
 		Ready: func(context.Context) error { return nil },
 	})
@@ -51,21 +51,22 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func zoneResult(zone string, start time.Time, speeds ...float64) stream.Result {
-	var ws stream.WindowState
-	for _, s := range speeds {
-		r := event.Reading{SensorID: "S-1", Zone: zone, Kind: event.KindTraffic}
-		r.Set(event.SpeedKmh, s)
-		ws.Add(&r)
+func zoneResult(t *testing.T, zone string, start time.Time, speeds ...float64) stream.Result {
+	sum, lo, hi := 0.0, speeds[0], speeds[0]
+	for _, v := range speeds {
+		sum += v
+		lo, hi = min(lo, v), max(hi, v)
 	}
-	return stream.Result{Output: "zone_1m", GroupBy: "zone", Key: zone, Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), Final: true, State: ws}
+	n := float64(len(speeds))
+	return zoneWindow(t, zone, start, true, map[string]float64{"count": n, "speed_kmh_count": n,
+		"speed_kmh_avg": sum / n, "speed_kmh_min": lo, "speed_kmh_max": hi})
 }
 
 func TestResultsAPI(t *testing.T) {
 	base, store, _ := startAPI(t)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	results := []stream.Result{zoneResult("zone-01", t0, 10, 20), zoneResult("zone-02", t0, 30), zoneResult("zone-01", t0.Add(time.Minute), 40)}
-	if err := store.Commit(context.Background(), "city", results, stream.Checkpoint{Offsets: map[int32]int64{}}); err != nil {
+	results := []stream.Result{zoneResult(t, "zone-01", t0, 10, 20), zoneResult(t, "zone-02", t0, 30), zoneResult(t, "zone-01", t0.Add(time.Minute), 40)}
+	if err := store.Commit(context.Background(), "city", results, stream.Checkpoint{Offsets: map[string]int64{}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -130,7 +131,7 @@ func TestResultsAPI(t *testing.T) {
 func TestLiveSSE(t *testing.T) {
 	base, _, board := startAPI(t)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	board.Set("city", "zone_1m", stream.Live{Watermark: t0.UnixMilli(), Results: []stream.Result{zoneResult("zone-07", t0, 55)}})
+	board.Set("city", "zone_1m", stream.Live{Watermark: t0.UnixMilli(), Results: []stream.Result{zoneResult(t, "zone-07", t0, 55)}})
 	resp, err := http.Get(base + "/v1/pipelines/city/live?output=zone_1m")
 	if err != nil {
 		t.Fatal(err)

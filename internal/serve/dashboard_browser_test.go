@@ -19,7 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pulsehq/pulse/internal/browsertest"
-	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -114,10 +114,10 @@ func TestDashboardBrowser(t *testing.T) {
 				pm25:  20 + 12*math.Cos(phase/2),
 				temp:  20 + 2*math.Sin(phase/3),
 			}
-			finals = append(finals, result(zone, cur-int64(i)*minute, v))
+			finals = append(finals, result(t, zone, cur-int64(i)*minute, v))
 		}
 	}
-	if err := store.Commit(ctx, "city", finals, stream.Checkpoint{Offsets: map[int32]int64{}}); err != nil {
+	if err := store.Commit(ctx, "city", finals, stream.Checkpoint{Offsets: map[string]int64{}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -126,7 +126,7 @@ func TestDashboardBrowser(t *testing.T) {
 	var accepted atomic.Uint64
 	srv, err := serve.New(serve.Config{
 		Addr:      "127.0.0.1:0",
-		Pipelines: []stream.Pipeline{stream.City()},
+		Pipelines: []*pipeline.Plan{cityPlan(t)},
 		Store:     store,
 		Board:     board,
 		LiveEvery: 200 * time.Millisecond,
@@ -212,9 +212,9 @@ func TestDashboardBrowser(t *testing.T) {
 	// Data arrives: zone-02 also has the previous minute's window still
 	// open, and its tile must show the latest one.
 	setLive := func() {
-		results := []stream.Result{result("zone-02", cur-minute, zoneValues{99, 99, 99})}
+		results := []stream.Result{result(t, "zone-02", cur-minute, zoneValues{99, 99, 99})}
 		for _, z := range zones {
-			results = append(results, result(z, cur, live[z]))
+			results = append(results, result(t, z, cur, live[z]))
 		}
 		board.Set("city", "zone_1m", stream.Live{Watermark: time.Now().Add(-3 * time.Second).UnixMilli(), Results: results})
 	}
@@ -323,25 +323,14 @@ func near(text string, want, tol float64) bool {
 	return err == nil && math.Abs(got-want) <= tol+1e-9
 }
 
-// result is a window of zone starting at start whose speed, PM2.5 and
-// temperature average to v, from one reading of each sensor kind per value
-// pair around it.
-func result(zone string, start int64, v zoneValues) stream.Result {
-	var ws stream.WindowState
-	for i, d := range []float64{-1, 1} {
-		ts := start + int64(i+1)*1000
-		traffic := event.Reading{SensorID: zone + "-traffic", Zone: zone, Kind: event.KindTraffic, TS: ts}
-		traffic.Set(event.SpeedKmh, v.speed+d)
-		traffic.Set(event.VehicleCount, 12)
-		air := event.Reading{SensorID: zone + "-air", Zone: zone, Kind: event.KindAir, TS: ts}
-		air.Set(event.PM25, v.pm25+d)
-		weather := event.Reading{SensorID: zone + "-weather", Zone: zone, Kind: event.KindWeather, TS: ts}
-		weather.Set(event.TempC, v.temp+d)
-		ws.Add(&traffic)
-		ws.Add(&air)
-		ws.Add(&weather)
-	}
-	return stream.Result{Output: "zone_1m", GroupBy: "zone", Key: zone, Start: start, End: start + time.Minute.Milliseconds(), State: ws}
+// result is a live window of zone starting at start whose speed, PM2.5
+// and temperature average to v.
+func result(t *testing.T, zone string, start int64, v zoneValues) stream.Result {
+	return zoneWindow(t, zone, time.UnixMilli(start), false, map[string]float64{
+		"count": 6, "speed_kmh_count": 2, "speed_kmh_avg": v.speed, "speed_kmh_min": v.speed - 1, "speed_kmh_max": v.speed + 1,
+		"vehicle_count_count": 2, "vehicle_count_avg": 12, "pm25_count": 2, "pm25_avg": v.pm25, "pm25_min": v.pm25 - 1, "pm25_max": v.pm25 + 1,
+		"temp_c_count": 2, "temp_c_avg": v.temp, "temp_c_min": v.temp - 1, "temp_c_max": v.temp + 1,
+	})
 }
 
 // describe gives a short text for a remote object.

@@ -22,7 +22,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	}
 	output := r.URL.Query().Get("output")
 	if output == "" {
-		badRequest(w, "output is required: one of %v", p.OutputNames())
+		badRequest(w, "output is required: one of %v", outputNames(p))
 		return
 	}
 	if _, err := parseOutputs(p, output); err != nil {
@@ -71,14 +71,11 @@ func (s *Server) appendLive(buf []byte, pipeline, output string) []byte {
 		buf = strconv.AppendInt(buf, l.Watermark, 10)
 	}
 	buf = append(buf, `,"results":[`...)
-	var aggs []byte
 	for i := range l.Results {
-		res := &l.Results[i]
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		aggs = stream.AppendAggsJSON(aggs[:0], &res.State)
-		buf = appendRow(buf, res.Output, res.GroupBy, res.Key, res.Start, res.End, false, aggs)
+		buf = stream.AppendResultJSON(buf, &l.Results[i])
 	}
 	return append(buf, "]}\n\n"...)
 }

@@ -13,20 +13,36 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
 type pipelineInfo struct {
-	Name    string       `json:"name"`
-	Topic   string       `json:"topic"`
-	Outputs []outputInfo `json:"outputs"`
+	Name        string       `json:"name"`
+	Description string       `json:"description,omitempty"`
+	File        string       `json:"file"`
+	Topics      []string     `json:"topics"`
+	Outputs     []outputInfo `json:"outputs"`
 }
 
 type outputInfo struct {
-	Name    string `json:"name"`
-	GroupBy string `json:"group_by"`
-	Window  string `json:"window"`
+	Name       string   `json:"name"`
+	GroupBy    []string `json:"group_by"`
+	Window     string   `json:"window"`
+	Aggregates []string `json:"aggregates"`
+	Topic      string   `json:"topic"`
+	Live       bool     `json:"live"`
+}
+
+func describeWindow(w pipeline.Window) string {
+	switch w.Kind {
+	case pipeline.Hopping:
+		return "hopping " + w.Size.String() + " every " + w.Slide.String()
+	case pipeline.Session:
+		return "session gap " + w.Gap.String()
+	}
+	return "tumbling " + w.Size.String()
 }
 
 func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
@@ -34,25 +50,37 @@ func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
 		Pipelines []pipelineInfo `json:"pipelines"`
 	}{Pipelines: []pipelineInfo{}}
 	for _, p := range s.cfg.Pipelines {
-		pi := pipelineInfo{Name: p.Name, Topic: p.Topic}
+		pi := pipelineInfo{Name: p.Name, Description: p.Description, File: p.File, Topics: p.Source.Topics}
 		for _, o := range p.Outputs {
-			pi.Outputs = append(pi.Outputs, outputInfo{
-				Name: o.Name, GroupBy: o.GroupBy,
-				Window: "tumbling " + (time.Duration(o.Window.Size) * time.Millisecond).String(),
-			})
+			oi := outputInfo{Name: o.Name, GroupBy: o.GroupBy, Window: describeWindow(o.Window), Topic: o.Topic, Live: o.Live}
+			if oi.GroupBy == nil {
+				oi.GroupBy = []string{}
+			}
+			for _, a := range o.Aggregates {
+				oi.Aggregates = append(oi.Aggregates, a.Name)
+			}
+			pi.Outputs = append(pi.Outputs, oi)
 		}
 		out.Pipelines = append(out.Pipelines, pi)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) pipeline(name string) (stream.Pipeline, bool) {
+func (s *Server) pipeline(name string) (*pipeline.Plan, bool) {
 	for _, p := range s.cfg.Pipelines {
 		if p.Name == name {
 			return p, true
 		}
 	}
-	return stream.Pipeline{}, false
+	return nil, false
+}
+
+func outputNames(p *pipeline.Plan) []string {
+	names := make([]string, len(p.Outputs))
+	for i, o := range p.Outputs {
+		names[i] = o.Name
+	}
+	return names
 }
 
 func badRequest(w http.ResponseWriter, format string, args ...any) {
@@ -60,14 +88,14 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 }
 
 // parseOutputs checks the comma separated output names against p.
-func parseOutputs(p stream.Pipeline, s string) ([]string, error) {
+func parseOutputs(p *pipeline.Plan, s string) ([]string, error) {
 	if s == "" {
 		return nil, nil
 	}
 	names := strings.Split(s, ",")
 	for _, n := range names {
-		if !slices.Contains(p.OutputNames(), n) {
-			return nil, fmt.Errorf("pipeline %s has no output %q: its outputs are %s", p.Name, n, strings.Join(p.OutputNames(), ", "))
+		if !slices.Contains(outputNames(p), n) {
+			return nil, fmt.Errorf("pipeline %s has no output %q: its outputs are %s", p.Name, n, strings.Join(outputNames(p), ", "))
 		}
 	}
 	return names, nil
@@ -118,7 +146,11 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "format=%q is unknown: use json or csv", format)
 		return
 	}
-	rows, err := s.cfg.Store.Query(r.Context(), sink.Query{Pipeline: p.Name, Outputs: outputs, Key: q.Get("key"), From: from, To: to, Limit: limit})
+	var key []string
+	if k := q.Get("key"); k != "" {
+		key = strings.Split(k, ",")
+	}
+	rows, err := s.cfg.Store.Query(r.Context(), sink.Query{Pipeline: p.Name, Outputs: outputs, Key: key, From: from, To: to, Limit: limit})
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
@@ -132,11 +164,11 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 	buf := []byte(`{"pipeline":`)
 	buf = strconv.AppendQuote(buf, p.Name)
 	buf = append(buf, `,"results":[`...)
-	for i, row := range rows {
+	for i := range rows {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendRow(buf, row.Output, row.GroupBy, row.Key, row.Start, row.End, true, row.Aggs)
+		buf = appendRow(buf, &rows[i])
 		if len(buf) > 32<<10 {
 			bw.Write(buf)
 			buf = buf[:0]
@@ -147,26 +179,14 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 	bw.Flush()
 }
 
-// appendRow writes one result as a JSON object: output, key, window bounds,
-// final, then the named aggregates spliced from aggs.
-func appendRow(buf []byte, output, groupBy, key string, start, end int64, final bool, aggs []byte) []byte {
-	buf = append(buf, `{"output":`...)
-	buf = strconv.AppendQuote(buf, output)
-	buf = append(buf, `,"key":{`...)
-	buf = strconv.AppendQuote(buf, groupBy)
-	buf = append(buf, ':')
-	buf = strconv.AppendQuote(buf, key)
-	buf = append(buf, `},"window_start":"`...)
-	buf = time.UnixMilli(start).UTC().AppendFormat(buf, time.RFC3339)
-	buf = append(buf, `","window_end":"`...)
-	buf = time.UnixMilli(end).UTC().AppendFormat(buf, time.RFC3339)
-	buf = append(buf, `","final":`...)
-	buf = strconv.AppendBool(buf, final)
-	if len(aggs) > 2 {
+// appendRow writes one stored result in the shape of
+// stream.AppendResultJSON, splicing the stored aggregates object.
+func appendRow(buf []byte, row *sink.Row) []byte {
+	buf = stream.AppendResultJSON(buf, &stream.Result{Output: row.Output, GroupBy: row.GroupBy, Key: row.Key, Start: row.Start, End: row.End, Final: true})
+	if len(row.Aggs) > 2 {
+		buf = buf[:len(buf)-1] // the closing brace
 		buf = append(buf, ',')
-		buf = append(buf, aggs[1:]...)
-	} else {
-		buf = append(buf, '}')
+		buf = append(buf, row.Aggs[1:]...)
 	}
 	return buf
 }
@@ -177,8 +197,10 @@ func writeCSV(w http.ResponseWriter, rows []sink.Row) {
 	decoded := make([]map[string]string, len(rows))
 	var p fastjson.Parser
 	for i, row := range rows {
-		if !slices.Contains(groupCols, row.GroupBy) {
-			groupCols = append(groupCols, row.GroupBy)
+		for _, g := range row.GroupBy {
+			if !slices.Contains(groupCols, g) {
+				groupCols = append(groupCols, g)
+			}
 		}
 		v, err := p.ParseBytes(row.Aggs)
 		if err != nil {
@@ -206,11 +228,11 @@ func writeCSV(w http.ResponseWriter, rows []sink.Row) {
 		rec = rec[:0]
 		rec = append(rec, row.Output)
 		for _, g := range groupCols {
-			if g == row.GroupBy {
-				rec = append(rec, row.Key)
-			} else {
-				rec = append(rec, "")
+			val := ""
+			if j := slices.Index(row.GroupBy, g); j >= 0 && j < len(row.Key) {
+				val = row.Key[j]
 			}
+			rec = append(rec, val)
 		}
 		rec = append(rec, time.UnixMilli(row.Start).UTC().Format(time.RFC3339), time.UnixMilli(row.End).UTC().Format(time.RFC3339))
 		for _, a := range aggCols {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
 	"github.com/pulsehq/pulse/internal/telemetry"
@@ -21,7 +22,7 @@ type Config struct {
 	// Addr is the host:port to listen on; port 0 picks a free one.
 	Addr      string
 	Ingest    http.Handler
-	Pipelines []stream.Pipeline
+	Pipelines []*pipeline.Plan
 	Store     *sink.SQLite
 	Board     *stream.Board
 	Metrics   *telemetry.Metrics

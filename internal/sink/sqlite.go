@@ -108,12 +108,25 @@ func (s *SQLite) Commit(ctx context.Context, pipeline string, results []stream.R
 			return fmt.Errorf("prepare result upsert: %w", err)
 		}
 		defer stmt.Close()
+		del, err := tx.PrepareContext(ctx, `DELETE FROM window_results
+			WHERE pipeline = ? AND output = ? AND window_start = ? AND group_key = ?`)
+		if err != nil {
+			return fmt.Errorf("prepare result delete: %w", err)
+		}
+		defer del.Close()
 		var buf []byte
 		for i := range results {
 			r := &results[i]
-			buf = stream.AppendAggsJSON(buf[:0], &r.State)
-			if _, err := stmt.ExecContext(ctx, pipeline, r.Output, r.GroupBy, r.Key, r.Start, r.End, string(buf), now); err != nil {
-				return fmt.Errorf("write result %s/%s/%s: %w", pipeline, r.Output, r.Key, err)
+			key := strings.Join(r.Key, KeySeparator)
+			if r.Retract {
+				if _, err := del.ExecContext(ctx, pipeline, r.Output, r.Start, key); err != nil {
+					return fmt.Errorf("withdraw result %s/%s/%s: %w", pipeline, r.Output, key, err)
+				}
+				continue
+			}
+			buf = stream.AppendValuesJSON(buf[:0], r)
+			if _, err := stmt.ExecContext(ctx, pipeline, r.Output, strings.Join(r.GroupBy, ","), key, r.Start, r.End, string(buf), now); err != nil {
+				return fmt.Errorf("write result %s/%s/%s: %w", pipeline, r.Output, key, err)
 			}
 		}
 	}
@@ -132,18 +145,22 @@ func (s *SQLite) Commit(ctx context.Context, pipeline string, results []stream.R
 type Query struct {
 	Pipeline string
 	Outputs  []string // empty: every output
-	Key      string   // empty: every key
+	Key      []string // nil: every key; else the group values
 	// From and To bound the window start, half-open [From, To), in ms.
 	// Zero means unbounded.
 	From, To int64
 	Limit    int
 }
 
+// KeySeparator joins the values of a multi-field group key in the
+// group_key column.
+const KeySeparator = "\x1f"
+
 // Row is one stored window result.
 type Row struct {
 	Output  string
-	GroupBy string
-	Key     string
+	GroupBy []string
+	Key     []string
 	Start   int64
 	End     int64
 	// Aggs is the JSON object of named aggregates.
@@ -161,9 +178,9 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 			args = append(args, o)
 		}
 	}
-	if q.Key != "" {
+	if q.Key != nil {
 		where = append(where, "group_key = ?")
-		args = append(args, q.Key)
+		args = append(args, strings.Join(q.Key, KeySeparator))
 	}
 	if q.From != 0 {
 		where = append(where, "window_start >= ?")
@@ -188,9 +205,13 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 	var out []Row
 	for rows.Next() {
 		var r Row
-		var aggs string
-		if err := rows.Scan(&r.Output, &r.GroupBy, &r.Key, &r.Start, &r.End, &aggs); err != nil {
+		var aggs, groupBy, key string
+		if err := rows.Scan(&r.Output, &groupBy, &key, &r.Start, &r.End, &aggs); err != nil {
 			return nil, fmt.Errorf("read result row: %w", err)
+		}
+		if groupBy != "" {
+			r.GroupBy = strings.Split(groupBy, ",")
+			r.Key = strings.Split(key, KeySeparator)
 		}
 		r.Aggs = json.RawMessage(aggs)
 		out = append(out, r)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +16,8 @@ import (
 const minute = 60_000
 
 var t0 = int64(1772366400000) // 2026-03-01T12:00:00Z
+
+var aggNames = []string{"count", "speed_kmh_avg", "speed_kmh_max"}
 
 func openTest(t *testing.T) (*SQLite, string) {
 	t.Helper()
@@ -27,23 +30,37 @@ func openTest(t *testing.T) (*SQLite, string) {
 	return s, path
 }
 
-// result returns a final of output over key for the window starting at
-// start, aggregating the given speeds.
+// result returns a final of output over key for the one-minute window
+// starting at start, aggregating the given speeds (count, avg, max).
 func result(output, key string, start int64, speeds ...float64) stream.Result {
-	r := stream.Result{Output: output, GroupBy: "sensor_id", Key: key, Start: start, End: start + minute, Final: true}
+	r := stream.Result{Output: output, GroupBy: []string{"sensor_id"}, Key: []string{key}, Start: start, End: start + minute,
+		Final: true, Names: aggNames, Values: make([]event.Value, len(aggNames))}
 	if output == "zone_1m" {
-		r.GroupBy = "zone"
+		r.GroupBy = []string{"zone"}
 	}
-	for _, v := range speeds {
-		var rd event.Reading
-		rd.Set(event.SpeedKmh, v)
-		r.State.Add(&rd)
+	r.Values[0] = event.NumberValue(float64(len(speeds)))
+	if len(speeds) > 0 {
+		r.Values[1] = event.NumberValue(avg(speeds))
+		r.Values[2] = event.NumberValue(slices.Max(speeds))
 	}
 	return r
 }
 
+func avg(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// retract withdraws the result of output over key starting at start.
+func retract(output string, key []string, start, end int64) stream.Result {
+	return stream.Result{Output: output, GroupBy: []string{"sensor_id"}, Key: key, Start: start, End: end, Retract: true, Names: aggNames}
+}
+
 func rowOf(r stream.Result) Row {
-	return Row{Output: r.Output, GroupBy: r.GroupBy, Key: r.Key, Start: r.Start, End: r.End, Aggs: stream.AppendAggsJSON(nil, &r.State)}
+	return Row{Output: r.Output, GroupBy: r.GroupBy, Key: r.Key, Start: r.Start, End: r.End, Aggs: stream.AppendValuesJSON(nil, &r)}
 }
 
 func query(t *testing.T, s *SQLite, q Query) []Row {
@@ -65,7 +82,7 @@ func sameRows(t *testing.T, got []Row, want ...stream.Result) {
 		t.Fatalf("got %d rows %s, want %d %s", len(got), fmtRows(got), len(w), fmtRows(w))
 	}
 	for i := range got {
-		if got[i].Output != w[i].Output || got[i].GroupBy != w[i].GroupBy || got[i].Key != w[i].Key ||
+		if got[i].Output != w[i].Output || !slices.Equal(got[i].GroupBy, w[i].GroupBy) || !slices.Equal(got[i].Key, w[i].Key) ||
 			got[i].Start != w[i].Start || got[i].End != w[i].End || string(got[i].Aggs) != string(w[i].Aggs) {
 			t.Fatalf("row %d = %s, want %s", i, fmtRows(got[i:i+1]), fmtRows(w[i:i+1]))
 		}
@@ -75,7 +92,7 @@ func sameRows(t *testing.T, got []Row, want ...stream.Result) {
 func fmtRows(rs []Row) string {
 	var b strings.Builder
 	for _, r := range rs {
-		fmt.Fprintf(&b, "\n  %s %s=%s [%d,%d) %s", r.Output, r.GroupBy, r.Key, r.Start, r.End, r.Aggs)
+		fmt.Fprintf(&b, "\n  %s %q=%q [%d,%d) %s", r.Output, r.GroupBy, r.Key, r.Start, r.End, r.Aggs)
 	}
 	return b.String()
 }
@@ -89,6 +106,13 @@ func checkpoint(t *testing.T, s *SQLite, pipeline string) (stream.Checkpoint, bo
 	return cp, ok
 }
 
+func commit(t *testing.T, s *SQLite, pipeline string, rs ...stream.Result) {
+	t.Helper()
+	if err := s.Commit(context.Background(), pipeline, rs, stream.Checkpoint{}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
 func TestSQLiteRoundTrip(t *testing.T) {
 	s, path := openTest(t)
 	ctx := context.Background()
@@ -100,7 +124,7 @@ func TestSQLiteRoundTrip(t *testing.T) {
 		result("zone_1m", "zone-01", t0, 10, 20, 30),
 		result("sensor_1m", "s-2", t0+minute, 5),
 	}
-	cp := stream.Checkpoint{Offsets: map[int32]int64{0: 17, 1: 0, 3: 1 << 40}, State: []byte{0, 1, 2, 255}}
+	cp := stream.Checkpoint{Offsets: map[string]int64{"city:0": 17, "city:1": 0, "other:3": 1 << 40}, State: []byte{0, 1, 2, 255}}
 	if err := s.Commit(ctx, "city", results, cp); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -113,7 +137,7 @@ func TestSQLiteRoundTrip(t *testing.T) {
 
 	// A later commit replaces the checkpoint; a commit without results is
 	// a checkpoint only.
-	cp2 := stream.Checkpoint{Offsets: map[int32]int64{0: 20}, State: nil}
+	cp2 := stream.Checkpoint{Offsets: map[string]int64{"city:0": 20}, State: nil}
 	if err := s.Commit(ctx, "city", nil, cp2); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -141,29 +165,125 @@ func TestSQLiteUpsert(t *testing.T) {
 	for i := range 3 {
 		// A processor that crashed before its commit landed sends the same
 		// finals again.
-		if err := s.Commit(ctx, "city", []stream.Result{r, r}, stream.Checkpoint{Offsets: map[int32]int64{0: int64(i)}}); err != nil {
+		if err := s.Commit(ctx, "city", []stream.Result{r, r}, stream.Checkpoint{Offsets: map[string]int64{"city:0": int64(i)}}); err != nil {
 			t.Fatalf("Commit %d: %v", i, err)
 		}
 	}
 	sameRows(t, query(t, s, Query{Pipeline: "city"}), r)
 
-	// The same window with other aggregates replaces the row.
+	// The same window with other aggregates (a final updated by a late
+	// event) replaces the row.
 	r2 := result("sensor_1m", "s-1", t0, 10, 20, 90)
-	if err := s.Commit(ctx, "city", []stream.Result{r2}, stream.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
+	commit(t, s, "city", r2)
 	sameRows(t, query(t, s, Query{Pipeline: "city"}), r2)
+
+	// A session that grew keeps its start: the row's end is updated too.
+	r3 := r2
+	r3.End += 5 * minute
+	commit(t, s, "city", r3)
+	sameRows(t, query(t, s, Query{Pipeline: "city"}), r3)
 
 	// The key of a row is (pipeline, output, window start, group key).
 	others := []stream.Result{result("zone_1m", "s-1", t0, 1), result("sensor_1m", "s-1", t0+minute, 2), result("sensor_1m", "s-10", t0, 3)}
-	if err := s.Commit(ctx, "city", others, stream.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, "other", []stream.Result{r}, stream.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
-	sameRows(t, query(t, s, Query{Pipeline: "city"}), r2, others[2], others[1], others[0])
+	commit(t, s, "city", others...)
+	commit(t, s, "other", r)
+	sameRows(t, query(t, s, Query{Pipeline: "city"}), r3, others[2], others[1], others[0])
 	sameRows(t, query(t, s, Query{Pipeline: "other"}), r)
+}
+
+// TestSQLiteRetract checks that a retraction deletes exactly the row of
+// its (pipeline, output, window start, key), in order with the other
+// results of the same commit.
+func TestSQLiteRetract(t *testing.T) {
+	s, _ := openTest(t)
+	a := result("sessions", "u-1", t0, 1, 2)
+	b := result("sessions", "u-1", t0+3*minute, 3)
+	other := result("sessions", "u-2", t0, 4)
+	commit(t, s, "clicks", a, b, other)
+	commit(t, s, "shop", a)
+
+	// A late event bridges a and b: both withdrawn, the merged session
+	// written, all in one commit.
+	merged := result("sessions", "u-1", t0, 1, 2, 3, 9)
+	merged.End = b.End
+	commit(t, s, "clicks", retract("sessions", []string{"u-1"}, a.Start, a.End), retract("sessions", []string{"u-1"}, b.Start, b.End), merged)
+	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged, other)
+	sameRows(t, query(t, s, Query{Pipeline: "shop"}), a)
+
+	// Retracting a row that does not exist is not an error; the end of a
+	// retraction does not matter, only the start.
+	commit(t, s, "clicks", retract("sessions", []string{"u-1"}, t0+minute, t0+2*minute), retract("sessions", []string{"u-2"}, t0, t0+99*minute))
+	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged)
+
+	// Results apply in order: a retraction followed by a result for the
+	// same window leaves the result, the other order deletes it.
+	c := result("sessions", "u-3", t0, 5)
+	commit(t, s, "clicks", retract("sessions", []string{"u-3"}, t0, t0+minute), c)
+	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged, c)
+	commit(t, s, "clicks", c, retract("sessions", []string{"u-3"}, t0, t0+minute))
+	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged)
+
+	// A retraction is atomic with its checkpoint: a failed commit keeps
+	// the row.
+	if _, err := s.db.Exec(`CREATE TRIGGER fail BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(context.Background(), "clicks", []stream.Result{retract("sessions", []string{"u-1"}, t0, 0)}, stream.Checkpoint{}); err == nil {
+		t.Fatal("the failing commit returned no error")
+	}
+	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged)
+}
+
+// TestSQLiteMultiFieldKey checks group keys of several fields: stored,
+// returned and queried as their list of values.
+func TestSQLiteMultiFieldKey(t *testing.T) {
+	s, _ := openTest(t)
+	mk := func(zone, kind string, start int64, v float64) stream.Result {
+		r := result("zone_kind", "", start, v)
+		r.GroupBy, r.Key = []string{"zone", "kind"}, []string{zone, kind}
+		return r
+	}
+	za, zb := mk("zone-01", "air", t0, 1), mk("zone-01", "traffic", t0, 2)
+	zc, zd := mk("zone-02", "air", t0, 3), mk("zone-01", "air", t0+minute, 4)
+	// Values that a naive "," or "" join would confuse.
+	ze, zf := mk("a,b", "c", t0, 5), mk("a", "b,c", t0, 6)
+	zg := mk("", "air", t0, 7)
+	commit(t, s, "city", za, zb, zc, zd, ze, zf, zg)
+	tests := []struct {
+		name string
+		key  []string
+		want []stream.Result
+	}{
+		{"both fields", []string{"zone-01", "air"}, []stream.Result{za, zd}},
+		{"the other kind", []string{"zone-01", "traffic"}, []stream.Result{zb}},
+		{"the other zone", []string{"zone-02", "air"}, []stream.Result{zc}},
+		{"no such pair", []string{"zone-02", "traffic"}, nil},
+		{"a prefix is not a key", []string{"zone-01"}, nil},
+		{"commas stay inside a value", []string{"a,b", "c"}, []stream.Result{ze}},
+		{"commas stay inside a value 2", []string{"a", "b,c"}, []stream.Result{zf}},
+		{"empty value", []string{"", "air"}, []stream.Result{zg}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sameRows(t, query(t, s, Query{Pipeline: "city", Key: tt.key}), tt.want...)
+		})
+	}
+	// Retracting a multi-field key deletes that pair only.
+	r := retract("zone_kind", []string{"zone-01", "air"}, t0, t0+minute)
+	commit(t, s, "city", r)
+	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"zone-01", "air"}}), zd)
+	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"zone-01", "traffic"}}), zb)
+}
+
+// TestSQLiteNoGroupBy checks an output without group_by: one row per
+// window, with no key fields.
+func TestSQLiteNoGroupBy(t *testing.T) {
+	s, _ := openTest(t)
+	r := result("total_1m", "", t0, 1, 2)
+	r.GroupBy, r.Key = nil, nil
+	commit(t, s, "city", r)
+	sameRows(t, query(t, s, Query{Pipeline: "city"}), r)
+	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{}}), r)
 }
 
 func TestSQLiteQueryFilters(t *testing.T) {
@@ -176,15 +296,12 @@ func TestSQLiteQueryFilters(t *testing.T) {
 		all = append(all, result("zone_1m", "zone-01", t0+w*minute, float64(w)))
 	}
 	all = append(all, result("zone_1m", "zone-01", t0-minute, 7)) // before t0
-	if err := s.Commit(context.Background(), "city", all, stream.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(context.Background(), "other", all[:2], stream.Checkpoint{}); err != nil {
-		t.Fatal(err)
-	}
+	commit(t, s, "city", all...)
+	commit(t, s, "other", all[:2]...)
 	sensor := func(k string, w int64) stream.Result { return result("sensor_1m", k, t0+w*minute, float64(w)) }
 	zone := func(w int64) stream.Result { return result("zone_1m", "zone-01", t0+w*minute, float64(w)) }
 	before := result("zone_1m", "zone-01", t0-minute, 7)
+	key := func(k string) []string { return []string{k} }
 	tests := []struct {
 		name string
 		q    Query
@@ -194,12 +311,13 @@ func TestSQLiteQueryFilters(t *testing.T) {
 		{"two outputs", Query{Outputs: []string{"zone_1m", "sensor_1m"}, From: t0 + 3*minute},
 			[]stream.Result{sensor("s-1", 3), sensor("s-2", 3), zone(3)}},
 		{"unknown output", Query{Outputs: []string{"nope"}}, nil},
-		{"key", Query{Key: "s-2"}, []stream.Result{sensor("s-2", 0), sensor("s-2", 1), sensor("s-2", 2), sensor("s-2", 3)}},
-		{"key and output", Query{Key: "s-2", Outputs: []string{"zone_1m"}}, nil},
-		{"from is inclusive", Query{Key: "s-1", From: t0 + 2*minute}, []stream.Result{sensor("s-1", 2), sensor("s-1", 3)}},
-		{"from inside a window excludes it", Query{Key: "s-1", From: t0 + 2*minute + 1}, []stream.Result{sensor("s-1", 3)}},
-		{"to is exclusive", Query{Key: "s-1", To: t0 + 2*minute}, []stream.Result{sensor("s-1", 0), sensor("s-1", 1)}},
-		{"to inside a window includes it", Query{Key: "s-1", To: t0 + 2*minute + 1}, []stream.Result{sensor("s-1", 0), sensor("s-1", 1), sensor("s-1", 2)}},
+		{"key", Query{Key: key("s-2")}, []stream.Result{sensor("s-2", 0), sensor("s-2", 1), sensor("s-2", 2), sensor("s-2", 3)}},
+		{"key and output", Query{Key: key("s-2"), Outputs: []string{"zone_1m"}}, nil},
+		{"key is exact", Query{Key: key("s-")}, nil},
+		{"from is inclusive", Query{Key: key("s-1"), From: t0 + 2*minute}, []stream.Result{sensor("s-1", 2), sensor("s-1", 3)}},
+		{"from inside a window excludes it", Query{Key: key("s-1"), From: t0 + 2*minute + 1}, []stream.Result{sensor("s-1", 3)}},
+		{"to is exclusive", Query{Key: key("s-1"), To: t0 + 2*minute}, []stream.Result{sensor("s-1", 0), sensor("s-1", 1)}},
+		{"to inside a window includes it", Query{Key: key("s-1"), To: t0 + 2*minute + 1}, []stream.Result{sensor("s-1", 0), sensor("s-1", 1), sensor("s-1", 2)}},
 		{"from and to", Query{Outputs: []string{"zone_1m"}, From: t0 - minute, To: t0 + minute}, []stream.Result{before, zone(0)}},
 		{"empty range", Query{From: t0 + minute, To: t0 + minute}, nil},
 		{"limit", Query{Outputs: []string{"sensor_1m"}, Limit: 3}, []stream.Result{sensor("s-1", 0), sensor("s-2", 0), sensor("s-1", 1)}},
@@ -219,14 +337,16 @@ func TestSQLiteQueryFilters(t *testing.T) {
 // TestSQLiteCommitAtomic checks that a commit that fails at any point
 // leaves the rows and the checkpoint of the last successful commit.
 func TestSQLiteCommitAtomic(t *testing.T) {
-	first := []stream.Result{result("sensor_1m", "s-1", t0, 1)}
-	firstCP := stream.Checkpoint{Offsets: map[int32]int64{0: 10}, State: []byte("state-1")}
+	first := []stream.Result{result("sensor_1m", "s-1", t0, 1), result("sensor_1m", "s-4", t0, 8)}
+	firstCP := stream.Checkpoint{Offsets: map[string]int64{"city:0": 10}, State: []byte("state-1")}
 	second := []stream.Result{
 		result("sensor_1m", "s-1", t0, 1, 2), // would update the first row
+		retract("sensor_1m", []string{"s-4"}, t0, t0+minute),
 		result("sensor_1m", "s-2", t0, 3),
 		result("sensor_1m", "s-3", t0, 4),
 	}
-	secondCP := stream.Checkpoint{Offsets: map[int32]int64{0: 20}, State: []byte("state-2")}
+	afterSecond := []stream.Result{second[0], second[2], second[3]}
+	secondCP := stream.Checkpoint{Offsets: map[string]int64{"city:0": 20, "city:1": 3}, State: []byte("state-2")}
 	tests := []struct {
 		name   string
 		inject string // SQL run before the failing commit
@@ -239,6 +359,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 		}},
 		{"checkpoint write fails after the rows", `CREATE TRIGGER fail BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
 		{"third row fails", `CREATE TRIGGER fail BEFORE INSERT ON window_results WHEN NEW.group_key = 's-3' BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
+		{"retraction fails", `CREATE TRIGGER fail BEFORE DELETE ON window_results BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,7 +386,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 			if err := s.Commit(context.Background(), "city", second, secondCP); err != nil {
 				t.Fatalf("Commit after the failure: %v", err)
 			}
-			sameRows(t, query(t, s, Query{Pipeline: "city"}), second...)
+			sameRows(t, query(t, s, Query{Pipeline: "city"}), afterSecond...)
 			if got, _ := checkpoint(t, s, "city"); !reflect.DeepEqual(got, secondCP) {
 				t.Fatalf("checkpoint %+v, want %+v", got, secondCP)
 			}

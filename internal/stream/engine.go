@@ -1,152 +1,108 @@
 package stream
 
 import (
-	"sort"
-
+	"github.com/pulsehq/pulse/internal/aggregate"
 	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
-// Output is one windowed aggregation of a pipeline: readings grouped by one
-// field into tumbling windows.
-type Output struct {
-	// Name identifies the output in results, e.g. "zone_1m".
-	Name string
-	// GroupBy names the field the readings are grouped by.
-	GroupBy string
-	// Key extracts the GroupBy field's value from a reading.
-	Key func(*event.Reading) string
-	// Window assigns readings to windows.
-	Window Tumbling
-}
-
-// Result is the aggregate of one window of one key of one output.
+// Result is the aggregate of one window of one group of one output.
 type Result struct {
-	Output     string
-	GroupBy    string
-	Key        string
-	Start, End int64 // ms, [Start, End)
-	Final      bool
-	State      WindowState
+	Output  string
+	GroupBy []string // field names
+	Key     []string // group values as text, one per GroupBy field
+	// Start and End bound the window, [Start, End), in ms.
+	Start, End int64
+	// Final is set once the watermark passed End; a final result may be
+	// emitted again, updated, when a late event within the allowed
+	// lateness arrives.
+	Final bool
+	// Retract withdraws a result emitted before for this window: a
+	// session window that merged into another one.
+	Retract bool
+	Names   []string // aggregate names, shared; do not modify
+	Values  []event.Value
 }
 
-type window struct {
-	start int64
-	state WindowState
+// win is one window of one group.
+type win struct {
+	start, end int64
+	states     []aggregate.State
+	fired      bool // its final result was emitted
+	dirty      bool // changed since it fired: emit it again
 }
 
-type outputState struct {
-	def  Output
-	keys map[string][]window // open windows per key, few per key
-	open int
+type keyState struct {
+	key  []string
+	wins []*win
 }
 
-// Engine assigns readings to the windows of every output and fires each
-// window once the watermark passes its end. It is not safe for concurrent
-// use; a Processor owns one.
+type outState struct {
+	def              *pipeline.Output
+	names            []string
+	groupSlots       []int
+	aggSlots         []int // -1: count()
+	keys             map[string]*keyState
+	open             int
+	dirty            int
+	retracts         []Result
+	size, slide, gap int64
+}
+
+// Engine runs a pipeline's outputs over decoded records: it assigns each
+// record to its windows, folds it into their aggregates, and fires a
+// window's final result once the watermark passes its end. State of a
+// window is dropped once it can no longer change (end + allowed lateness
+// passed), so memory stays bounded under a steady stream. An Engine is not
+// safe for concurrent use.
 type Engine struct {
-	outs []*outputState
-	wm   Watermarks
-	// fired is the watermark up to which windows have been fired. It only
-	// moves forward, even if the combined watermark steps back when an idle
-	// partition becomes active again.
-	fired int64
+	plan     *pipeline.Plan
+	outs     []*outState
+	wm       Watermarks
+	fired    int64 // the watermark windows fired up to; never moves back
+	lateness int64
+	keyBuf   []byte
+	starts   []int64
 }
 
-// NewEngine returns an engine for the given outputs.
-func NewEngine(outputs []Output, disorderMs, idleTimeoutMs int64) *Engine {
-	e := &Engine{wm: Watermarks{Disorder: disorderMs, IdleTimeout: idleTimeoutMs}, fired: NoWatermark}
-	for _, o := range outputs {
-		e.outs = append(e.outs, &outputState{def: o, keys: make(map[string][]window)})
+// NewEngine returns an engine for plan; dec provides the record slots.
+func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
+	t := plan.Time
+	e := &Engine{
+		plan:     plan,
+		wm:       Watermarks{Disorder: t.MaxOutOfOrderness.Milliseconds(), IdleTimeout: t.IdleTimeout.Milliseconds()},
+		fired:    NoWatermark,
+		lateness: t.AllowedLateness.Milliseconds(),
+	}
+	for i := range plan.Outputs {
+		def := &plan.Outputs[i]
+		o := &outState{def: def, keys: map[string]*keyState{},
+			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
+		for _, g := range def.GroupBy {
+			o.groupSlots = append(o.groupSlots, dec.Slot(g))
+		}
+		for _, a := range def.Aggregates {
+			o.names = append(o.names, a.Name)
+			if a.Field == "" {
+				o.aggSlots = append(o.aggSlots, -1)
+			} else {
+				o.aggSlots = append(o.aggSlots, dec.Slot(a.Field))
+			}
+		}
+		e.outs = append(e.outs, o)
 	}
 	return e
-}
-
-// Add folds reading r from partition p, processed at time now, into its
-// windows. It returns false, and changes nothing, when the reading is late:
-// its window in some output has already been fired.
-func (e *Engine) Add(p int32, r *event.Reading, now int64) bool {
-	for _, o := range e.outs {
-		if o.def.Window.Start(r.TS)+o.def.Window.Size <= e.fired {
-			return false
-		}
-	}
-	e.wm.Observe(p, r.TS, now)
-	for _, o := range e.outs {
-		start := o.def.Window.Start(r.TS)
-		key := o.def.Key(r)
-		ws := o.keys[key]
-		i := 0
-		for i < len(ws) && ws[i].start != start {
-			i++
-		}
-		if i == len(ws) {
-			ws = append(ws, window{start: start})
-			o.keys[key] = ws
-			o.open++
-		}
-		ws[i].state.Add(r)
-	}
-	return true
 }
 
 // Assign registers input partition p at processing time now; see
 // Watermarks.Assign.
 func (e *Engine) Assign(p int32, now int64) { e.wm.Assign(p, now) }
 
-// Touch marks partition p active at now without adding a reading.
+// Touch marks partition p active at now without a record.
 func (e *Engine) Touch(p int32, now int64) { e.wm.Touch(p, now) }
 
 // Watermark returns the watermark up to which windows have fired.
 func (e *Engine) Watermark() int64 { return e.fired }
-
-// Advance fires every window whose end is at or before the current
-// watermark, appending the final results to dst in (output, start, key)
-// order, and drops their state.
-func (e *Engine) Advance(now int64, dst []Result) []Result {
-	wm := e.wm.Current(now)
-	if wm <= e.fired {
-		return dst
-	}
-	e.fired = wm
-	first := len(dst)
-	for _, o := range e.outs {
-		size := o.def.Window.Size
-		for key, ws := range o.keys {
-			kept := ws[:0]
-			for _, w := range ws {
-				if w.start+size <= wm {
-					dst = append(dst, o.result(key, w, true))
-					o.open--
-				} else {
-					kept = append(kept, w)
-				}
-			}
-			if len(kept) == 0 {
-				delete(o.keys, key)
-			} else {
-				o.keys[key] = kept
-			}
-		}
-	}
-	sortResults(dst[first:])
-	return dst
-}
-
-// Partials appends the current, not yet final, result of every open window
-// of output name to dst.
-func (e *Engine) Partials(name string, dst []Result) []Result {
-	for _, o := range e.outs {
-		if o.def.Name != name {
-			continue
-		}
-		for key, ws := range o.keys {
-			for _, w := range ws {
-				dst = append(dst, o.result(key, w, false))
-			}
-		}
-	}
-	return dst
-}
 
 // OpenWindows returns how many windows hold state, over all outputs.
 func (e *Engine) OpenWindows() int {
@@ -157,22 +113,178 @@ func (e *Engine) OpenWindows() int {
 	return n
 }
 
-func (o *outputState) result(key string, w window, final bool) Result {
-	return Result{
-		Output: o.def.Name, GroupBy: o.def.GroupBy, Key: key,
-		Start: w.start, End: w.start + o.def.Window.Size, Final: final, State: w.state,
+// Add folds record r from partition p, processed at time now, into the
+// windows of every output. It returns a bit set of the outputs (bit i for
+// output i) for which r came too late: every window it belongs to there
+// was already final and past the allowed lateness. Those outputs are left
+// unchanged; a record late for every output does not move the watermark.
+func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
+	for i, o := range e.outs {
+		ks := e.group(o, r)
+		var ok bool
+		if o.gap > 0 {
+			ok = e.addSession(o, ks, r)
+		} else {
+			ok = e.addFixed(o, ks, r)
+		}
+		if !ok {
+			late |= 1 << i
+			if len(ks.wins) == 0 {
+				delete(o.keys, string(e.keyBuf))
+			}
+		}
+	}
+	// An event late everywhere changes nothing, not even the watermark.
+	if late != 1<<len(e.outs)-1 {
+		e.wm.Observe(p, r.TS, now)
+	}
+	return late
+}
+
+// group returns the state of r's group in o, creating it if needed.
+func (e *Engine) group(o *outState, r *Record) *keyState {
+	e.keyBuf = e.keyBuf[:0]
+	for i, s := range o.groupSlots {
+		if i > 0 {
+			e.keyBuf = append(e.keyBuf, 0x1f)
+		}
+		e.keyBuf = r.Vals[s].AppendText(e.keyBuf)
+	}
+	if ks := o.keys[string(e.keyBuf)]; ks != nil {
+		return ks
+	}
+	ks := &keyState{key: make([]string, len(o.groupSlots))}
+	for i, s := range o.groupSlots {
+		ks.key[i] = string(r.Vals[s].AppendText(nil))
+	}
+	o.keys[string(e.keyBuf)] = ks
+	return ks
+}
+
+func (e *Engine) newWin(o *outState, start, end int64) *win {
+	w := &win{start: start, end: end, states: make([]aggregate.State, len(o.def.Aggregates))}
+	for i, a := range o.def.Aggregates {
+		w.states[i] = a.Func.New()
+	}
+	o.open++
+	return w
+}
+
+func (e *Engine) fold(o *outState, w *win, r *Record) {
+	for i, s := range w.states {
+		var v event.Value
+		if slot := o.aggSlots[i]; slot >= 0 {
+			v = r.Vals[slot]
+		}
+		s.Add(v, r.TS)
+	}
+	if w.fired && !w.dirty {
+		w.dirty = true
+		o.dirty++
 	}
 }
 
-func sortResults(rs []Result) {
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := &rs[i], &rs[j]
-		if a.Output != b.Output {
-			return a.Output < b.Output
+// addFixed handles tumbling and hopping windows.
+func (e *Engine) addFixed(o *outState, ks *keyState, r *Record) bool {
+	e.starts = e.starts[:0]
+	if o.slide > 0 {
+		e.starts = hoppingStarts(e.starts, r.TS, o.size, o.slide)
+	} else {
+		e.starts = append(e.starts, tumblingStart(r.TS, o.size))
+	}
+	added := false
+	for _, start := range e.starts {
+		end := start + o.size
+		var w *win
+		for _, x := range ks.wins {
+			if x.start == start {
+				w = x
+				break
+			}
 		}
-		if a.Start != b.Start {
-			return a.Start < b.Start
+		if w == nil {
+			if end+e.lateness <= e.fired {
+				continue // dropped already: too late for this window
+			}
+			w = e.newWin(o, start, end)
+			if end <= e.fired {
+				// A late event within the allowed lateness for a window
+				// whose (empty) final already passed: emit it as final.
+				w.fired = true
+			}
+			ks.wins = append(ks.wins, w)
 		}
-		return a.Key < b.Key
-	})
+		e.fold(o, w, r)
+		added = true
+	}
+	return added
+}
+
+// addSession merges r into the sessions of its group: a session is
+// [first event, last event + gap); sessions that r's own [ts, ts+gap)
+// overlaps merge into one.
+func (e *Engine) addSession(o *outState, ks *keyState, r *Record) bool {
+	start, end := r.TS, r.TS+o.gap
+	var target *win
+	for _, w := range ks.wins {
+		if w.start < end && start < w.end {
+			target = w
+			break
+		}
+	}
+	if target == nil {
+		if end+e.lateness <= e.fired {
+			return false
+		}
+		target = e.newWin(o, start, end)
+		target.fired = end <= e.fired
+		ks.wins = append(ks.wins, target)
+	} else if target.fired && start < target.start {
+		o.retract(ks, target) // its start moves
+	}
+	target.start = min(target.start, start)
+	target.end = max(target.end, end)
+	e.fold(o, target, r)
+	// The grown session can overlap others now, e.g. a late event that
+	// bridges two sessions.
+	kept := ks.wins[:0]
+	for _, x := range ks.wins {
+		if x != target && x.start < target.end && target.start < x.end {
+			o.mergeInto(ks, target, x)
+			continue
+		}
+		kept = append(kept, x)
+	}
+	ks.wins = kept
+	return true
+}
+
+// retract withdraws the result emitted for w under its current bounds.
+func (o *outState) retract(ks *keyState, w *win) {
+	o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
+		Start: w.start, End: w.end, Retract: true, Names: o.names})
+}
+
+// mergeInto folds session src into dst and forgets src, withdrawing the
+// results emitted under bounds that no longer exist.
+func (o *outState) mergeInto(ks *keyState, dst, src *win) {
+	if src.fired {
+		o.retract(ks, src)
+	}
+	if dst.fired && src.start < dst.start {
+		o.retract(ks, dst)
+	}
+	for i := range dst.states {
+		dst.states[i].Merge(src.states[i])
+	}
+	dst.start = min(dst.start, src.start)
+	dst.end = max(dst.end, src.end)
+	if src.dirty {
+		o.dirty--
+	}
+	if dst.fired && !dst.dirty {
+		dst.dirty = true
+		o.dirty++
+	}
+	o.open--
 }

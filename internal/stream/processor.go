@@ -12,16 +12,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/bus"
-	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
 // Checkpoint is what a pipeline needs to resume: the next offset to read
-// per input partition and its serialized engine state.
+// per input partition ("topic:partition") and its serialized engine state.
 type Checkpoint struct {
-	Offsets map[int32]int64
+	Offsets map[string]int64
 	State   []byte
 }
+
+func tpKey(topic string, p int32) string { return topic + ":" + strconv.Itoa(int(p)) }
 
 // Store persists results and checkpoints atomically.
 type Store interface {
@@ -31,7 +33,7 @@ type Store interface {
 
 // Config configures a Processor.
 type Config struct {
-	Pipeline Pipeline
+	Plan *pipeline.Plan
 	// Client consumes the pipeline's topic and produces to its late and
 	// dead-letter topics. The processor adds its partitions itself.
 	Client  *kgo.Client
@@ -40,24 +42,25 @@ type Config struct {
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 
-	Disorder        time.Duration // allowed out-of-orderness
-	IdleTimeout     time.Duration // a partition idle this long stops holding the watermark
 	CheckpointEvery time.Duration
 	LiveEvery       time.Duration
 }
 
 // Processor runs one pipeline over every partition of its input topic.
 type Processor struct {
-	cfg    Config
-	engine *Engine
-	parser event.CityParser
-	ready  atomic.Bool
+	cfg      Config
+	engine   *Engine
+	decoder  *Decoder
+	topicID  map[string]int32 // topic → index, for partition ids
+	outTopic map[string]string
+	ready    atomic.Bool
 
 	sideErr atomic.Pointer[error] // first failed write to a side topic
 
-	next    map[int32]int64 // next offset to read per partition
-	hwm     map[int32]int64 // high watermark per partition
-	pending []Result        // final results not yet committed
+	next    map[string]int64 // next offset to read per topic:partition
+	hwm     map[string]int64 // high watermark per topic:partition
+	pending []Result         // final results not yet committed
+	rec     Record
 }
 
 // NewProcessor returns a processor; Run starts it.
@@ -71,18 +74,29 @@ func NewProcessor(cfg Config) *Processor {
 	if cfg.LiveEvery <= 0 {
 		cfg.LiveEvery = 500 * time.Millisecond
 	}
-	return &Processor{
-		cfg:    cfg,
-		engine: NewEngine(cfg.Pipeline.Outputs, cfg.Disorder.Milliseconds(), cfg.IdleTimeout.Milliseconds()),
-		next:   make(map[int32]int64),
-		hwm:    make(map[int32]int64),
+	dec := NewDecoder(cfg.Plan)
+	p := &Processor{
+		cfg:     cfg,
+		decoder: dec,
+		engine:  NewEngine(cfg.Plan, dec),
+		topicID: map[string]int32{},
+		next:    make(map[string]int64),
+		hwm:     make(map[string]int64),
 	}
+	for i, t := range cfg.Plan.Source.Topics {
+		p.topicID[t] = int32(i)
+	}
+	p.outTopic = map[string]string{}
+	for _, o := range cfg.Plan.Outputs {
+		p.outTopic[o.Name] = o.Topic
+	}
+	return p
 }
 
 // Ready reports whether the processor has restored its state and consumes.
 func (p *Processor) Ready() bool { return p.ready.Load() }
 
-// LateTopic and DLQTopic name a pipeline's side topics.
+// LateTopic names a pipeline's late-events topic.
 func LateTopic(pipeline string) string { return pipeline + ".late" }
 
 // DLQTopic names the dead-letter topic of a stream.
@@ -91,7 +105,7 @@ func DLQTopic(stream string) string { return stream + ".dlq" }
 // Run restores the last checkpoint, consumes until ctx ends, then writes a
 // final checkpoint so that a restart continues exactly where it stopped.
 func (p *Processor) Run(ctx context.Context) error {
-	name := p.cfg.Pipeline.Name
+	name := p.cfg.Plan.Name
 	cp, ok, err := p.cfg.Store.LoadCheckpoint(ctx, name)
 	if err != nil {
 		return err
@@ -100,25 +114,30 @@ func (p *Processor) Run(ctx context.Context) error {
 		if err := p.engine.Restore(cp.State, time.Now()); err != nil {
 			return fmt.Errorf("restore pipeline %s: %w", name, err)
 		}
-		for part, off := range cp.Offsets {
-			p.next[part] = off
+		for tp, off := range cp.Offsets {
+			p.next[tp] = off
 		}
 	}
-	parts, err := bus.Partitions(ctx, p.cfg.Client, p.cfg.Pipeline.Topic)
-	if err != nil {
-		return fmt.Errorf("pipeline %s: %w", name, err)
-	}
-	assign := make(map[int32]kgo.Offset, len(parts))
-	for _, part := range parts {
-		p.engine.Assign(part, time.Now().UnixMilli())
-		if off, ok := p.next[part]; ok {
-			assign[part] = kgo.NewOffset().At(off)
-		} else {
-			assign[part] = kgo.NewOffset().AtStart()
+	assign := map[string]map[int32]kgo.Offset{}
+	nparts := 0
+	for _, topic := range p.cfg.Plan.Source.Topics {
+		parts, err := bus.Partitions(ctx, p.cfg.Client, topic)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", name, err)
+		}
+		assign[topic] = map[int32]kgo.Offset{}
+		for _, part := range parts {
+			p.engine.Assign(p.partID(topic, part), time.Now().UnixMilli())
+			if off, ok := p.next[tpKey(topic, part)]; ok {
+				assign[topic][part] = kgo.NewOffset().At(off)
+			} else {
+				assign[topic][part] = kgo.NewOffset().AtStart()
+			}
+			nparts++
 		}
 	}
-	p.cfg.Client.AddConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.Pipeline.Topic: assign})
-	p.cfg.Logger.Info("pipeline started", "pipeline", name, "partitions", len(parts), "restored", ok, "open_windows", p.engine.OpenWindows())
+	p.cfg.Client.AddConsumePartitions(assign)
+	p.cfg.Logger.Info("pipeline started", "pipeline", name, "file", p.cfg.Plan.File, "partitions", nparts, "restored", ok, "open_windows", p.engine.OpenWindows())
 	p.ready.Store(true)
 	defer p.ready.Store(false)
 
@@ -157,38 +176,53 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+func (p *Processor) partID(topic string, part int32) int32 { return p.topicID[topic]<<16 | part }
+
 func (p *Processor) process(fetches kgo.Fetches, now int64) {
-	name := p.cfg.Pipeline.Name
-	var r event.Reading
-	var folded, late, rejected int
+	name := p.cfg.Plan.Name
+	var folded, late, rejected, filtered int
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 {
 			return
 		}
-		p.hwm[ft.Partition] = ft.HighWatermark
+		tp := tpKey(ft.Topic, ft.Partition)
+		pid := p.partID(ft.Topic, ft.Partition)
+		p.hwm[tp] = ft.HighWatermark
 		for _, rec := range ft.Records {
-			p.next[ft.Partition] = rec.Offset + 1
-			if err := p.parser.Parse(rec.Value, &r); err != nil {
+			p.next[tp] = rec.Offset + 1
+			if err := p.decoder.Decode(rec.Value, &p.rec); err != nil {
+				if errors.Is(err, ErrFiltered) {
+					filtered++
+					continue
+				}
 				rejected++
-				p.produceSide(DLQTopic(p.cfg.Pipeline.Topic), rec, "pulse-error", err.Error())
+				p.produceSide(DLQTopic(ft.Topic), rec, "pulse-error", err.Error(), "")
 				continue
 			}
-			if !p.engine.Add(ft.Partition, &r, now) {
-				late++
-				p.produceSide(LateTopic(name), rec, "pulse-late-reason", fmt.Sprintf(
-					"event time %s is before the watermark %s: its window is already final",
-					time.UnixMilli(r.TS).UTC().Format(time.RFC3339Nano), time.UnixMilli(p.engine.Watermark()).UTC().Format(time.RFC3339Nano)))
+			lateMask := p.engine.Add(pid, &p.rec, now)
+			if lateMask == 0 {
+				folded++
 				continue
 			}
-			folded++
+			late++
+			for i, o := range p.cfg.Plan.Outputs {
+				if lateMask&(1<<i) != 0 {
+					p.produceSide(LateTopic(name), rec, "pulse-late-reason", fmt.Sprintf(
+						"event time %s is behind the watermark %s: its %s windows are final",
+						time.UnixMilli(p.rec.TS).UTC().Format(time.RFC3339Nano), time.UnixMilli(p.engine.Watermark()).UTC().Format(time.RFC3339Nano), o.Name), o.Name)
+				}
+			}
 		}
-		p.engine.Touch(ft.Partition, now)
+		p.engine.Touch(pid, now)
 	})
 	m := p.cfg.Metrics
 	if m == nil {
 		return
 	}
 	m.PipelineEvents.WithLabelValues(name).Add(float64(folded))
+	if filtered > 0 {
+		m.PipelineFiltered.WithLabelValues(name).Add(float64(filtered))
+	}
 	if late > 0 {
 		m.LateEvents.WithLabelValues(name).Add(float64(late))
 	}
@@ -196,8 +230,8 @@ func (p *Processor) process(fetches kgo.Fetches, now int64) {
 		m.PipelineRejected.WithLabelValues(name).Add(float64(rejected))
 	}
 	var lag int64
-	for part, h := range p.hwm {
-		if d := h - p.next[part]; d > 0 {
+	for tp, h := range p.hwm {
+		if d := h - p.next[tp]; d > 0 {
 			lag += d
 		}
 	}
@@ -211,51 +245,57 @@ func (p *Processor) process(fetches kgo.Fetches, now int64) {
 // produceSide copies a record to a late or dead-letter topic with the
 // reason and its origin in headers. Delivery is confirmed at the next
 // checkpoint, which flushes the client before committing.
-func (p *Processor) produceSide(topic string, rec *kgo.Record, header, reason string) {
+func (p *Processor) produceSide(topic string, rec *kgo.Record, header, reason, output string) {
 	out := &kgo.Record{
 		Topic: topic,
 		Key:   rec.Key,
 		Value: rec.Value,
 		Headers: []kgo.RecordHeader{
 			{Key: header, Value: []byte(reason)},
-			{Key: "pulse-pipeline", Value: []byte(p.cfg.Pipeline.Name)},
+			{Key: "pulse-pipeline", Value: []byte(p.cfg.Plan.Name)},
 			{Key: "pulse-source", Value: []byte(rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10))},
 		},
 	}
-	p.cfg.Client.Produce(context.Background(), out, func(_ *kgo.Record, err error) {
+	if output != "" {
+		out.Headers = append(out.Headers, kgo.RecordHeader{Key: "pulse-output", Value: []byte(output)})
+	}
+	p.cfg.Client.Produce(context.Background(), out, p.sideDone(topic))
+}
+
+// sideDone returns a produce callback that remembers the first failure.
+func (p *Processor) sideDone(topic string) func(*kgo.Record, error) {
+	return func(_ *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("write to %s: %w", topic, err)
 			p.sideErr.CompareAndSwap(nil, &err)
 		}
-	})
+	}
 }
 
 func (p *Processor) checkpoint(ctx context.Context) error {
 	start := time.Now()
-	// Side records (late, dead letters) must be stored before the offsets
-	// that skip past them are committed.
+	p.produceResults()
+	// Side records (results, late events, dead letters) must be stored
+	// before the offsets that skip past them are committed.
 	if err := p.cfg.Client.Flush(ctx); err != nil {
-		return fmt.Errorf("flush side topics of %s: %w", p.cfg.Pipeline.Name, err)
+		return fmt.Errorf("flush side topics of %s: %w", p.cfg.Plan.Name, err)
 	}
 	if err := p.sideErr.Load(); err != nil {
 		// Not committing keeps the offsets before the records whose copy
 		// failed, so a restart sends them again: nothing is lost.
-		return fmt.Errorf("pipeline %s: %w", p.cfg.Pipeline.Name, *err)
+		return fmt.Errorf("pipeline %s: %w", p.cfg.Plan.Name, *err)
 	}
-	state, err := p.engine.Snapshot()
-	if err != nil {
-		return err
-	}
-	offsets := make(map[int32]int64, len(p.next))
+	state := p.engine.Snapshot()
+	offsets := make(map[string]int64, len(p.next))
 	for k, v := range p.next {
 		offsets[k] = v
 	}
-	if err := p.cfg.Store.Commit(ctx, p.cfg.Pipeline.Name, p.pending, Checkpoint{Offsets: offsets, State: state}); err != nil {
+	if err := p.cfg.Store.Commit(ctx, p.cfg.Plan.Name, p.pending, Checkpoint{Offsets: offsets, State: state}); err != nil {
 		return err
 	}
 	if m := p.cfg.Metrics; m != nil {
-		m.WindowResults.WithLabelValues(p.cfg.Pipeline.Name).Add(float64(len(p.pending)))
-		m.Checkpoints.WithLabelValues(p.cfg.Pipeline.Name).Observe(time.Since(start).Seconds())
+		m.WindowResults.WithLabelValues(p.cfg.Plan.Name).Add(float64(len(p.pending)))
+		m.Checkpoints.WithLabelValues(p.cfg.Plan.Name).Observe(time.Since(start).Seconds())
 	}
 	p.pending = p.pending[:0]
 	return nil
@@ -263,10 +303,25 @@ func (p *Processor) checkpoint(ctx context.Context) error {
 
 func (p *Processor) publishLive(now time.Time) {
 	wm := p.engine.Watermark()
-	for _, o := range p.cfg.Pipeline.Outputs {
-		if !p.cfg.Board.Watched(p.cfg.Pipeline.Name, o.Name, now) {
+	for i, o := range p.cfg.Plan.Outputs {
+		if !o.Live || o.Partials <= 0 || !p.cfg.Board.Watched(p.cfg.Plan.Name, o.Name, now) {
 			continue
 		}
-		p.cfg.Board.Set(p.cfg.Pipeline.Name, o.Name, Live{Watermark: wm, Results: p.engine.Partials(o.Name, nil)})
+		p.cfg.Board.Set(p.cfg.Plan.Name, o.Name, Live{Watermark: wm, Results: p.engine.Partials(i, nil)})
+	}
+}
+
+// produceResults writes the pending final results to their outputs'
+// topics as JSON, keyed by the group key.
+func (p *Processor) produceResults() {
+	for i := range p.pending {
+		r := &p.pending[i]
+		topic := p.outTopic[r.Output]
+		if topic == "" {
+			continue
+		}
+		p.cfg.Client.Produce(context.Background(), &kgo.Record{
+			Topic: topic, Key: []byte(joinKey(r.Key)), Value: AppendResultJSON(nil, r),
+		}, p.sideDone(topic))
 	}
 }

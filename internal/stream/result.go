@@ -2,41 +2,64 @@ package stream
 
 import (
 	"strconv"
-
-	"github.com/pulsehq/pulse/internal/event"
+	"time"
 )
 
-// AppendAggsJSON appends the aggregates of s as a JSON object with named
-// fields: "count", then for each metric present "<metric>_count",
-// "<metric>_avg", "<metric>_min" and "<metric>_max".
-func AppendAggsJSON(dst []byte, s *WindowState) []byte {
-	dst = append(dst, `{"count":`...)
-	dst = strconv.AppendInt(dst, s.Count, 10)
-	for m := event.Metric(0); m < event.NumMetrics; m++ {
-		if s.Has&(1<<m) == 0 {
+// AppendResultJSON appends r as the JSON object the results API, live
+// views and result topics share: output, key (group fields by name),
+// window bounds, final, then the named aggregates.
+func AppendResultJSON(dst []byte, r *Result) []byte {
+	dst = append(dst, `{"output":`...)
+	dst = strconv.AppendQuote(dst, r.Output)
+	dst = append(dst, `,"key":{`...)
+	for i, g := range r.GroupBy {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendQuote(dst, g)
+		dst = append(dst, ':')
+		if i < len(r.Key) {
+			dst = strconv.AppendQuote(dst, r.Key[i])
+		} else {
+			dst = append(dst, `""`...)
+		}
+	}
+	dst = append(dst, `},"window_start":"`...)
+	dst = time.UnixMilli(r.Start).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","window_end":"`...)
+	dst = time.UnixMilli(r.End).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","final":`...)
+	dst = strconv.AppendBool(dst, r.Final)
+	if r.Retract {
+		return append(dst, `,"retract":true}`...)
+	}
+	n := len(dst)
+	dst = AppendValuesJSON(dst, r)
+	if len(dst)-n > 2 {
+		dst[n] = ','
+		return dst
+	}
+	return append(dst[:n], '}')
+}
+
+// AppendValuesJSON appends a result's aggregates as a JSON object of named
+// fields, leaving out aggregates without a value (e.g. the average of a
+// metric the window never saw).
+func AppendValuesJSON(dst []byte, r *Result) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i, v := range r.Values {
+		if v.IsNull() {
 			continue
 		}
-		a := &s.Metrics[m]
-		name := m.String()
-		dst = appendField(dst, name, "_count")
-		dst = strconv.AppendInt(dst, a.Count, 10)
-		dst = appendField(dst, name, "_avg")
-		dst = appendFloat(dst, a.Avg())
-		dst = appendField(dst, name, "_min")
-		dst = appendFloat(dst, a.Min)
-		dst = appendField(dst, name, "_max")
-		dst = appendFloat(dst, a.Max)
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, r.Names[i]...)
+		dst = append(dst, '"', ':')
+		dst = v.AppendJSON(dst)
 	}
 	return append(dst, '}')
-}
-
-func appendField(dst []byte, name, suffix string) []byte {
-	dst = append(dst, ',', '"')
-	dst = append(dst, name...)
-	dst = append(dst, suffix...)
-	return append(dst, '"', ':')
-}
-
-func appendFloat(dst []byte, f float64) []byte {
-	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }

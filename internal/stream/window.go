@@ -1,15 +1,26 @@
 package stream
 
-// Tumbling assigns event times to fixed, non-overlapping windows
-// [start, start+Size) aligned to the Unix epoch. Times are milliseconds.
-type Tumbling struct{ Size int64 }
-
-// Start returns the start of the window containing ts. It rounds toward
-// negative infinity so that times before the epoch are assigned correctly.
-func (t Tumbling) Start(ts int64) int64 {
-	s := ts - ts%t.Size
-	if ts%t.Size < 0 {
-		s -= t.Size
+// floorDiv rounds a/b toward negative infinity.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
 	}
-	return s
+	return q
+}
+
+// tumblingStart returns the start of the size-ms window containing ts;
+// windows are [start, start+size) aligned to the Unix epoch.
+func tumblingStart(ts, size int64) int64 { return floorDiv(ts, size) * size }
+
+// hoppingStarts appends the starts of every window [s, s+size) with s a
+// multiple of slide that contains ts, oldest first.
+func hoppingStarts(dst []int64, ts, size, slide int64) []int64 {
+	last := floorDiv(ts, slide) * slide
+	for s := last - size + slide; s <= last; s += slide {
+		if s <= ts && ts < s+size {
+			dst = append(dst, s)
+		}
+	}
+	return dst
 }

@@ -1,10 +1,8 @@
 package stream
 
 import (
-	"encoding/json"
+	"slices"
 	"testing"
-
-	"github.com/pulsehq/pulse/internal/event"
 )
 
 func TestTumblingStart(t *testing.T) {
@@ -34,17 +32,62 @@ func TestTumblingStart(t *testing.T) {
 		{7, 6, 0},                                  //
 	}
 	for _, tt := range tests {
-		if got := (Tumbling{Size: tt.size}).Start(tt.ts); got != tt.want {
-			t.Errorf("Tumbling{%d}.Start(%d) = %d, want %d", tt.size, tt.ts, got, tt.want)
+		if got := tumblingStart(tt.ts, tt.size); got != tt.want {
+			t.Errorf("tumblingStart(%d, %d) = %d, want %d", tt.ts, tt.size, got, tt.want)
 		}
 	}
-	// Every time lies in [Start, Start+Size) and Start is aligned.
+	// Every time lies in [start, start+size) and start is aligned.
 	for _, size := range []int64{1, 7, 1000, min, 3_600_000} {
-		w := Tumbling{Size: size}
-		for _, ts := range []int64{-3*size - 1, -size - 1, -size, -1, 0, 1, size - 1, size, 5*size + 3, 1772366400000, 1e15} {
-			s := w.Start(ts)
+		for _, ts := range []int64{-3*size - 1, -size - 1, -size, -1, 0, 1, size - 1, size, 5*size + 3, 1772366400000, 1e15, -1e15} {
+			s := tumblingStart(ts, size)
 			if s > ts || ts >= s+size || s%size != 0 {
-				t.Errorf("Tumbling{%d}.Start(%d) = %d: not the aligned window holding ts", size, ts, s)
+				t.Errorf("tumblingStart(%d, %d) = %d: not the aligned window holding ts", ts, size, s)
+			}
+		}
+	}
+}
+
+func TestHoppingStarts(t *testing.T) {
+	const min = 60_000
+	tests := []struct {
+		name            string
+		ts, size, slide int64
+		want            []int64
+	}{
+		{"first ms of a slide: in size/slide windows", 0, 5 * min, min, []int64{-4 * min, -3 * min, -2 * min, -min, 0}},
+		{"inside a slide", 90_000, 5 * min, min, []int64{-3 * min, -2 * min, -min, 0, min}},
+		{"last ms of a slide", min - 1, 5 * min, min, []int64{-4 * min, -3 * min, -2 * min, -min, 0}},
+		{"the end of the oldest window excludes ts", 5 * min, 5 * min, min, []int64{min, 2 * min, 3 * min, 4 * min, 5 * min}},
+		{"two windows", 30_000, 2 * min, min, []int64{-min, 0}},
+		{"slide == size is tumbling", 90_000, min, min, []int64{min}},
+		{"negative times round down", -1, 3 * min, min, []int64{-3 * min, -2 * min, -min}},
+		{"negative on a boundary", -min, 3 * min, min, []int64{-3 * min, -2 * min, -min}},
+		{"negative just before a boundary", -min - 1, 3 * min, min, []int64{-4 * min, -3 * min, -2 * min}},
+		{"odd sizes", 10, 6, 2, []int64{6, 8, 10}},
+		{"odd sizes, negative", -5, 6, 2, []int64{-10, -8, -6}},
+		{"2026-03-01T12:07:30Z in 10m/5m: 12:00 and 12:05", 1772366850000, 10 * min, 5 * min, []int64{1772366400000, 1772366700000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := hoppingStarts(nil, tt.ts, tt.size, tt.slide)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("hoppingStarts(%d, %d, %d) = %v, want %v", tt.ts, tt.size, tt.slide, got, tt.want)
+			}
+		})
+	}
+	// Every ts is in exactly size/slide windows, each aligned to slide,
+	// holding ts, oldest first; appending keeps dst.
+	for _, sz := range [][2]int64{{2, 1}, {6, 2}, {6, 3}, {10, 10}, {5 * min, min}, {3_600_000, 60_000}} {
+		size, slide := sz[0], sz[1]
+		for _, ts := range []int64{-2*size - 1, -size, -slide, -1, 0, 1, slide - 1, slide, size - 1, size, size + slide/2, 1772366400000} {
+			got := hoppingStarts([]int64{42}, ts, size, slide)
+			if got[0] != 42 || int64(len(got)-1) != size/slide {
+				t.Fatalf("hoppingStarts(%d, %d, %d) = %v: want 42 then %d starts", ts, size, slide, got, size/slide)
+			}
+			for i, s := range got[1:] {
+				if s > ts || ts >= s+size || s%slide != 0 || (i > 0 && s != got[i]+slide) {
+					t.Errorf("hoppingStarts(%d, %d, %d) = %v: %d is not a window holding ts", ts, size, slide, got, s)
+				}
 			}
 		}
 	}
@@ -54,7 +97,7 @@ func TestWatermarks(t *testing.T) {
 	type obs struct {
 		p       int32
 		ts, now int64
-		touch   bool
+		op      byte // 'o' observe, 't' touch, 'a' assign
 	}
 	tests := []struct {
 		name string
@@ -63,23 +106,32 @@ func TestWatermarks(t *testing.T) {
 		want int64
 	}{
 		{"no partition: no watermark", nil, 0, NoWatermark},
-		{"max event time minus disorder", []obs{{0, 10_000, 0, false}, {0, 20_000, 0, false}, {0, 15_000, 0, false}}, 0, 19_000},
-		{"an older event does not lower it", []obs{{0, 20_000, 0, false}, {0, 1, 0, false}}, 0, 19_000},
-		{"minimum over partitions", []obs{{0, 50_000, 0, false}, {1, 20_000, 0, false}, {2, 30_000, 0, false}}, 0, 19_000},
-		{"a partition idle for less than the timeout holds it", []obs{{0, 50_000, 100, false}, {1, 20_000, 0, false}}, 29_999, 19_000},
-		{"a partition idle for the timeout is skipped", []obs{{0, 50_000, 100, false}, {1, 20_000, 0, false}}, 30_000, 49_000},
-		{"Touch keeps a partition active", []obs{{0, 50_000, 100, false}, {1, 20_000, 0, false}, {1, 0, 20_000, true}}, 49_999, 19_000},
-		{"Touch of an unknown partition does nothing", []obs{{0, 50_000, 0, false}, {3, 0, 0, true}}, 0, 49_000},
-		{"all idle: the maximum", []obs{{0, 50_000, 0, false}, {1, 20_000, 0, false}, {2, 90_000, 10, false}}, 30_010, 89_000},
-		{"negative event times", []obs{{0, -120_000, 0, false}, {1, -60_000, 0, false}}, 0, -121_000},
+		{"max event time minus disorder", []obs{{0, 10_000, 0, 'o'}, {0, 20_000, 0, 'o'}, {0, 15_000, 0, 'o'}}, 0, 19_000},
+		{"an older event does not lower it", []obs{{0, 20_000, 0, 'o'}, {0, 1, 0, 'o'}}, 0, 19_000},
+		{"minimum over partitions", []obs{{0, 50_000, 0, 'o'}, {1, 20_000, 0, 'o'}, {2, 30_000, 0, 'o'}}, 0, 19_000},
+		{"a partition idle for less than the timeout holds it", []obs{{0, 50_000, 100, 'o'}, {1, 20_000, 0, 'o'}}, 29_999, 19_000},
+		{"a partition idle for the timeout is skipped", []obs{{0, 50_000, 100, 'o'}, {1, 20_000, 0, 'o'}}, 30_000, 49_000},
+		{"Touch keeps a partition active", []obs{{0, 50_000, 100, 'o'}, {1, 20_000, 0, 'o'}, {1, 0, 20_000, 't'}}, 49_999, 19_000},
+		{"Touch of an unknown partition does nothing", []obs{{0, 50_000, 0, 'o'}, {3, 0, 0, 't'}}, 0, 49_000},
+		{"all idle: the maximum", []obs{{0, 50_000, 0, 'o'}, {1, 20_000, 0, 'o'}, {2, 90_000, 10, 'o'}}, 30_010, 89_000},
+		{"negative event times", []obs{{0, -120_000, 0, 'o'}, {1, -60_000, 0, 'o'}}, 0, -121_000},
+		{"an assigned partition without events holds it back", []obs{{0, 50_000, 0, 'o'}, {1, 0, 0, 'a'}}, 29_999, NoWatermark},
+		{"an assigned partition idle for the timeout is skipped", []obs{{0, 50_000, 10, 'o'}, {1, 0, 0, 'a'}}, 30_000, 49_000},
+		{"only assigned partitions: none", []obs{{0, 0, 0, 'a'}, {1, 0, 0, 'a'}}, 1e9, NoWatermark},
+		{"Touch keeps an assigned partition active", []obs{{0, 50_000, 0, 'o'}, {1, 0, 0, 'a'}, {1, 0, 25_000, 't'}}, 54_999, NoWatermark},
+		{"Assign again does not reset", []obs{{1, 20_000, 0, 'o'}, {0, 50_000, 0, 'o'}, {1, 0, 10, 'a'}}, 0, 19_000},
+		{"an assigned partition that delivers counts as usual", []obs{{1, 0, 0, 'a'}, {0, 50_000, 0, 'o'}, {1, 20_000, 5, 'o'}}, 10, 19_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := Watermarks{Disorder: 1000, IdleTimeout: 30_000}
 			for _, o := range tt.obs {
-				if o.touch {
+				switch o.op {
+				case 't':
 					w.Touch(o.p, o.now)
-				} else {
+				case 'a':
+					w.Assign(o.p, o.now)
+				default:
 					w.Observe(o.p, o.ts, o.now)
 				}
 			}
@@ -94,6 +146,7 @@ func TestWatermarksRestore(t *testing.T) {
 	w := Watermarks{Disorder: 1000, IdleTimeout: 30_000}
 	w.Observe(0, 50_000, 0)
 	w.Observe(1, 20_000, 0)
+	w.Assign(2, 0) // no event: not in the checkpoint
 	saved := w.PartitionMax()
 	if len(saved) != 2 || saved[0] != 50_000 || saved[1] != 20_000 {
 		t.Fatalf("PartitionMax = %v", saved)
@@ -107,94 +160,5 @@ func TestWatermarksRestore(t *testing.T) {
 	}
 	if got := r.Current(1_000_000 + 30_000); got != 49_000 {
 		t.Errorf("after restore, all idle: Current = %d, want 49000", got)
-	}
-}
-
-func TestAgg(t *testing.T) {
-	var a Agg
-	if a.Avg() != 0 {
-		t.Errorf("empty Avg = %v", a.Avg())
-	}
-	for _, v := range []float64{3, -1.5, 10, 0} {
-		a.Add(v)
-	}
-	if want := (Agg{Count: 4, Sum: 11.5, Min: -1.5, Max: 10}); a != want || a.Avg() != 2.875 {
-		t.Errorf("Agg = %+v avg %v, want %+v avg 2.875", a, a.Avg(), want)
-	}
-	// The first value sets min and max even when it is above 0 or below.
-	var pos, neg Agg
-	pos.Add(5)
-	neg.Add(-5)
-	if pos.Min != 5 || pos.Max != 5 || neg.Min != -5 || neg.Max != -5 {
-		t.Errorf("single values: %+v %+v", pos, neg)
-	}
-	tests := []struct {
-		name string
-		a, b []float64
-	}{
-		{"both empty", nil, nil},
-		{"empty into full", []float64{1, 2}, nil},
-		{"full into empty", nil, []float64{-4, 7}},
-		{"overlapping", []float64{1, 9}, []float64{-2, 5, 12}},
-	}
-	for _, tt := range tests {
-		var x, y, all Agg
-		for _, v := range tt.a {
-			x.Add(v)
-			all.Add(v)
-		}
-		for _, v := range tt.b {
-			y.Add(v)
-			all.Add(v)
-		}
-		x.Merge(y)
-		if x != all {
-			t.Errorf("%s: Merge = %+v, adding all = %+v", tt.name, x, all)
-		}
-	}
-}
-
-func TestWindowState(t *testing.T) {
-	var w WindowState
-	r := func(vals map[event.Metric]float64) *event.Reading {
-		var r event.Reading
-		for m, v := range vals {
-			r.Set(m, v)
-		}
-		return &r
-	}
-	w.Add(r(map[event.Metric]float64{event.SpeedKmh: 10, event.VehicleCount: 4}))
-	w.Add(r(map[event.Metric]float64{event.SpeedKmh: 20}))
-	w.Add(r(map[event.Metric]float64{event.PM25: 12.5}))
-	if w.Count != 3 {
-		t.Errorf("Count = %d, want 3", w.Count)
-	}
-	wantHas := uint16(1<<event.SpeedKmh | 1<<event.VehicleCount | 1<<event.PM25)
-	if w.Has != wantHas {
-		t.Errorf("Has = %b, want %b", w.Has, wantHas)
-	}
-	want := map[event.Metric]Agg{
-		event.SpeedKmh:     {Count: 2, Sum: 30, Min: 10, Max: 20},
-		event.VehicleCount: {Count: 1, Sum: 4, Min: 4, Max: 4},
-		event.PM25:         {Count: 1, Sum: 12.5, Min: 12.5, Max: 12.5},
-	}
-	for m := event.Metric(0); m < event.NumMetrics; m++ {
-		if w.Metrics[m] != want[m] {
-			t.Errorf("%s: %+v, want %+v", m, w.Metrics[m], want[m])
-		}
-	}
-	got := string(AppendAggsJSON(nil, &w))
-	wantJSON := `{"count":3,` +
-		`"speed_kmh_count":2,"speed_kmh_avg":15,"speed_kmh_min":10,"speed_kmh_max":20,` +
-		`"vehicle_count_count":1,"vehicle_count_avg":4,"vehicle_count_min":4,"vehicle_count_max":4,` +
-		`"pm25_count":1,"pm25_avg":12.5,"pm25_min":12.5,"pm25_max":12.5}`
-	if got != wantJSON {
-		t.Errorf("AppendAggsJSON =\n%s\nwant\n%s", got, wantJSON)
-	}
-	if !json.Valid([]byte(got)) {
-		t.Error("AppendAggsJSON is not valid JSON")
-	}
-	if got := string(AppendAggsJSON(nil, &WindowState{})); got != `{"count":0}` {
-		t.Errorf("empty state: %s", got)
 	}
 }

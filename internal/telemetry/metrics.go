@@ -14,6 +14,7 @@ type Metrics struct {
 	IngestDuration   *prometheus.HistogramVec // stream, code
 	PipelineEvents   *prometheus.CounterVec   // pipeline
 	PipelineRejected *prometheus.CounterVec   // pipeline
+	PipelineFiltered *prometheus.CounterVec   // pipeline
 	ConsumerLag      *prometheus.GaugeVec     // pipeline
 	WindowResults    *prometheus.CounterVec   // pipeline
 	LateEvents       *prometheus.CounterVec   // pipeline
@@ -44,6 +45,10 @@ func New() *Metrics {
 			Name: "pulse_pipeline_rejected_events_total",
 			Help: "Records a pipeline could not decode and sent to the dead-letter topic.",
 		}, []string{"pipeline"}),
+		PipelineFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_pipeline_filtered_events_total",
+			Help: "Events the pipeline's where expression dropped.",
+		}, []string{"pipeline"}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_pipeline_consumer_lag",
 			Help: "Records in the pipeline's input topic not yet processed, summed over partitions.",
@@ -73,7 +78,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.ConsumerLag,
+		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
 		m.WindowResults, m.LateEvents, m.OpenWindows, m.Watermark, m.Checkpoints,
 	)
 	return m

@@ -313,9 +313,9 @@
       const res = await fetch('/v1/pipelines');
       const { pipelines = [] } = await res.json();
       const p = pipelines.find((x) => x.name === 'city') || pipelines[0];
-      const o = p && ((p.outputs || []).find((x) => x.group_by === 'zone') || p.outputs[0]);
+      const o = p && ((p.outputs || []).find((x) => (x.group_by || []).join() === 'zone') || p.outputs[0]);
       if (p && o) {
-        Object.assign(state, { pipeline: p.name, output: o.name, groupBy: o.group_by });
+        Object.assign(state, { pipeline: p.name, output: o.name, groupBy: (o.group_by || [])[0] || 'zone' });
         $('subtitle').textContent = `${p.name} · ${o.name} · ${o.window}`;
       }
     } catch (err) {

@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/google/cel-go/cel"
+
+	"github.com/pulsehq/pulse/internal/aggregate"
+)
+
+// Plan is a validated, compiled pipeline: what the stream engine runs.
+type Plan struct {
+	Name        string
+	Description string
+	// File is where the pipeline was read from ("builtin:city.yaml" for the
+	// embedded ones).
+	File   string
+	Source Source
+	// Where filters events; nil keeps every event. It evaluates to a bool
+	// (or to a dyn that must be a bool at run time). It is evaluated after
+	// Derive, so it can read derived fields.
+	Where *Program
+	// Derive adds fields, in order; a later expression can use an earlier
+	// derived field.
+	Derive []Derived
+	Time   EventTime
+	// Outputs are the windowed aggregations; each reads every event that
+	// passed Where.
+	Outputs []Output
+}
+
+// Source is where a pipeline's events come from.
+type Source struct {
+	Topics []string
+	Format string // "json"
+	// KeyField is the field the input records are keyed by.
+	KeyField string
+	// TimeField holds the event time; TimeFormat is "auto" (RFC 3339
+	// string or epoch milliseconds number), "rfc3339", "epoch_ms" or
+	// "epoch_s".
+	TimeField  string
+	TimeFormat string
+}
+
+// Program is a compiled CEL expression with the event fields it reads.
+type Program struct {
+	Source string
+	Prog   cel.Program
+	// Fields are the identifiers the expression reads: event fields or
+	// earlier derived fields.
+	Fields []string
+}
+
+// Derived is a field computed by a CEL expression.
+type Derived struct {
+	Name string
+	Expr *Program
+}
+
+// EventTime configures watermarks and lateness.
+type EventTime struct {
+	MaxOutOfOrderness time.Duration // default 5s
+	IdleTimeout       time.Duration // default 30s
+	AllowedLateness   time.Duration // default 0
+}
+
+// WindowKind is tumbling, hopping or session.
+type WindowKind uint8
+
+// The window kinds.
+const (
+	Tumbling WindowKind = iota + 1
+	Hopping
+	Session
+)
+
+// Window assigns events to windows.
+type Window struct {
+	Kind  WindowKind
+	Size  time.Duration // tumbling, hopping
+	Slide time.Duration // hopping
+	Gap   time.Duration // session
+}
+
+// Aggregate is one named aggregate of an output.
+type Aggregate struct {
+	// Name is the result field, e.g. "speed_kmh_avg".
+	Name  string
+	Func  aggregate.Func
+	Field string // input field; "" for count()
+}
+
+// Output is one windowed aggregation and where its results go.
+type Output struct {
+	Name       string
+	GroupBy    []string
+	Window     Window
+	Aggregates []Aggregate
+	// Partials is how often live partial results are published; 0 means
+	// only final results.
+	Partials time.Duration
+	// Topic receives the final results (default "<pipeline>.<output>").
+	Topic string
+	// Sinks names the stores that keep the results ("sqlite").
+	Sinks []string
+	// Live makes the output available to live views (SSE, dashboard).
+	Live bool
+}

@@ -1,0 +1,50 @@
+package serve_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/stream"
+)
+
+// cityPlan returns the built-in city pipeline.
+func cityPlan(t testing.TB) *pipeline.Plan {
+	t.Helper()
+	plans, err := pipeline.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range plans {
+		if p.Name == "city" {
+			return p
+		}
+	}
+	t.Fatal("no built-in city pipeline")
+	return nil
+}
+
+// zoneWindow returns a zone_1m result of the city pipeline whose named
+// aggregates have the given values; the others are absent.
+func zoneWindow(t testing.TB, zone string, start time.Time, final bool, fields map[string]float64) stream.Result {
+	t.Helper()
+	plan := cityPlan(t)
+	var out *pipeline.Output
+	for i := range plan.Outputs {
+		if plan.Outputs[i].Name == "zone_1m" {
+			out = &plan.Outputs[i]
+		}
+	}
+	r := stream.Result{Output: "zone_1m", GroupBy: []string{"zone"}, Key: []string{zone},
+		Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), Final: final}
+	for _, a := range out.Aggregates {
+		r.Names = append(r.Names, a.Name)
+		if v, ok := fields[a.Name]; ok {
+			r.Values = append(r.Values, event.NumberValue(v))
+		} else {
+			r.Values = append(r.Values, event.Value{})
+		}
+	}
+	return r
+}

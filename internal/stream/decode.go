@@ -1,0 +1,280 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+	"github.com/valyala/fastjson"
+
+	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
+)
+
+// Record is one decoded event: its event time and the values of the fields
+// the pipeline's outputs read, in slot order (see Decoder.Slot).
+type Record struct {
+	TS   int64
+	Vals []event.Value
+}
+
+// Decoder turns raw JSON records into Records for one pipeline: it reads
+// the event time, applies the where filter and the derived fields, and
+// extracts the fields the outputs group by and aggregate. It reuses its
+// buffers: one Decoder per goroutine.
+type Decoder struct {
+	plan    *pipeline.Plan
+	p       fastjson.Parser
+	slots   []string
+	slotOf  map[string]int
+	derived []event.Value // by derive index, for the current event
+	derIdx  map[string]int
+	act     activation
+}
+
+// NewDecoder returns a decoder for plan.
+func NewDecoder(plan *pipeline.Plan) *Decoder {
+	d := &Decoder{plan: plan, slotOf: map[string]int{}, derIdx: map[string]int{}}
+	for i, dv := range plan.Derive {
+		d.derIdx[dv.Name] = i
+	}
+	d.derived = make([]event.Value, len(plan.Derive))
+	for _, o := range plan.Outputs {
+		for _, g := range o.GroupBy {
+			d.Slot(g)
+		}
+		for _, a := range o.Aggregates {
+			if a.Field != "" {
+				d.Slot(a.Field)
+			}
+		}
+	}
+	d.act.d = d
+	return d
+}
+
+// Slot returns the slot index of field, adding it if needed.
+func (d *Decoder) Slot(field string) int {
+	if i, ok := d.slotOf[field]; ok {
+		return i
+	}
+	d.slotOf[field] = len(d.slots)
+	d.slots = append(d.slots, field)
+	return len(d.slots) - 1
+}
+
+// Slots returns the number of slots.
+func (d *Decoder) Slots() int { return len(d.slots) }
+
+// ErrFiltered is returned for events the where expression drops.
+var ErrFiltered = errors.New("filtered out by where")
+
+// Decode decodes data into r. It returns ErrFiltered for events the where
+// expression drops, and a descriptive error for records that cannot be
+// processed (they belong in the dead-letter topic).
+func (d *Decoder) Decode(data []byte, r *Record) error {
+	v, err := d.p.ParseBytes(data)
+	if err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return fmt.Errorf("an event must be a JSON object, got %s", v.Type())
+	}
+	d.act.obj = obj
+	src := &d.plan.Source
+	tv := obj.Get(src.TimeField)
+	if tv == nil {
+		return fmt.Errorf("missing event-time field %s", src.TimeField)
+	}
+	if r.TS, err = parseTime(tv, src.TimeFormat); err != nil {
+		return fmt.Errorf("field %s: %w", src.TimeField, err)
+	}
+	for i := range d.derived {
+		d.derived[i] = event.Value{}
+	}
+	d.act.ndone = 0
+	if w := d.plan.Where; w != nil {
+		out, _, err := w.Prog.Eval(&d.act)
+		if err != nil {
+			return fmt.Errorf("where %q: %w", w.Source, err)
+		}
+		if b, ok := out.(types.Bool); !ok {
+			return fmt.Errorf("where %q returned %s, not a boolean", w.Source, out.Type())
+		} else if !b {
+			return ErrFiltered
+		}
+	}
+	for i, dv := range d.plan.Derive {
+		out, _, err := dv.Expr.Prog.Eval(&d.act)
+		if err != nil {
+			return fmt.Errorf("derive %s: %w", dv.Name, err)
+		}
+		if d.derived[i], err = fromCEL(out); err != nil {
+			return fmt.Errorf("derive %s: %w", dv.Name, err)
+		}
+		d.act.ndone = i + 1
+	}
+	if cap(r.Vals) < len(d.slots) {
+		r.Vals = make([]event.Value, len(d.slots))
+	}
+	r.Vals = r.Vals[:len(d.slots)]
+	for i, f := range d.slots {
+		if j, ok := d.derIdx[f]; ok {
+			r.Vals[i] = d.derived[j]
+			continue
+		}
+		r.Vals[i] = fromJSON(obj.Get(f))
+	}
+	return nil
+}
+
+func fromJSON(v *fastjson.Value) event.Value {
+	if v == nil {
+		return event.Value{}
+	}
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		f, err := v.Float64()
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return event.Value{}
+		}
+		return event.NumberValue(f)
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return event.StringValue(string(b))
+	case fastjson.TypeTrue:
+		return event.BoolValue(true)
+	case fastjson.TypeFalse:
+		return event.BoolValue(false)
+	}
+	// Objects and arrays are not groupable or aggregatable values.
+	return event.Value{}
+}
+
+func fromCEL(v ref.Val) (event.Value, error) {
+	switch x := v.(type) {
+	case types.Double:
+		return event.NumberValue(float64(x)), nil
+	case types.Int:
+		return event.NumberValue(float64(x)), nil
+	case types.Uint:
+		return event.NumberValue(float64(x)), nil
+	case types.String:
+		return event.StringValue(string(x)), nil
+	case types.Bool:
+		return event.BoolValue(bool(x)), nil
+	case types.Null:
+		return event.Value{}, nil
+	case types.Timestamp:
+		return event.NumberValue(float64(x.Time.UnixMilli())), nil
+	}
+	return event.Value{}, fmt.Errorf("produced a %s; a field must be a number, string, boolean or null", v.Type())
+}
+
+// activation resolves CEL identifiers to the current event's fields and
+// the derived fields computed so far.
+type activation struct {
+	d     *Decoder
+	obj   *fastjson.Object
+	ndone int // derived fields available
+}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	if i, ok := a.d.derIdx[name]; ok && i < a.ndone {
+		return toNative(a.d.derived[i]), true
+	}
+	v := a.obj.Get(name)
+	if v == nil {
+		return nil, false
+	}
+	return jsonNative(v), true
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+func toNative(v event.Value) any {
+	switch v.Kind {
+	case event.Number:
+		return v.Num
+	case event.String:
+		return v.Str
+	case event.Bool:
+		return v.B
+	}
+	return types.NullValue
+}
+
+func jsonNative(v *fastjson.Value) any {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		f, _ := v.Float64()
+		return f
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return string(b)
+	case fastjson.TypeTrue:
+		return true
+	case fastjson.TypeFalse:
+		return false
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		m := make(map[string]any, o.Len())
+		o.Visit(func(k []byte, x *fastjson.Value) { m[string(k)] = jsonNative(x) })
+		return m
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
+		out := make([]any, len(arr))
+		for i, x := range arr {
+			out[i] = jsonNative(x)
+		}
+		return out
+	}
+	return types.NullValue
+}
+
+// parseTime reads an event time in milliseconds.
+func parseTime(v *fastjson.Value, format string) (int64, error) {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		f, err := v.Float64()
+		if err != nil {
+			return 0, fmt.Errorf("not a valid number")
+		}
+		switch format {
+		case "epoch_s":
+			f *= 1000
+		case "rfc3339":
+			return 0, fmt.Errorf("%v is a number, the pipeline expects an RFC 3339 string", f)
+		}
+		if f < -1e15 || f > 1e15 {
+			return 0, fmt.Errorf("%v is out of range for epoch milliseconds", f)
+		}
+		return int64(math.Floor(f)), nil
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		s := string(b)
+		if format != "epoch_ms" && format != "epoch_s" {
+			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				return t.UnixMilli(), nil
+			}
+			if format == "rfc3339" {
+				return 0, fmt.Errorf("%q is not an RFC 3339 time", s)
+			}
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < -1e15 || n > 1e15 {
+			return 0, fmt.Errorf("%q is neither RFC 3339 nor epoch milliseconds", s)
+		}
+		if format == "epoch_s" {
+			n *= 1000
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("must be a time string or number, got %s", v.Type())
+}

@@ -1,0 +1,71 @@
+package stream
+
+import "github.com/pulsehq/pulse/internal/event"
+
+// Advance moves the watermark to its current value at processing time now
+// and appends to dst: retractions of merged session windows, the final
+// result of every window whose end the watermark passed, and updated final
+// results of windows that late events changed within the allowed
+// lateness. Windows past end + allowed lateness are dropped.
+func (e *Engine) Advance(now int64, dst []Result) []Result {
+	if wm := e.wm.Current(now); wm > e.fired {
+		e.fired = wm
+	}
+	for _, o := range e.outs {
+		dst = append(dst, o.retracts...)
+		o.retracts = o.retracts[:0]
+		if len(o.keys) == 0 {
+			continue
+		}
+		for k, ks := range o.keys {
+			kept := ks.wins[:0]
+			for _, w := range ks.wins {
+				switch {
+				case !w.fired && w.end <= e.fired:
+					w.fired = true
+					dst = append(dst, o.result(ks, w, true))
+				case w.dirty:
+					w.dirty = false
+					o.dirty--
+					dst = append(dst, o.result(ks, w, true))
+				}
+				if w.fired && w.end+e.lateness <= e.fired {
+					o.open--
+					continue
+				}
+				kept = append(kept, w)
+			}
+			if len(kept) == 0 {
+				delete(o.keys, k)
+			} else {
+				ks.wins = kept
+			}
+		}
+	}
+	return dst
+}
+
+// Partials appends the current result of every window of output i that is
+// not final yet.
+func (e *Engine) Partials(i int, dst []Result) []Result {
+	o := e.outs[i]
+	for _, ks := range o.keys {
+		for _, w := range ks.wins {
+			if !w.fired {
+				dst = append(dst, o.result(ks, w, false))
+			}
+		}
+	}
+	return dst
+}
+
+func (o *outState) result(ks *keyState, w *win, final bool) Result {
+	r := Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key, Start: w.start, End: w.end,
+		Final: final, Names: o.names, Values: make([]event.Value, len(w.states))}
+	for i, s := range w.states {
+		if v, ok := s.Result(); ok {
+			r.Values[i] = v
+		}
+	}
+	return r
+}
