@@ -30,8 +30,8 @@ import (
 type Stream struct {
 	Name string
 	// Source is the pipeline source that reads the stream: its key and
-	// event-time fields are required in every event. The stream named
-	// "city" is validated as city readings (see event.CityParser).
+	// event-time fields are required in every event; with schema city,
+	// events are validated as city readings (see event.CityParser).
 	Source pipeline.Source
 }
 
@@ -201,7 +201,7 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 		*rec = kgo.Record{Value: it.raw}
 		var key []byte
 		var err error
-		if s.Name == "city" {
+		if s.Source.Schema == "city" {
 			if err = st.parser.Parse(it.raw, &r); err == nil {
 				key = []byte(r.SensorID)
 			}

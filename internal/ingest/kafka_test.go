@@ -48,7 +48,7 @@ func newTestEnv(t testing.TB, cfg Config, opts ...kgo.Opt) *testEnv {
 	t.Cleanup(client.Close)
 	cfg.Client = client
 	if cfg.Streams == nil {
-		cfg.Streams = []Stream{{Name: "city", Source: pipeline.Source{Topics: []string{"city"}, KeyField: "sensor_id", TimeField: "ts", TimeFormat: "auto"}}}
+		cfg.Streams = []Stream{{Name: "city", Source: pipeline.Source{Topics: []string{"city"}, Schema: "city", KeyField: "sensor_id", TimeField: "ts", TimeFormat: "auto"}}}
 	}
 	env := &testEnv{cluster: cluster, client: client, metrics: cfg.Metrics}
 	env.handler = New(cfg)

@@ -23,7 +23,8 @@ const (
 
 var (
 	topKeys       = []string{"name", "description", "source", "event_time", "where", "derive", "outputs"}
-	sourceKeys    = []string{"topic", "topics", "format", "key", "time"}
+	sourceKeys    = []string{"topic", "topics", "format", "schema", "key", "time"}
+	schemas       = []string{"city"}
 	timeKeys      = []string{"field", "format"}
 	eventTimeKeys = []string{"max_out_of_orderness", "idle_timeout", "allowed_lateness"}
 	timeFormats   = []string{"auto", "rfc3339", "epoch_ms", "epoch_s"}
@@ -164,6 +165,14 @@ func (p *parser) source(n *yaml.Node) Source {
 				p.errorf(f, "source.format", "json is the only format for now", "unknown format %q", s)
 			}
 			src.Format = s
+		}
+	}
+	if f, ok := m["schema"]; ok {
+		if s, ok := p.str(f, "source.schema", "schema: city"); ok {
+			if !contains(schemas, s) {
+				p.errorf(f, "source.schema", didYouMean(s, schemas), "unknown schema %q", s)
+			}
+			src.Schema = s
 		}
 	}
 	if k, ok := m["key"]; ok {

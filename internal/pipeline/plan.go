@@ -33,6 +33,10 @@ type Plan struct {
 type Source struct {
 	Topics []string
 	Format string // "json"
+	// Schema, when set, names a built-in event schema every event must
+	// satisfy ("city": event.CityParser's validation); events that do not
+	// go to the dead-letter topic with the reason.
+	Schema string
 	// KeyField is the field the input records are keyed by.
 	KeyField string
 	// TimeField holds the event time; TimeFormat is "auto" (RFC 3339

@@ -35,6 +35,8 @@ type Decoder struct {
 	derived []event.Value // by derive index, for the current event
 	derIdx  map[string]int
 	act     activation
+	city    *event.CityParser // set for source.schema: city
+	reading event.Reading
 }
 
 // NewDecoder returns a decoder for plan.
@@ -55,6 +57,9 @@ func NewDecoder(plan *pipeline.Plan) *Decoder {
 		}
 	}
 	d.act.d = d
+	if plan.Source.Schema == "city" {
+		d.city = &event.CityParser{}
+	}
 	return d
 }
 
@@ -78,6 +83,11 @@ var ErrFiltered = errors.New("filtered out by where")
 // expression drops, and a descriptive error for records that cannot be
 // processed (they belong in the dead-letter topic).
 func (d *Decoder) Decode(data []byte, r *Record) error {
+	if d.city != nil {
+		if err := d.city.Parse(data, &d.reading); err != nil {
+			return err
+		}
+	}
 	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)
@@ -99,6 +109,16 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		d.derived[i] = event.Value{}
 	}
 	d.act.ndone = 0
+	for i, dv := range d.plan.Derive {
+		out, _, err := dv.Expr.Prog.Eval(&d.act)
+		if err != nil {
+			return fmt.Errorf("derive %s: %w", dv.Name, err)
+		}
+		if d.derived[i], err = fromCEL(out); err != nil {
+			return fmt.Errorf("derive %s: %w", dv.Name, err)
+		}
+		d.act.ndone = i + 1
+	}
 	if w := d.plan.Where; w != nil {
 		out, _, err := w.Prog.Eval(&d.act)
 		if err != nil {
@@ -109,16 +129,6 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		} else if !b {
 			return ErrFiltered
 		}
-	}
-	for i, dv := range d.plan.Derive {
-		out, _, err := dv.Expr.Prog.Eval(&d.act)
-		if err != nil {
-			return fmt.Errorf("derive %s: %w", dv.Name, err)
-		}
-		if d.derived[i], err = fromCEL(out); err != nil {
-			return fmt.Errorf("derive %s: %w", dv.Name, err)
-		}
-		d.act.ndone = i + 1
 	}
 	if cap(r.Vals) < len(d.slots) {
 		r.Vals = make([]event.Value, len(d.slots))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type Processor struct {
 	decoder  *Decoder
 	topicID  map[string]int32 // topic → index, for partition ids
 	outTopic map[string]string
+	stored   map[string]bool // outputs whose results the store keeps
 	ready    atomic.Bool
 
 	sideErr atomic.Pointer[error] // first failed write to a side topic
@@ -86,9 +88,10 @@ func NewProcessor(cfg Config) *Processor {
 	for i, t := range cfg.Plan.Source.Topics {
 		p.topicID[t] = int32(i)
 	}
-	p.outTopic = map[string]string{}
+	p.outTopic, p.stored = map[string]string{}, map[string]bool{}
 	for _, o := range cfg.Plan.Outputs {
 		p.outTopic[o.Name] = o.Topic
+		p.stored[o.Name] = slices.Contains(o.Sinks, "sqlite")
 	}
 	return p
 }
@@ -290,7 +293,13 @@ func (p *Processor) checkpoint(ctx context.Context) error {
 	for k, v := range p.next {
 		offsets[k] = v
 	}
-	if err := p.cfg.Store.Commit(ctx, p.cfg.Plan.Name, p.pending, Checkpoint{Offsets: offsets, State: state}); err != nil {
+	keep := p.pending[:0:0]
+	for _, r := range p.pending {
+		if p.stored[r.Output] {
+			keep = append(keep, r)
+		}
+	}
+	if err := p.cfg.Store.Commit(ctx, p.cfg.Plan.Name, keep, Checkpoint{Offsets: offsets, State: state}); err != nil {
 		return err
 	}
 	if m := p.cfg.Metrics; m != nil {
