@@ -19,7 +19,9 @@ import (
 	"time"
 )
 
-var pulseBin string
+// pulseBin is built with the race detector; pulseFastBin without it, for
+// the tests that push a million events through.
+var pulseBin, pulseFastBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "pulse-e2e-bin")
@@ -28,11 +30,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	pulseBin = filepath.Join(dir, "pulse")
-	build := exec.Command("go", "build", "-race", "-o", pulseBin, "../cmd/pulse")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pulse:", err)
-		os.Exit(1)
+	pulseFastBin = filepath.Join(dir, "pulse-fast")
+	for bin, flags := range map[string][]string{pulseBin: {"-race"}, pulseFastBin: nil} {
+		build := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, "../cmd/pulse")...)
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build pulse:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -81,6 +86,7 @@ func (s *syncBuffer) String() string {
 type instance struct {
 	dataDir, http, kafka string
 	extra                []string
+	bin                  string // default pulseBin
 }
 
 func newInstance(t *testing.T, extra ...string) *instance {
@@ -94,7 +100,11 @@ func (in *instance) start(t *testing.T) *proc {
 		"--partitions", "4", "--max-out-of-orderness", "1s", "--idle-timeout", "2s",
 		"--checkpoint-interval", "200ms", "--max-future", "0",
 	}, in.extra...)
-	cmd := exec.Command(pulseBin, args...)
+	bin := in.bin
+	if bin == "" {
+		bin = pulseBin
+	}
+	cmd := exec.Command(bin, args...)
 	p := &proc{t: t, cmd: cmd, http: in.http, kafka: in.kafka, log: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
@@ -228,7 +238,11 @@ func (p *proc) waitResults(query string, want int) []resultRow {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	p.t.Fatalf("results %q: %d rows after 60s, want %d", query, len(rows), want)
+	var lines []string
+	for _, m := range []string{"pulse_pipeline_events_total", "pulse_pipeline_consumer_lag", "pulse_late_events_total", "pulse_pipeline_rejected_events_total", "pulse_pipeline_watermark_seconds", "pulse_pipeline_open_windows"} {
+		lines = append(lines, m+"="+metricValue(p.t, p, m+`{pipeline="city"}`))
+	}
+	p.t.Fatalf("results %q: %d rows after 60s, want %d; %s", query, len(rows), want, strings.Join(lines, " "))
 	return nil
 }
 

@@ -84,6 +84,14 @@ type aggregate struct {
 // plain batch computation: key "output|field=value|window_start".
 func oracle(rs []reading) map[string]*aggregate {
 	out := map[string]*aggregate{}
+	for _, r := range rs {
+		addOracle(out, r)
+	}
+	return out
+}
+
+// addOracle folds one reading into the expected results.
+func addOracle(out map[string]*aggregate, r reading) {
 	add := func(key string, r reading) {
 		a := out[key]
 		if a == nil {
@@ -102,12 +110,9 @@ func oracle(rs []reading) map[string]*aggregate {
 			a.sum[m] += v
 		}
 	}
-	for _, r := range rs {
-		start := r.ts.UTC().Truncate(time.Minute).Format(time.RFC3339)
-		add("sensor_1m|sensor_id="+r.sensor+"|"+start, r)
-		add("zone_1m|zone="+r.zone+"|"+start, r)
-	}
-	return out
+	start := r.ts.UTC().Truncate(time.Minute).Format(time.RFC3339)
+	add("sensor_1m|sensor_id="+r.sensor+"|"+start, r)
+	add("zone_1m|zone="+r.zone+"|"+start, r)
 }
 
 // compare checks API rows against the oracle, row for row.

@@ -28,8 +28,12 @@ type Result struct {
 type win struct {
 	start, end int64
 	states     []aggregate.State
-	fired      bool // its final result was emitted
+	fired      bool // the watermark passed its end: its final is due
 	dirty      bool // changed since it fired: emit it again
+	// emitted is set while a final emitted for the window under its
+	// current start stands (a sink holds it): that is what a retraction
+	// withdraws.
+	emitted bool
 }
 
 type keyState struct {
@@ -97,6 +101,10 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 // Assign registers input partition p at processing time now; see
 // Watermarks.Assign.
 func (e *Engine) Assign(p int32, now int64) { e.wm.Assign(p, now) }
+
+// SetBacklog records whether partition p has records waiting; see
+// Watermarks.SetBacklog.
+func (e *Engine) SetBacklog(p int32, backlog bool) { e.wm.SetBacklog(p, backlog) }
 
 // Touch marks partition p active at now without a record.
 func (e *Engine) Touch(p int32, now int64) { e.wm.Touch(p, now) }
@@ -256,11 +264,27 @@ func (e *Engine) addSession(o *outState, ks *keyState, r *Record) bool {
 		kept = append(kept, x)
 	}
 	ks.wins = kept
+	// A fired session that grew past the watermark (a late event extended
+	// it or bridged it to an open session) is open again: its final is
+	// withdrawn and it fires again once the watermark passes its new end.
+	if target.fired && target.end > e.fired {
+		o.retract(ks, target)
+		target.fired = false
+		if target.dirty {
+			target.dirty = false
+			o.dirty--
+		}
+	}
 	return true
 }
 
-// retract withdraws the result emitted for w under its current bounds.
+// retract withdraws the final emitted for w under its current start, if
+// one stands.
 func (o *outState) retract(ks *keyState, w *win) {
+	if !w.emitted {
+		return
+	}
+	w.emitted = false
 	o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
 		Start: w.start, End: w.end, Retract: true, Names: o.names})
 }

@@ -22,10 +22,10 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 			for _, w := range ks.wins {
 				switch {
 				case !w.fired && w.end <= e.fired:
-					w.fired = true
+					w.fired, w.emitted = true, true
 					dst = append(dst, o.result(ks, w, true))
 				case w.dirty:
-					w.dirty = false
+					w.dirty, w.emitted = false, true
 					o.dirty--
 					dst = append(dst, o.result(ks, w, true))
 				}

@@ -73,6 +73,7 @@ outputs:
 type oracleConfig struct {
 	events, keys, users int
 	lateness            int64 // ms
+	step                int64 // a partition's event time advances up to step-1 ms per event
 	// within and beyond are the chances, per event, of also sending an
 	// event behind the watermark but within the allowed lateness, and one
 	// beyond it.
@@ -94,7 +95,7 @@ func normalFeed(rng *rand.Rand, cfg oracleConfig) []*oEvent {
 	for range cfg.events {
 		id := rng.IntN(cfg.keys)
 		ev := sensorEvent(rng, id, cfg.users)
-		cursor[ev.part] += rng.Int64N(400)
+		cursor[ev.part] += rng.Int64N(cfg.step)
 		ev.ts = cursor[ev.part] - rng.Int64N(oracleDisorder)
 		perPart[ev.part] = append(perPart[ev.part], ev)
 	}
@@ -153,7 +154,7 @@ type oracleRun struct {
 // exactly the events beyond the allowed lateness as late (for every
 // output: their times are far behind every window and gap) and that every
 // result is final for a window the watermark has passed.
-func runOracle(t *testing.T, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracleConfig) *oracleRun {
+func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracleConfig) *oracleRun {
 	t.Helper()
 	run := &oracleRun{}
 	all := uint64(1)<<len(e.outs) - 1
@@ -235,7 +236,7 @@ func sinkView(results []Result) map[string]Result {
 }
 
 func randomConfig(rng *rand.Rand, lateness int64) oracleConfig {
-	return oracleConfig{events: 12_000, keys: 50 + rng.IntN(500), users: 20 + rng.IntN(600), lateness: lateness,
+	return oracleConfig{events: 12_000, keys: 50 + rng.IntN(500), users: 20 + rng.IntN(600), lateness: lateness, step: 400,
 		within: 0.03, beyond: 0.005}
 }
 

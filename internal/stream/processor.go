@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/bus"
@@ -61,6 +62,8 @@ type Processor struct {
 
 	next    map[string]int64 // next offset to read per topic:partition
 	hwm     map[string]int64 // high watermark per topic:partition
+	low     map[string]int64 // log start offset per topic:partition
+	pids    map[string]int32 // topic:partition → partition id
 	pending []Result         // final results not yet committed
 	rec     Record
 }
@@ -84,6 +87,8 @@ func NewProcessor(cfg Config) *Processor {
 		topicID: map[string]int32{},
 		next:    make(map[string]int64),
 		hwm:     make(map[string]int64),
+		low:     make(map[string]int64),
+		pids:    make(map[string]int32),
 	}
 	for i, t := range cfg.Plan.Source.Topics {
 		p.topicID[t] = int32(i)
@@ -131,6 +136,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		assign[topic] = map[int32]kgo.Offset{}
 		for _, part := range parts {
 			p.engine.Assign(p.partID(topic, part), time.Now().UnixMilli())
+			p.pids[tpKey(topic, part)] = p.partID(topic, part)
 			if off, ok := p.next[tpKey(topic, part)]; ok {
 				assign[topic][part] = kgo.NewOffset().At(off)
 			} else {
@@ -144,8 +150,12 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.ready.Store(true)
 	defer p.ready.Store(false)
 
-	lastCP, lastLive := time.Now(), time.Time{}
+	lastCP, lastLive, lastEnds := time.Now(), time.Time{}, time.Time{}
 	for {
+		if time.Since(lastEnds) >= time.Second {
+			p.refreshOffsets(ctx)
+			lastEnds = time.Now()
+		}
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		fetches := p.cfg.Client.PollRecords(pctx, 20000)
 		cancel()
@@ -156,6 +166,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		})
 		now := time.Now()
 		p.process(fetches, now.UnixMilli())
+		p.updateBacklog()
 		p.pending = p.engine.Advance(now.UnixMilli(), p.pending)
 		if ctx.Err() != nil {
 			// Drain: everything fetched is processed; make it durable.
@@ -332,5 +343,41 @@ func (p *Processor) produceResults() {
 		p.cfg.Client.Produce(context.Background(), &kgo.Record{
 			Topic: topic, Key: []byte(joinKey(r.Key)), Value: AppendResultJSON(nil, r),
 		}, p.sideDone(topic))
+	}
+}
+
+// refreshOffsets reads the start and end offsets of every input partition,
+// so that a partition the consumer has not reached yet counts as having a
+// backlog (and holds the watermark) however long it waits.
+func (p *Processor) refreshOffsets(ctx context.Context) {
+	adm := kadm.NewClient(p.cfg.Client)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(lctx, p.cfg.Plan.Source.Topics...)
+	if err != nil {
+		return // the next fetch or refresh updates them
+	}
+	starts, err := adm.ListStartOffsets(lctx, p.cfg.Plan.Source.Topics...)
+	if err != nil {
+		return
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > p.hwm[tpKey(o.Topic, o.Partition)] {
+			p.hwm[tpKey(o.Topic, o.Partition)] = o.Offset
+		}
+	})
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			p.low[tpKey(o.Topic, o.Partition)] = o.Offset
+		}
+	})
+	p.updateBacklog()
+}
+
+// updateBacklog tells the engine which partitions have records waiting.
+func (p *Processor) updateBacklog() {
+	for tp, pid := range p.pids {
+		next := max(p.next[tp], p.low[tp])
+		p.engine.SetBacklog(pid, p.hwm[tp] > next)
 	}
 }

@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -56,6 +57,9 @@ type semStep struct {
 	Event     json.RawMessage `json:"event"`
 	// Late says Add must reject the event.
 	Late bool `json:"late"`
+	// Filtered says the pipeline's where must drop the event (Decode
+	// returns ErrFiltered); it is not added.
+	Filtered bool `json:"filtered"`
 	// Advance calls Advance at this processing time (ms).
 	Advance *int64 `json:"advance"`
 	// Assign registers these input partitions at processing time Now, as
@@ -81,6 +85,12 @@ type semResult struct {
 	Fields map[string]float64 `json:"fields"`
 	// Strings are expected aggregates with string values (first, last).
 	Strings map[string]string `json:"strings"`
+	// Tolerance sets, per field of Fields, a relative tolerance other
+	// than 1e-9, e.g. 0.01 for the percentiles of the DDSketch.
+	Tolerance map[string]float64 `json:"tolerance"`
+	// Absent lists aggregates that must have no value (left out of the
+	// result), e.g. the avg of a field the window never saw.
+	Absent []string `json:"absent"`
 }
 
 func rfc3339(ms int64) string {
@@ -163,7 +173,14 @@ func runSemantics(t *testing.T, c *semCase) {
 			}
 		case s.Event != nil && s.Advance == nil:
 			var r Record
-			if err := dec.Decode(s.Event, &r); err != nil {
+			err := dec.Decode(s.Event, &r)
+			if s.Filtered {
+				if !errors.Is(err, ErrFiltered) {
+					t.Errorf("%s: Decode(%s) = %v, want it filtered", where, s.Event, err)
+				}
+				continue
+			}
+			if err != nil {
 				t.Fatalf("%s: invalid event %s: %v", where, s.Event, err)
 			}
 			ok := e.Add(s.Partition, &r, s.Now) == 0
@@ -266,8 +283,23 @@ func compareFinals(t *testing.T, got []Result, want []semResult) {
 		}
 		for name, v := range w.Fields {
 			g, ok := fields[name].(float64)
-			if !ok || !closeTo(g, v) {
+			if tol, approx := w.Tolerance[name]; ok && approx {
+				ok = math.Abs(g-v) <= tol*math.Abs(v)
+			} else if ok {
+				ok = closeTo(g, v)
+			}
+			if !ok {
 				t.Errorf("final %s: %s = %v, want %v", id, name, fields[name], v)
+			}
+		}
+		for name := range w.Tolerance {
+			if _, ok := w.Fields[name]; !ok {
+				t.Errorf("final %s: a tolerance for %s, which fields does not list", id, name)
+			}
+		}
+		for _, name := range w.Absent {
+			if g, ok := fields[name]; ok {
+				t.Errorf("final %s: %s = %v, want no value", id, name, g)
 			}
 		}
 		for name, v := range w.Strings {

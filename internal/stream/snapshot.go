@@ -9,8 +9,17 @@ import (
 
 // Snapshot format: a version, the fired watermark, the per-partition
 // maximum event times, then per output its name and open windows with
-// their group key, bounds, flags and serialized aggregate states.
+// their group key, bounds, flags and serialized aggregate states; then the
+// retractions not yet returned by Advance (absent: none), each with its
+// output name, group key and bounds.
 const snapshotVersion = 2
+
+// Window flags in snapshots.
+const (
+	flagFired   = 1
+	flagDirty   = 2
+	flagPending = 4 // fired, but no final of it stands (see win.emitted)
+)
 
 // Snapshot serializes the engine's open windows and watermarks.
 func (e *Engine) Snapshot() []byte {
@@ -37,10 +46,13 @@ func (e *Engine) Snapshot() []byte {
 				b = binary.AppendVarint(b, w.end)
 				var flags byte
 				if w.fired {
-					flags |= 1
+					flags |= flagFired
+					if !w.emitted {
+						flags |= flagPending
+					}
 				}
 				if w.dirty {
-					flags |= 2
+					flags |= flagDirty
 				}
 				b = append(b, flags)
 				b = binary.AppendUvarint(b, uint64(len(w.states)))
@@ -49,6 +61,24 @@ func (e *Engine) Snapshot() []byte {
 					b = binary.AppendUvarint(b, uint64(len(st)))
 					b = append(b, st...)
 				}
+			}
+		}
+	}
+	var n int
+	for _, o := range e.outs {
+		n += len(o.retracts)
+	}
+	if n > 0 {
+		b = binary.AppendUvarint(b, uint64(n))
+		for _, o := range e.outs {
+			for _, r := range o.retracts {
+				b = appendString(b, o.def.Name)
+				b = binary.AppendUvarint(b, uint64(len(r.Key)))
+				for _, k := range r.Key {
+					b = appendString(b, k)
+				}
+				b = binary.AppendVarint(b, r.Start)
+				b = binary.AppendVarint(b, r.End)
 			}
 		}
 	}
@@ -104,6 +134,22 @@ func (r *reader) bytes() []byte {
 	return out
 }
 
+// key reads a group key: a count and as many strings.
+func (r *reader) key() []string {
+	n := r.uvarint()
+	if n > 1<<10 && r.err == nil {
+		r.err = fmt.Errorf("%d group fields", n)
+	}
+	if r.err != nil {
+		return nil
+	}
+	key := make([]string, n)
+	for i := range key {
+		key[i] = string(r.bytes())
+	}
+	return key
+}
+
 func (r *reader) byte() byte {
 	if r.err != nil || len(r.b) == 0 {
 		r.err = errShort
@@ -136,14 +182,7 @@ func (e *Engine) Restore(data []byte, now time.Time) error {
 		name := string(r.bytes())
 		o := byName[name]
 		for w := r.uvarint(); w > 0 && r.err == nil; w-- {
-			nk := r.uvarint()
-			if nk > 1<<10 {
-				return fmt.Errorf("decode engine snapshot: %d group fields", nk)
-			}
-			key := make([]string, nk)
-			for i := range key {
-				key[i] = string(r.bytes())
-			}
+			key := r.key()
 			start, end, flags := r.varint(), r.varint(), r.byte()
 			nstates := r.uvarint()
 			if o == nil {
@@ -157,7 +196,8 @@ func (e *Engine) Restore(data []byte, now time.Time) error {
 				return fmt.Errorf("restore output %s: the checkpoint has %d aggregates, the pipeline file %d: changing an output's aggregates needs a new output name (or a fresh --data-dir)", name, nstates, len(o.def.Aggregates))
 			}
 			win := e.newWin(o, start, end)
-			win.fired, win.dirty = flags&1 != 0, flags&2 != 0
+			win.fired, win.dirty = flags&flagFired != 0, flags&flagDirty != 0
+			win.emitted = win.fired && flags&flagPending == 0
 			if win.dirty {
 				o.dirty++
 			}
@@ -172,6 +212,22 @@ func (e *Engine) Restore(data []byte, now time.Time) error {
 				o.keys[joinKey(key)] = ks
 			}
 			ks.wins = append(ks.wins, win)
+		}
+	}
+	// The retractions Advance has not returned yet; a snapshot without
+	// any ends here.
+	if len(r.b) > 0 && r.err == nil {
+		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+			name := string(r.bytes())
+			key := r.key()
+			start, end := r.varint(), r.varint()
+			if o := byName[name]; o != nil && r.err == nil {
+				o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: key,
+					Start: start, End: end, Retract: true, Names: o.names})
+			}
+		}
+		if len(r.b) > 0 && r.err == nil {
+			r.err = errors.New("trailing bytes")
 		}
 	}
 	if r.err != nil {

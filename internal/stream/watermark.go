@@ -28,6 +28,17 @@ type partWM struct {
 	maxTS    int64
 	seen     bool  // whether maxTS holds an event time yet
 	lastSeen int64 // processing time, ms
+	backlog  bool  // records are known to wait in the partition
+}
+
+// SetBacklog records whether partition p has records waiting to be read.
+// A partition with a backlog is never idle, however long ago it last
+// delivered: while a consumer catches up, partitions it has not reached
+// yet must keep holding the watermark.
+func (w *Watermarks) SetBacklog(p int32, backlog bool) {
+	if pw := w.parts[p]; pw != nil {
+		pw.backlog = backlog
+	}
 }
 
 // Assign registers partition p at processing time now. Until it delivers
@@ -72,7 +83,7 @@ func (w *Watermarks) Touch(p int32, now int64) {
 func (w *Watermarks) Current(now int64) int64 {
 	minActive, maxAll := int64(math.MaxInt64), int64(NoWatermark)
 	for _, pw := range w.parts {
-		active := now-pw.lastSeen < w.IdleTimeout
+		active := pw.backlog || now-pw.lastSeen < w.IdleTimeout
 		if !pw.seen {
 			if active {
 				return NoWatermark
