@@ -183,7 +183,12 @@ type ingestResponse struct {
 
 func (p *proc) post(body []byte, contentType string) (int, ingestResponse, string) {
 	p.t.Helper()
-	resp, err := http.Post(p.url("/v1/streams/city/events"), contentType, bytes.NewReader(body))
+	return p.postTo("city", body, contentType)
+}
+
+func (p *proc) postTo(stream string, body []byte, contentType string) (int, ingestResponse, string) {
+	p.t.Helper()
+	resp, err := http.Post(p.url("/v1/streams/"+stream+"/events"), contentType, bytes.NewReader(body))
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -207,7 +212,12 @@ func (r resultRow) key() string {
 
 func (p *proc) results(query string) []resultRow {
 	p.t.Helper()
-	resp, err := http.Get(p.url("/v1/pipelines/city/results?" + query))
+	return p.pipelineResults("city", query)
+}
+
+func (p *proc) pipelineResults(pipeline, query string) []resultRow {
+	p.t.Helper()
+	resp, err := http.Get(p.url("/v1/pipelines/" + pipeline + "/results?" + query))
 	if err != nil {
 		p.t.Fatal(err)
 	}
