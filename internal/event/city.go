@@ -164,6 +164,10 @@ func (cp *CityParser) Parse(data []byte, r *Reading) error {
 	return cp.fromValue(v, r)
 }
 
+// Validate checks an already parsed JSON value as a city reading, for
+// callers that parsed the record themselves.
+func (cp *CityParser) Validate(v *fastjson.Value, r *Reading) error { return cp.fromValue(v, r) }
+
 func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 	obj, err := v.Object()
 	if err != nil {

@@ -36,12 +36,13 @@ type Decoder struct {
 	derIdx  map[string]int
 	act     activation
 	city    *event.CityParser // set for source.schema: city
+	strs    map[string]string // interned string values
 	reading event.Reading
 }
 
 // NewDecoder returns a decoder for plan.
 func NewDecoder(plan *pipeline.Plan) *Decoder {
-	d := &Decoder{plan: plan, slotOf: map[string]int{}, derIdx: map[string]int{}}
+	d := &Decoder{plan: plan, slotOf: map[string]int{}, derIdx: map[string]int{}, strs: map[string]string{}}
 	for i, dv := range plan.Derive {
 		d.derIdx[dv.Name] = i
 	}
@@ -83,14 +84,14 @@ var ErrFiltered = errors.New("filtered out by where")
 // expression drops, and a descriptive error for records that cannot be
 // processed (they belong in the dead-letter topic).
 func (d *Decoder) Decode(data []byte, r *Record) error {
-	if d.city != nil {
-		if err := d.city.Parse(data, &d.reading); err != nil {
-			return err
-		}
-	}
 	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if d.city != nil {
+		if err := d.city.Validate(v, &d.reading); err != nil {
+			return err
+		}
 	}
 	obj, err := v.Object()
 	if err != nil {
@@ -98,12 +99,16 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 	}
 	d.act.obj = obj
 	src := &d.plan.Source
-	tv := obj.Get(src.TimeField)
-	if tv == nil {
-		return fmt.Errorf("missing event-time field %s", src.TimeField)
-	}
-	if r.TS, err = parseTime(tv, src.TimeFormat); err != nil {
-		return fmt.Errorf("field %s: %w", src.TimeField, err)
+	if d.city != nil && src.TimeField == "ts" {
+		r.TS = d.reading.TS // validated and parsed already
+	} else {
+		tv := obj.Get(src.TimeField)
+		if tv == nil {
+			return fmt.Errorf("missing event-time field %s", src.TimeField)
+		}
+		if r.TS, err = parseTime(tv, src.TimeFormat); err != nil {
+			return fmt.Errorf("field %s: %w", src.TimeField, err)
+		}
 	}
 	for i := range d.derived {
 		d.derived[i] = event.Value{}
@@ -134,17 +139,36 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		r.Vals = make([]event.Value, len(d.slots))
 	}
 	r.Vals = r.Vals[:len(d.slots)]
-	for i, f := range d.slots {
-		if j, ok := d.derIdx[f]; ok {
-			r.Vals[i] = d.derived[j]
-			continue
+	clear(r.Vals)
+	obj.Visit(func(k []byte, v *fastjson.Value) {
+		if i, ok := d.slotOf[string(k)]; ok {
+			r.Vals[i] = d.fromJSON(v)
 		}
-		r.Vals[i] = fromJSON(obj.Get(f))
+	})
+	for name, j := range d.derIdx {
+		if i, ok := d.slotOf[name]; ok {
+			r.Vals[i] = d.derived[j]
+		}
 	}
 	return nil
 }
 
-func fromJSON(v *fastjson.Value) event.Value {
+// intern returns b as a string, reusing the string of an earlier event
+// with the same bytes: group keys (sensor ids, zones) repeat, and this
+// keeps decoding them free of allocations. The table is bounded.
+func (d *Decoder) intern(b []byte) string {
+	if s, ok := d.strs[string(b)]; ok {
+		return s
+	}
+	if len(d.strs) >= 1<<16 {
+		clear(d.strs)
+	}
+	s := string(b)
+	d.strs[s] = s
+	return s
+}
+
+func (d *Decoder) fromJSON(v *fastjson.Value) event.Value {
 	if v == nil {
 		return event.Value{}
 	}
@@ -157,7 +181,7 @@ func fromJSON(v *fastjson.Value) event.Value {
 		return event.NumberValue(f)
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
-		return event.StringValue(string(b))
+		return event.StringValue(d.intern(b))
 	case fastjson.TypeTrue:
 		return event.BoolValue(true)
 	case fastjson.TypeFalse:

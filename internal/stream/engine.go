@@ -183,6 +183,9 @@ func (e *Engine) fold(o *outState, w *win, r *Record) {
 		var v event.Value
 		if slot := o.aggSlots[i]; slot >= 0 {
 			v = r.Vals[slot]
+			if v.Kind == event.Null {
+				continue // every function of a field ignores nulls
+			}
 		}
 		s.Add(v, r.TS)
 	}
