@@ -2,7 +2,7 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [PULSE_FLAGS="--live-interval 50ms"] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
@@ -10,7 +10,7 @@ bin=$(mktemp -d)/pulse
 go build -o "$bin" ./cmd/pulse
 data=$(mktemp -d)
 http=127.0.0.1:18080; kafka=127.0.0.1:19092
-"$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn &
+"$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn ${PULSE_FLAGS:-} &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -sf "http://$http/readyz" >/dev/null && break; sleep 0.2; done
@@ -29,5 +29,14 @@ end=$(date +%s.%N)
 after=$(metric 'pulse_pipeline_events_total{pipeline="city"}')
 awk -v a="$after" -v b="$before" -v s="$start" -v e="$end" 'BEGIN {
   printf "pipeline: %d events in %.1f s (load start until lag 0) = %.0f events/s\n", a-b, e-s, (a-b)/(e-s) }'
-curl -s "http://$http/metrics" | grep -E '^pulse_ingest_request_duration_seconds_(sum|count)' | sed 's/^/  /' 
+# p50/p99 of ingest -> live partial result, from the histogram's buckets
+# (upper bound of the bucket holding the quantile).
+curl -s "http://$http/metrics" | awk '
+  /^pulse_pipeline_live_latency_seconds_bucket\{pipeline="city"/ {
+    match($0, /le="[^"]+"/); le = substr($0, RSTART+4, RLENGTH-5); n++; les[n] = le; cum[n] = $2 }
+  /^pulse_pipeline_live_latency_seconds_count\{pipeline="city"/ { total = $2 }
+  END {
+    if (total == 0) { print "live latency: no samples"; exit }
+    for (i = 1; i <= n; i++) { if (!p50 && cum[i] >= 0.5 * total) p50 = les[i]; if (!p99 && cum[i] >= 0.99 * total) p99 = les[i] }
+    printf "ingest -> live partial latency (%d samples): p50 <= %s s, p99 <= %s s\n", total, p50, p99 }' 
 echo "pulse RSS: $(ps -o rss= -p $pid) KiB"

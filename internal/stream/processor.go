@@ -65,6 +65,8 @@ type Processor struct {
 	low     map[string]int64 // log start offset per topic:partition
 	pids    map[string]int32 // topic:partition → partition id
 	pending []Result         // final results not yet committed
+	sampled []int64          // ingest times (ms) of sampled records since the last live update
+	nrec    uint64
 	rec     Record
 }
 
@@ -186,6 +188,13 @@ func (p *Processor) Run(ctx context.Context) error {
 		if p.cfg.Board != nil && now.Sub(lastLive) >= p.cfg.LiveEvery {
 			p.publishLive(now)
 			lastLive = now
+			if m := p.cfg.Metrics; m != nil {
+				h := m.LiveLatency.WithLabelValues(p.cfg.Plan.Name)
+				for _, ts := range p.sampled {
+					h.Observe(float64(time.Now().UnixMilli()-ts) / 1000)
+				}
+			}
+			p.sampled = p.sampled[:0]
 		}
 	}
 }
@@ -216,6 +225,9 @@ func (p *Processor) process(fetches kgo.Fetches, now int64) {
 			lateMask := p.engine.Add(pid, &p.rec, now)
 			if lateMask == 0 {
 				folded++
+				if p.nrec++; p.nrec%64 == 0 && len(p.sampled) < 1<<16 {
+					p.sampled = append(p.sampled, rec.Timestamp.UnixMilli())
+				}
 				continue
 			}
 			late++

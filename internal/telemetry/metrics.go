@@ -21,6 +21,7 @@ type Metrics struct {
 	OpenWindows      *prometheus.GaugeVec     // pipeline
 	Watermark        *prometheus.GaugeVec     // pipeline
 	Checkpoints      *prometheus.HistogramVec // pipeline
+	LiveLatency      *prometheus.HistogramVec // pipeline
 }
 
 // New registers Pulse's metrics and the Go runtime and process collectors
@@ -74,8 +75,13 @@ func New() *Metrics {
 			Help:    "Duration of checkpoints that write results, state and offsets in one transaction.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"pipeline"}),
+		LiveLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pulse_pipeline_live_latency_seconds",
+			Help:    "From a record's ingest (its Kafka timestamp) to the live-view update that includes it; sampled, one record in 64.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2.5, 5, 10},
+		}, []string{"pipeline"}),
 	}
-	m.Registry.MustRegister(
+	m.Registry.MustRegister(m.LiveLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
