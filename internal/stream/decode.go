@@ -37,7 +37,11 @@ type Decoder struct {
 	act     activation
 	city    *event.CityParser // set for source.schema: city
 	strs    map[string]string // interned string values
-	reading event.Reading
+	// whereFirst runs the filter before the derived fields when it reads
+	// none of them, so a derive that fails on events the filter drops
+	// (e.g. a traffic metric on an air reading) never runs for them.
+	whereFirst bool
+	reading    event.Reading
 }
 
 // NewDecoder returns a decoder for plan.
@@ -58,6 +62,14 @@ func NewDecoder(plan *pipeline.Plan) *Decoder {
 		}
 	}
 	d.act.d = d
+	if w := plan.Where; w != nil {
+		d.whereFirst = true
+		for _, f := range w.Fields {
+			if _, ok := d.derIdx[f]; ok {
+				d.whereFirst = false
+			}
+		}
+	}
 	if plan.Source.Schema == "city" {
 		d.city = &event.CityParser{}
 	}
@@ -114,6 +126,11 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		d.derived[i] = event.Value{}
 	}
 	d.act.ndone = 0
+	if d.whereFirst {
+		if err := d.where(); err != nil {
+			return err
+		}
+	}
 	for i, dv := range d.plan.Derive {
 		out, _, err := dv.Expr.Prog.Eval(&d.act)
 		if err != nil {
@@ -124,15 +141,9 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		}
 		d.act.ndone = i + 1
 	}
-	if w := d.plan.Where; w != nil {
-		out, _, err := w.Prog.Eval(&d.act)
-		if err != nil {
-			return fmt.Errorf("where %q: %w", w.Source, err)
-		}
-		if b, ok := out.(types.Bool); !ok {
-			return fmt.Errorf("where %q returned %s, not a boolean", w.Source, out.Type())
-		} else if !b {
-			return ErrFiltered
+	if !d.whereFirst {
+		if err := d.where(); err != nil {
+			return err
 		}
 	}
 	if cap(r.Vals) < len(d.slots) {
@@ -311,4 +322,20 @@ func parseTime(v *fastjson.Value, format string) (int64, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("must be a time string or number, got %s", v.Type())
+}
+
+// where evaluates the pipeline's filter on the current event.
+func (d *Decoder) where() error {
+	if w := d.plan.Where; w != nil {
+		out, _, err := w.Prog.Eval(&d.act)
+		if err != nil {
+			return fmt.Errorf("where %q: %w", w.Source, err)
+		}
+		if b, ok := out.(types.Bool); !ok {
+			return fmt.Errorf("where %q returned %s, not a boolean", w.Source, out.Type())
+		} else if !b {
+			return ErrFiltered
+		}
+	}
+	return nil
 }

@@ -235,6 +235,14 @@ func sinkView(results []Result) map[string]Result {
 	return view
 }
 
+// oracleSeeds is how many random runs each oracle test makes.
+func oracleSeeds() uint64 {
+	if testing.Short() {
+		return 1
+	}
+	return 4
+}
+
 func randomConfig(rng *rand.Rand, lateness int64) oracleConfig {
 	return oracleConfig{events: 12_000, keys: 50 + rng.IntN(500), users: 20 + rng.IntN(600), lateness: lateness, step: 400,
 		within: 0.03, beyond: 0.005}
@@ -246,7 +254,7 @@ func randomConfig(rng *rand.Rand, lateness int64) oracleConfig {
 // every window fires exactly once, nothing is retracted, and events
 // beyond the lateness are late and change nothing.
 func TestEngineMatchesBatch(t *testing.T) {
-	for seed := uint64(1); seed <= 4; seed++ {
+	for seed := uint64(1); seed <= oracleSeeds(); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0x9e3779b9))
 			plan := oraclePlan(t, 0)
@@ -271,7 +279,7 @@ func TestEngineMatchesBatch(t *testing.T) {
 // beyond it, which are late: what a sink holds at the end equals the
 // batch computation over the events that were not late.
 func TestEngineMatchesBatchWithLateness(t *testing.T) {
-	for seed := uint64(1); seed <= 4; seed++ {
+	for seed := uint64(1); seed <= oracleSeeds(); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0x85ebca6b))
 			lateness := 10_000 + rng.Int64N(80_000)
