@@ -156,3 +156,17 @@ func (o Output) Describe() string {
 	}
 	return s
 }
+
+// BuiltinNamed returns the built-in pipeline called name.
+func BuiltinNamed(name string) (*Plan, error) {
+	plans, err := Builtin()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plans {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no built-in pipeline %q", name)
+}

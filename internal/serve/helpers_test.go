@@ -12,17 +12,11 @@ import (
 // cityPlan returns the built-in city pipeline.
 func cityPlan(t testing.TB) *pipeline.Plan {
 	t.Helper()
-	plans, err := pipeline.Builtin()
+	p, err := pipeline.BuiltinNamed("city")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range plans {
-		if p.Name == "city" {
-			return p
-		}
-	}
-	t.Fatal("no built-in city pipeline")
-	return nil
+	return p
 }
 
 // zoneWindow returns a zone_1m result of the city pipeline whose named

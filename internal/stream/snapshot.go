@@ -218,10 +218,10 @@ func (e *Engine) Restore(data []byte, now time.Time) error {
 	// any ends here.
 	if len(r.b) > 0 && r.err == nil {
 		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-			name := string(r.bytes())
+			name := r.bytes()
 			key := r.key()
 			start, end := r.varint(), r.varint()
-			if o := byName[name]; o != nil && r.err == nil {
+			if o := byName[string(name)]; o != nil && r.err == nil {
 				o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: key,
 					Start: start, End: end, Retract: true, Names: o.names})
 			}
