@@ -25,7 +25,7 @@ func TestBuiltinCity(t *testing.T) {
 	if p.Name != "city" || p.File != "builtin:city.yaml" {
 		t.Fatalf("name %q file %q", p.Name, p.File)
 	}
-	wantSrc := Source{Topics: []string{"city"}, Format: "json", KeyField: "sensor_id", TimeField: "ts", TimeFormat: "auto"}
+	wantSrc := Source{Topics: []string{"city"}, Format: "json", Schema: "city", KeyField: "sensor_id", TimeField: "ts", TimeFormat: "auto"}
 	if !reflect.DeepEqual(p.Source, wantSrc) {
 		t.Errorf("source %+v, want %+v", p.Source, wantSrc)
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,5 +175,13 @@ func TestExpressionFields(t *testing.T) {
 		if !reflect.DeepEqual(prog.Fields, want) {
 			t.Errorf("%s: fields %v, want %v", src, prog.Fields, want)
 		}
+	}
+}
+
+func TestSourceSchema(t *testing.T) {
+	src := "name: s\nsource: {topic: t, schema: town, key: k, time: {field: ts}}\noutputs:\n  - name: o\n    window: {tumbling: 1m}\n    aggregates: {n: count()}\n"
+	_, err := Parse("s.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), `unknown schema "town"`) || !strings.Contains(err.Error(), "s.yaml:2:") {
+		t.Fatalf("unknown schema: %v", err)
 	}
 }
