@@ -131,7 +131,9 @@ func TestResultsAPI(t *testing.T) {
 func TestLiveSSE(t *testing.T) {
 	base, _, board := startAPI(t)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	board.Set("city", "zone_1m", stream.Live{Watermark: t0.UnixMilli(), Results: []stream.Result{zoneResult(t, "zone-07", t0, 55)}})
+	live := zoneResult(t, "zone-07", t0, 55)
+	live.Final = false
+	board.Set("city", "zone_1m", stream.Live{Watermark: t0.UnixMilli(), Results: []stream.Result{live}})
 	resp, err := http.Get(base + "/v1/pipelines/city/live?output=zone_1m")
 	if err != nil {
 		t.Fatal(err)
