@@ -51,6 +51,7 @@ type outState struct {
 	dirty            int
 	retracts         []Result
 	size, slide, gap int64
+	empty            [][]byte // encodings of new aggregate states, for snapshots
 }
 
 // Engine runs a pipeline's outputs over decoded records: it assigns each

@@ -66,8 +66,10 @@ type Processor struct {
 	pids    map[string]int32 // topic:partition → partition id
 	pending []Result         // final results not yet committed
 	sampled []int64          // ingest times (ms) of sampled records since the last live update
-	nrec    uint64
-	rec     Record
+	// inflight receives the outcome of the checkpoint being committed.
+	inflight chan error
+	nrec     uint64
+	rec      Record
 }
 
 // NewProcessor returns a processor; Run starts it.
@@ -172,15 +174,16 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.pending = p.engine.Advance(now.UnixMilli(), p.pending)
 		if ctx.Err() != nil {
 			// Drain: everything fetched is processed; make it durable.
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return p.checkpoint(cctx)
+			// (A failed commit must not be followed by a later one: its
+			// results would be skipped. The restart replays from the last
+			// checkpoint that did commit.)
+			if err := p.checkpoint(ctx); err != nil {
+				return err
+			}
+			return p.waitCommit()
 		}
 		if now.Sub(lastCP) >= p.cfg.CheckpointEvery || len(p.pending) > 50000 {
 			if err := p.checkpoint(ctx); err != nil {
-				if ctx.Err() != nil {
-					continue
-				}
 				return err
 			}
 			lastCP = now
@@ -298,9 +301,52 @@ func (p *Processor) sideDone(topic string) func(*kgo.Record, error) {
 	}
 }
 
+// checkpoint captures the results fired since the last checkpoint, the
+// engine's state and the offsets after the last processed record, and
+// commits them in the background while processing goes on. At most one
+// commit is in flight: checkpoint first waits for the previous one and
+// returns its error.
 func (p *Processor) checkpoint(ctx context.Context) error {
+	if err := p.waitCommit(); err != nil {
+		return err
+	}
 	start := time.Now()
 	p.produceResults()
+	offsets := make(map[string]int64, len(p.next))
+	for k, v := range p.next {
+		offsets[k] = v
+	}
+	cp := Checkpoint{Offsets: offsets, State: p.engine.Snapshot()}
+	var keep []Result
+	for _, r := range p.pending {
+		if p.stored[r.Output] {
+			keep = append(keep, r)
+		}
+	}
+	fired := len(p.pending)
+	p.pending = p.pending[:0]
+	done := make(chan error, 1)
+	p.inflight = done
+	go func() {
+		// A commit finishes even when shutdown starts meanwhile.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		done <- p.commit(cctx, keep, cp, fired, start)
+	}()
+	return nil
+}
+
+// waitCommit waits for the commit in flight, if any.
+func (p *Processor) waitCommit() error {
+	if p.inflight == nil {
+		return nil
+	}
+	err := <-p.inflight
+	p.inflight = nil
+	return err
+}
+
+func (p *Processor) commit(ctx context.Context, results []Result, cp Checkpoint, fired int, start time.Time) error {
 	// Side records (results, late events, dead letters) must be stored
 	// before the offsets that skip past them are committed.
 	if err := p.cfg.Client.Flush(ctx); err != nil {
@@ -311,25 +357,13 @@ func (p *Processor) checkpoint(ctx context.Context) error {
 		// failed, so a restart sends them again: nothing is lost.
 		return fmt.Errorf("pipeline %s: %w", p.cfg.Plan.Name, *err)
 	}
-	state := p.engine.Snapshot()
-	offsets := make(map[string]int64, len(p.next))
-	for k, v := range p.next {
-		offsets[k] = v
-	}
-	keep := p.pending[:0:0]
-	for _, r := range p.pending {
-		if p.stored[r.Output] {
-			keep = append(keep, r)
-		}
-	}
-	if err := p.cfg.Store.Commit(ctx, p.cfg.Plan.Name, keep, Checkpoint{Offsets: offsets, State: state}); err != nil {
+	if err := p.cfg.Store.Commit(ctx, p.cfg.Plan.Name, results, cp); err != nil {
 		return err
 	}
 	if m := p.cfg.Metrics; m != nil {
-		m.WindowResults.WithLabelValues(p.cfg.Plan.Name).Add(float64(len(p.pending)))
+		m.WindowResults.WithLabelValues(p.cfg.Plan.Name).Add(float64(fired))
 		m.Checkpoints.WithLabelValues(p.cfg.Plan.Name).Observe(time.Since(start).Seconds())
 	}
-	p.pending = p.pending[:0]
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,8 +57,14 @@ func (e *Engine) Snapshot() []byte {
 				}
 				b = append(b, flags)
 				b = binary.AppendUvarint(b, uint64(len(w.states)))
-				for _, s := range w.states {
+				for i, s := range w.states {
 					st = s.AppendBinary(st[:0])
+					if bytes.Equal(st, o.emptyState(i)) {
+						// Most aggregates of a window never saw a value
+						// (a traffic sensor has no pm25): write nothing.
+						b = append(b, 0)
+						continue
+					}
 					b = binary.AppendUvarint(b, uint64(len(st)))
 					b = append(b, st...)
 				}
@@ -83,6 +90,17 @@ func (e *Engine) Snapshot() []byte {
 		}
 	}
 	return b
+}
+
+// emptyState returns the encoding of a new state of aggregate i.
+func (o *outState) emptyState(i int) []byte {
+	if o.empty == nil {
+		o.empty = make([][]byte, len(o.def.Aggregates))
+		for j, a := range o.def.Aggregates {
+			o.empty[j] = a.Func.New().AppendBinary(nil)
+		}
+	}
+	return o.empty[i]
 }
 
 func appendString(b []byte, s string) []byte {
@@ -202,7 +220,11 @@ func (e *Engine) Restore(data []byte, now time.Time) error {
 				o.dirty++
 			}
 			for _, s := range win.states {
-				if err := s.Decode(r.bytes()); err != nil && r.err == nil {
+				enc := r.bytes()
+				if len(enc) == 0 {
+					continue // an empty state: the new one is it
+				}
+				if err := s.Decode(enc); err != nil && r.err == nil {
 					r.err = err
 				}
 			}
