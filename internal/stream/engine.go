@@ -39,6 +39,12 @@ type win struct {
 type keyState struct {
 	key  []string
 	wins []*win
+	// gone holds the bounds of session windows already dropped (final and
+	// past the allowed lateness) for as long as a new event could still
+	// fall inside one: such an event belongs to a session that can no
+	// longer change, so it is late rather than the start of a second,
+	// overlapping session.
+	gone [][2]int64
 }
 
 type outState struct {
@@ -138,7 +144,7 @@ func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 		}
 		if !ok {
 			late |= 1 << i
-			if len(ks.wins) == 0 {
+			if len(ks.wins) == 0 && len(ks.gone) == 0 {
 				delete(o.keys, string(e.keyBuf))
 			}
 		}
@@ -247,6 +253,11 @@ func (e *Engine) addSession(o *outState, ks *keyState, r *Record) bool {
 	if target == nil {
 		if end+e.lateness <= e.fired {
 			return false
+		}
+		for _, g := range ks.gone {
+			if g[0] < end && start < g[1] {
+				return false
+			}
 		}
 		target = e.newWin(o, start, end)
 		target.fired = end <= e.fired

@@ -31,11 +31,15 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 				}
 				if w.fired && w.end+e.lateness <= e.fired {
 					o.open--
+					if o.gap > 0 {
+						ks.gone = append(ks.gone, [2]int64{w.start, w.end})
+					}
 					continue
 				}
 				kept = append(kept, w)
 			}
-			if len(kept) == 0 {
+			ks.gone = o.pruneGone(ks.gone, e.fired, e.lateness)
+			if len(kept) == 0 && len(ks.gone) == 0 {
 				delete(o.keys, k)
 			} else {
 				ks.wins = kept
@@ -43,6 +47,19 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 		}
 	}
 	return dst
+}
+
+// pruneGone forgets dropped sessions no new event can fall into any more:
+// an event before a session's end that is gap + lateness behind the
+// watermark is late by the ordinary rule.
+func (o *outState) pruneGone(gone [][2]int64, fired, lateness int64) [][2]int64 {
+	kept := gone[:0]
+	for _, g := range gone {
+		if g[1]+o.gap+lateness > fired {
+			kept = append(kept, g)
+		}
+	}
+	return kept
 }
 
 // Partials appends the current result of every window of output i that is

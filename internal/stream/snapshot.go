@@ -20,6 +20,7 @@ const (
 	flagFired   = 1
 	flagDirty   = 2
 	flagPending = 4 // fired, but no final of it stands (see win.emitted)
+	flagGone    = 8 // the bounds of a dropped session (keyState.gone); no states
 )
 
 // Snapshot serializes the engine's open windows and watermarks.
@@ -36,8 +37,21 @@ func (e *Engine) Snapshot() []byte {
 	var st []byte
 	for _, o := range e.outs {
 		b = appendString(b, o.def.Name)
-		b = binary.AppendUvarint(b, uint64(o.open))
+		n := o.open
 		for _, ks := range o.keys {
+			n += len(ks.gone)
+		}
+		b = binary.AppendUvarint(b, uint64(n))
+		for _, ks := range o.keys {
+			for _, g := range ks.gone {
+				b = binary.AppendUvarint(b, uint64(len(ks.key)))
+				for _, k := range ks.key {
+					b = appendString(b, k)
+				}
+				b = binary.AppendVarint(b, g[0])
+				b = binary.AppendVarint(b, g[1])
+				b = append(b, flagGone, 0)
+			}
 			for _, w := range ks.wins {
 				b = binary.AppendUvarint(b, uint64(len(ks.key)))
 				for _, k := range ks.key {
@@ -208,6 +222,15 @@ func (e *Engine) Restore(data []byte, now time.Time) error {
 				for ; nstates > 0 && r.err == nil; nstates-- {
 					r.bytes()
 				}
+				continue
+			}
+			if flags&flagGone != 0 {
+				ks := o.keys[joinKey(key)]
+				if ks == nil {
+					ks = &keyState{key: key}
+					o.keys[joinKey(key)] = ks
+				}
+				ks.gone = append(ks.gone, [2]int64{start, end})
 				continue
 			}
 			if nstates != uint64(len(o.def.Aggregates)) {
