@@ -27,6 +27,10 @@ var (
 
 const outputExample = "e.g. {name: zone_1m, group_by: [zone], window: {tumbling: 1m}, aggregates: {count: count()}}"
 
+// MaxOutputs is the most outputs one pipeline may have (the engine reports
+// late events per output in a 64-bit set).
+const MaxOutputs = 64
+
 func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 	n = deref(n)
 	if n == nil || n.Kind != yaml.SequenceNode {
@@ -35,6 +39,10 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 	}
 	if len(n.Content) == 0 {
 		p.errorf(n, "outputs", outputExample, "the pipeline has no outputs")
+		return nil
+	}
+	if len(n.Content) > MaxOutputs {
+		p.errorf(n, "outputs", "split the pipeline into several files", "the pipeline has %d outputs, at most %d are allowed", len(n.Content), MaxOutputs)
 		return nil
 	}
 	var outs []Output
