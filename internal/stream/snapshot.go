@@ -44,19 +44,13 @@ func (e *Engine) Snapshot() []byte {
 		b = binary.AppendUvarint(b, uint64(n))
 		for _, ks := range o.keys {
 			for _, g := range ks.gone {
-				b = binary.AppendUvarint(b, uint64(len(ks.key)))
-				for _, k := range ks.key {
-					b = appendString(b, k)
-				}
+				b = appendKey(b, ks.key)
 				b = binary.AppendVarint(b, g[0])
 				b = binary.AppendVarint(b, g[1])
 				b = append(b, flagGone, 0)
 			}
 			for _, w := range ks.wins {
-				b = binary.AppendUvarint(b, uint64(len(ks.key)))
-				for _, k := range ks.key {
-					b = appendString(b, k)
-				}
+				b = appendKey(b, ks.key)
 				b = binary.AppendVarint(b, w.start)
 				b = binary.AppendVarint(b, w.end)
 				var flags byte
@@ -94,10 +88,7 @@ func (e *Engine) Snapshot() []byte {
 		for _, o := range e.outs {
 			for _, r := range o.retracts {
 				b = appendString(b, o.def.Name)
-				b = binary.AppendUvarint(b, uint64(len(r.Key)))
-				for _, k := range r.Key {
-					b = appendString(b, k)
-				}
+				b = appendKey(b, r.Key)
 				b = binary.AppendVarint(b, r.Start)
 				b = binary.AppendVarint(b, r.End)
 			}
@@ -115,6 +106,14 @@ func (o *outState) emptyState(i int) []byte {
 		}
 	}
 	return o.empty[i]
+}
+
+func appendKey(b []byte, key []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	for _, k := range key {
+		b = appendString(b, k)
+	}
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
