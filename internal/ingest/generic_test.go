@@ -1,0 +1,44 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+)
+
+func TestGenericValidate(t *testing.T) {
+	src := pipeline.Source{KeyField: "user", TimeField: "at", TimeFormat: "auto"}
+	ms := pipeline.Source{KeyField: "user", TimeField: "at", TimeFormat: "epoch_ms"}
+	rfc := pipeline.Source{KeyField: "user", TimeField: "at", TimeFormat: "rfc3339"}
+	for _, c := range []struct {
+		name, event string
+		src         pipeline.Source
+		key, err    string
+	}{
+		{"string key, rfc3339", `{"user":"u1","at":"2026-01-02T03:04:05Z"}`, src, "u1", ""},
+		{"number key, epoch ms", `{"user":42,"at":1767225600000}`, src, "42", ""},
+		{"epoch ms as string", `{"user":"u","at":"1767225600000"}`, ms, "u", ""},
+		{"missing key", `{"at":1}`, src, "", "missing key field user"},
+		{"object key", `{"user":{},"at":1}`, src, "", "key field user must be a string or number"},
+		{"missing time", `{"user":"u"}`, src, "", "missing event-time field at"},
+		{"bad time", `{"user":"u","at":"yesterday"}`, src, "", `"yesterday" is not a time`},
+		{"number for rfc3339", `{"user":"u","at":1}`, rfc, "", "expects an RFC 3339 time"},
+		{"rfc3339 for epoch_ms", `{"user":"u","at":"2026-01-02T03:04:05Z"}`, ms, "", "not a time in format epoch_ms"},
+		{"not an object", `[1]`, src, "", "must be a JSON object"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var g genericParser
+			key, err := g.validate([]byte(c.event), &c.src)
+			if c.err == "" {
+				if err != nil || string(key) != c.key {
+					t.Fatalf("key %q, err %v; want key %q", key, err, c.key)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("err %v, want it to say %q", err, c.err)
+			}
+		})
+	}
+}
