@@ -29,6 +29,9 @@ func (g *genericParser) validate(data []byte, src *pipeline.Source) (key []byte,
 	case kv == nil:
 		return nil, fmt.Errorf("missing key field %s", src.KeyField)
 	case kv.Type() == fastjson.TypeString:
+		if len(kv.GetStringBytes()) == 0 {
+			return nil, fmt.Errorf("key field %s is empty", src.KeyField)
+		}
 		key = append(key, kv.GetStringBytes()...)
 	case kv.Type() == fastjson.TypeNumber:
 		key = append(key, kv.String()...)

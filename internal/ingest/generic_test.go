@@ -21,6 +21,7 @@ func TestGenericValidate(t *testing.T) {
 		{"epoch ms as string", `{"user":"u","at":"1767225600000"}`, ms, "u", ""},
 		{"missing key", `{"at":1}`, src, "", "missing key field user"},
 		{"object key", `{"user":{},"at":1}`, src, "", "key field user must be a string or number"},
+		{"empty key", `{"user":"","at":1}`, src, "", "key field user is empty"},
 		{"missing time", `{"user":"u"}`, src, "", "missing event-time field at"},
 		{"bad time", `{"user":"u","at":"yesterday"}`, src, "", `"yesterday" is not a time`},
 		{"number for rfc3339", `{"user":"u","at":1}`, rfc, "", "expects an RFC 3339 time"},
@@ -41,4 +42,20 @@ func TestGenericValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzGenericValidate checks that validation of arbitrary bytes never
+// panics and that an accepted event has a key.
+func FuzzGenericValidate(f *testing.F) {
+	for _, s := range []string{`{"user":"u1","at":"2026-01-02T03:04:05Z"}`, `{"user":42,"at":1}`, `{"at":1}`, `[`, `{"user":"","at":"1"}`} {
+		f.Add([]byte(s))
+	}
+	src := pipeline.Source{KeyField: "user", TimeField: "at", TimeFormat: "auto"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var g genericParser
+		key, err := g.validate(data, &src)
+		if err == nil && key == nil {
+			t.Fatalf("accepted %q without a key", data)
+		}
+	})
 }
