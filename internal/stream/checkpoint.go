@@ -3,18 +3,40 @@ package stream
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// sideDone returns a produce callback that remembers the first failure.
+// sideDone counts a side record (result, late event, dead letter) into the
+// current checkpoint epoch and returns its produce callback, which
+// remembers the first failure. A checkpoint's commit waits for the records
+// of its own epoch only, not for those produced while it commits.
 func (p *Processor) sideDone(topic string) func(*kgo.Record, error) {
+	wg := p.epoch
+	wg.Add(1)
 	return func(_ *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("write to %s: %w", topic, err)
 			p.sideErr.CompareAndSwap(nil, &err)
 		}
+		wg.Done()
+	}
+}
+
+// waitSide waits until every record counted in wg was acknowledged.
+func waitSide(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -42,13 +64,15 @@ func (p *Processor) checkpoint(ctx context.Context) error {
 	}
 	fired := len(p.pending)
 	p.pending = p.pending[:0]
+	side := p.epoch
+	p.epoch = &sync.WaitGroup{}
 	done := make(chan error, 1)
 	p.inflight = done
 	go func() {
 		// A commit finishes even when shutdown starts meanwhile.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		done <- p.commit(cctx, keep, cp, fired, start)
+		done <- p.commit(cctx, side, keep, cp, fired, start)
 	}()
 	return nil
 }
@@ -63,11 +87,11 @@ func (p *Processor) waitCommit() error {
 	return err
 }
 
-func (p *Processor) commit(ctx context.Context, results []Result, cp Checkpoint, fired int, start time.Time) error {
+func (p *Processor) commit(ctx context.Context, side *sync.WaitGroup, results []Result, cp Checkpoint, fired int, start time.Time) error {
 	// Side records (results, late events, dead letters) must be stored
 	// before the offsets that skip past them are committed.
-	if err := p.cfg.Client.Flush(ctx); err != nil {
-		return fmt.Errorf("flush side topics of %s: %w", p.cfg.Plan.Name, err)
+	if err := waitSide(ctx, side); err != nil {
+		return fmt.Errorf("wait for side topics of %s: %w", p.cfg.Plan.Name, err)
 	}
 	if err := p.sideErr.Load(); err != nil {
 		// Not committing keeps the offsets before the records whose copy

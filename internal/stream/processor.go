@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,7 @@ type Processor struct {
 	ready    atomic.Bool
 
 	sideErr atomic.Pointer[error] // first failed write to a side topic
+	epoch   *sync.WaitGroup       // side records of the checkpoint being built
 
 	next    map[string]int64 // next offset to read per topic:partition
 	hwm     map[string]int64 // high watermark per topic:partition
@@ -88,6 +90,7 @@ func NewProcessor(cfg Config) *Processor {
 		decoder: dec,
 		engine:  NewEngine(cfg.Plan, dec),
 		topicID: map[string]int32{},
+		epoch:   &sync.WaitGroup{},
 		next:    make(map[string]int64),
 		hwm:     make(map[string]int64),
 		low:     make(map[string]int64),
