@@ -53,7 +53,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often results, state and offsets are committed together")
-	fs.DurationVar(&f.liveEvery, "live-interval", 500*time.Millisecond, "how often live partial results are published to dashboards")
+	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and how often live views push them (default 500ms)")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
@@ -101,6 +101,11 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		if f.idleTimeout > 0 {
 			p.Time.IdleTimeout = f.idleTimeout
 		}
+		for i := range p.Outputs {
+			if f.liveEvery > 0 && p.Outputs[i].Partials > 0 {
+				p.Outputs[i].Partials = f.liveEvery
+			}
+		}
 	}
 	producer, err := bus.NewClient(brokers, "pulse-ingest",
 		kgo.ProducerLinger(2*time.Millisecond),
@@ -141,7 +146,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		clients = append(clients, consumer)
 		proc := stream.NewProcessor(stream.Config{
 			Plan: plan, Client: consumer, Store: store, Board: board, Metrics: metrics, Logger: log,
-			CheckpointEvery: f.checkpointEvery, LiveEvery: f.liveEvery,
+			CheckpointEvery: f.checkpointEvery,
 		})
 		procs = append(procs, proc)
 		pipeComps = append(pipeComps, lifecycle.Component{Name: "pipeline " + plan.Name, Run: proc.Run})
@@ -228,9 +233,9 @@ func topicsOf(plans []*pipeline.Plan) []string {
 	for _, p := range plans {
 		for _, t := range p.Source.Topics {
 			add(t)
-			add(stream.DLQTopic(t))
+			add(pipeline.DLQTopic(t))
 		}
-		add(stream.LateTopic(p.Name))
+		add(pipeline.LateTopic(p.Name))
 		for _, o := range p.Outputs {
 			add(o.Topic)
 		}

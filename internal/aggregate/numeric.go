@@ -78,10 +78,20 @@ func (k ksum) appendTo(dst []byte) []byte { return appendF64(appendF64(dst, k.su
 
 func ksumAt(b []byte, i int) ksum { return ksum{f64At(b, i), f64At(b, i+8)} }
 
-// sumState is sum(x).
+// sumState is sum(x) (avg false) or avg(x) (avg true): a count of the
+// numbers and their compensated sum. The two encode with their own tags and
+// merge only with their own kind.
 type sumState struct {
-	n uint64
-	k ksum
+	n   uint64
+	k   ksum
+	avg bool
+}
+
+func (s *sumState) tag() tag {
+	if s.avg {
+		return tagAvg
+	}
+	return tagSum
 }
 
 func (s *sumState) Add(v event.Value, _ int64) {
@@ -93,7 +103,7 @@ func (s *sumState) Add(v event.Value, _ int64) {
 
 func (s *sumState) Merge(o State) {
 	t, ok := o.(*sumState)
-	if !ok {
+	if !ok || t.avg != s.avg {
 		mismatch(s, o)
 	}
 	s.n += t.n
@@ -101,57 +111,21 @@ func (s *sumState) Merge(o State) {
 }
 
 func (s *sumState) Result() (event.Value, bool) {
-	return event.NumberValue(s.k.total()), s.n > 0
-}
-
-func (s *sumState) AppendBinary(dst []byte) []byte {
-	return s.k.appendTo(appendU64(appendHeader(dst, tagSum), s.n))
-}
-
-func (s *sumState) Decode(src []byte) error {
-	b, err := readFixed(src, tagSum, 24)
-	if err != nil {
-		return err
-	}
-	s.n, s.k = u64At(b, 0), ksumAt(b, 8)
-	return nil
-}
-
-// avgState is avg(x): a count and a compensated sum.
-type avgState struct {
-	n uint64
-	k ksum
-}
-
-func (s *avgState) Add(v event.Value, _ int64) {
-	if x, ok := number(v); ok {
-		s.n++
-		s.k.add(x)
-	}
-}
-
-func (s *avgState) Merge(o State) {
-	t, ok := o.(*avgState)
-	if !ok {
-		mismatch(s, o)
-	}
-	s.n += t.n
-	s.k.merge(t.k)
-}
-
-func (s *avgState) Result() (event.Value, bool) {
 	if s.n == 0 {
 		return event.Value{}, false
 	}
-	return event.NumberValue(s.k.total() / float64(s.n)), true
+	if s.avg {
+		return event.NumberValue(s.k.total() / float64(s.n)), true
+	}
+	return event.NumberValue(s.k.total()), true
 }
 
-func (s *avgState) AppendBinary(dst []byte) []byte {
-	return s.k.appendTo(appendU64(appendHeader(dst, tagAvg), s.n))
+func (s *sumState) AppendBinary(dst []byte) []byte {
+	return s.k.appendTo(appendU64(appendHeader(dst, s.tag()), s.n))
 }
 
-func (s *avgState) Decode(src []byte) error {
-	b, err := readFixed(src, tagAvg, 24)
+func (s *sumState) Decode(src []byte) error {
+	b, err := readFixed(src, s.tag(), 24)
 	if err != nil {
 		return err
 	}

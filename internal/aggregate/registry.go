@@ -30,7 +30,7 @@ func percentile(name string, q float64) Func {
 var withField = map[string]Func{
 	"count":          CountField,
 	"sum":            numeric("sum", func() State { return &sumState{} }),
-	"avg":            numeric("avg", func() State { return &avgState{} }),
+	"avg":            numeric("avg", func() State { return &sumState{avg: true} }),
 	"min":            numeric("min", func() State { return &extremeState{} }),
 	"max":            numeric("max", func() State { return &extremeState{max: true} }),
 	"first":          numeric("first", func() State { return &orderState{} }),

@@ -3,6 +3,7 @@ package ingest
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
@@ -23,13 +24,14 @@ func TestGenericValidate(t *testing.T) {
 		{"object key", `{"user":{},"at":1}`, src, "", "key field user must be a string or number"},
 		{"empty key", `{"user":"","at":1}`, src, "", "key field user is empty"},
 		{"missing time", `{"user":"u"}`, src, "", "missing event-time field at"},
-		{"bad time", `{"user":"u","at":"yesterday"}`, src, "", `"yesterday" is not a time`},
-		{"number for rfc3339", `{"user":"u","at":1}`, rfc, "", "expects an RFC 3339 time"},
+		{"bad time", `{"user":"u","at":"yesterday"}`, src, "", `"yesterday" is not a time: use RFC 3339`},
+		{"number for rfc3339", `{"user":"u","at":1}`, rfc, "", "the pipeline expects an RFC 3339 time"},
+		{"far future", `{"user":"u","at":"2999-01-01T00:00:00Z"}`, src, "", "in the future"},
 		{"rfc3339 for epoch_ms", `{"user":"u","at":"2026-01-02T03:04:05Z"}`, ms, "", "not a time in format epoch_ms"},
 		{"not an object", `[1]`, src, "", "must be a JSON object"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var g genericParser
+			g := genericParser{maxFuture: time.Hour}
 			key, err := g.validate([]byte(c.event), &c.src)
 			if c.err == "" {
 				if err != nil || string(key) != c.key {

@@ -86,6 +86,7 @@ func New(cfg Config) *Handler {
 	h.pool.New = func() any {
 		st := &state{}
 		st.parser.Limits = event.Limits{MaxFuture: cfg.MaxFuture}
+		st.generic.maxFuture = cfg.MaxFuture
 		return st
 	}
 	return h
@@ -211,7 +212,7 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 		if err != nil {
 			resp.Rejected++
 			resp.Errors = append(resp.Errors, EventError{Index: i, Line: it.line, Error: err.Error()})
-			rec.Topic = s.Name + ".dlq"
+			rec.Topic = pipeline.DLQTopic(s.Name)
 			rec.Headers = []kgo.RecordHeader{
 				{Key: "pulse-error", Value: []byte(err.Error())},
 				{Key: "pulse-stage", Value: []byte("ingest")},

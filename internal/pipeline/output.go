@@ -65,7 +65,7 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 			p.errorf(tn, join(path, "topic"), "give each output its own topic", "topic %s is also the topic of output %s", o.Topic, topics[o.Topic])
 		case contains(plan.Source.Topics, o.Topic):
 			p.errorf(tn, join(path, "topic"), "results must not flow back into the source; choose another topic", "topic %s is a source topic of the pipeline", o.Topic)
-		case plan.Name != "" && o.Topic == plan.Name+".late":
+		case plan.Name != "" && o.Topic == LateTopic(plan.Name):
 			p.errorf(tn, join(path, "topic"), "choose another topic", "topic %s receives the pipeline's late events", o.Topic)
 		}
 		topics[o.Topic] = o.Name

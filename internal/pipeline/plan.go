@@ -29,6 +29,12 @@ type Plan struct {
 	Outputs []Output
 }
 
+// LateTopic names a pipeline's late-events topic.
+func LateTopic(pipeline string) string { return pipeline + ".late" }
+
+// DLQTopic names the dead-letter topic of a source topic (a stream).
+func DLQTopic(topic string) string { return topic + ".dlq" }
+
 // Source is where a pipeline's events come from.
 type Source struct {
 	Topics []string

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
-	"time"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -34,9 +32,12 @@ type Decoder struct {
 	slotOf  map[string]int
 	derived []event.Value // by derive index, for the current event
 	derIdx  map[string]int
-	act     activation
-	city    *event.CityParser // set for source.schema: city
-	strs    map[string]string // interned string values
+	// derSlots pairs each slot that holds a derived field with its index
+	// in derived.
+	derSlots [][2]int
+	act      activation
+	city     *event.CityParser // set for source.schema: city
+	strs     map[string]string // interned string values
 	// whereFirst runs the filter before the derived fields when it reads
 	// none of them, so a derive that fails on events the filter drops
 	// (e.g. a traffic metric on an air reading) never runs for them.
@@ -81,9 +82,13 @@ func (d *Decoder) Slot(field string) int {
 	if i, ok := d.slotOf[field]; ok {
 		return i
 	}
-	d.slotOf[field] = len(d.slots)
+	i := len(d.slots)
+	d.slotOf[field] = i
 	d.slots = append(d.slots, field)
-	return len(d.slots) - 1
+	if j, ok := d.derIdx[field]; ok {
+		d.derSlots = append(d.derSlots, [2]int{i, j})
+	}
+	return i
 }
 
 // Slots returns the number of slots.
@@ -118,7 +123,7 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		if tv == nil {
 			return fmt.Errorf("missing event-time field %s", src.TimeField)
 		}
-		if r.TS, err = parseTime(tv, src.TimeFormat); err != nil {
+		if r.TS, err = event.ReadTime(tv, src.TimeFormat); err != nil {
 			return fmt.Errorf("field %s: %w", src.TimeField, err)
 		}
 	}
@@ -156,10 +161,8 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 			r.Vals[i] = d.fromJSON(v)
 		}
 	})
-	for name, j := range d.derIdx {
-		if i, ok := d.slotOf[name]; ok {
-			r.Vals[i] = d.derived[j]
-		}
+	for _, sd := range d.derSlots {
+		r.Vals[sd[0]] = d.derived[sd[1]]
 	}
 	return nil
 }
@@ -281,47 +284,6 @@ func jsonNative(v *fastjson.Value) any {
 		return out
 	}
 	return types.NullValue
-}
-
-// parseTime reads an event time in milliseconds.
-func parseTime(v *fastjson.Value, format string) (int64, error) {
-	switch v.Type() {
-	case fastjson.TypeNumber:
-		f, err := v.Float64()
-		if err != nil {
-			return 0, fmt.Errorf("not a valid number")
-		}
-		switch format {
-		case "epoch_s":
-			f *= 1000
-		case "rfc3339":
-			return 0, fmt.Errorf("%v is a number, the pipeline expects an RFC 3339 string", f)
-		}
-		if f < -1e15 || f > 1e15 {
-			return 0, fmt.Errorf("%v is out of range for epoch milliseconds", f)
-		}
-		return int64(math.Floor(f)), nil
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		s := string(b)
-		if format != "epoch_ms" && format != "epoch_s" {
-			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				return t.UnixMilli(), nil
-			}
-			if format == "rfc3339" {
-				return 0, fmt.Errorf("%q is not an RFC 3339 time", s)
-			}
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < -1e15 || n > 1e15 {
-			return 0, fmt.Errorf("%q is neither RFC 3339 nor epoch milliseconds", s)
-		}
-		if format == "epoch_s" {
-			n *= 1000
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("must be a time string or number, got %s", v.Type())
 }
 
 // where evaluates the pipeline's filter on the current event.

@@ -45,7 +45,6 @@ type Config struct {
 	Logger  *slog.Logger
 
 	CheckpointEvery time.Duration
-	LiveEvery       time.Duration
 }
 
 // Processor runs one pipeline over every partition of its input topic.
@@ -69,8 +68,12 @@ type Processor struct {
 	sampled []int64          // ingest times (ms) of sampled records since the last live update
 	// inflight receives the outcome of the checkpoint being committed.
 	inflight chan error
-	nrec     uint64
-	rec      Record
+	// lastPub is when each output's partials were last published;
+	// minPartials the shortest emit.partials of a live output (0: none).
+	lastPub     []time.Time
+	minPartials time.Duration
+	nrec        uint64
+	rec         Record
 }
 
 // NewProcessor returns a processor; Run starts it.
@@ -80,9 +83,6 @@ func NewProcessor(cfg Config) *Processor {
 	}
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = time.Second
-	}
-	if cfg.LiveEvery <= 0 {
-		cfg.LiveEvery = 500 * time.Millisecond
 	}
 	dec := NewDecoder(cfg.Plan)
 	p := &Processor{
@@ -100,7 +100,11 @@ func NewProcessor(cfg Config) *Processor {
 		p.topicID[t] = int32(i)
 	}
 	p.outTopic, p.stored = map[string]string{}, map[string]bool{}
+	p.lastPub = make([]time.Time, len(cfg.Plan.Outputs))
 	for _, o := range cfg.Plan.Outputs {
+		if o.Live && o.Partials > 0 && (p.minPartials == 0 || o.Partials < p.minPartials) {
+			p.minPartials = o.Partials
+		}
 		p.outTopic[o.Name] = o.Topic
 		p.stored[o.Name] = slices.Contains(o.Sinks, "sqlite")
 	}
@@ -109,12 +113,6 @@ func NewProcessor(cfg Config) *Processor {
 
 // Ready reports whether the processor has restored its state and consumes.
 func (p *Processor) Ready() bool { return p.ready.Load() }
-
-// LateTopic names a pipeline's late-events topic.
-func LateTopic(pipeline string) string { return pipeline + ".late" }
-
-// DLQTopic names the dead-letter topic of a stream.
-func DLQTopic(stream string) string { return stream + ".dlq" }
 
 // Run restores the last checkpoint, consumes until ctx ends, then writes a
 // final checkpoint so that a restart continues exactly where it stopped.
@@ -190,7 +188,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			}
 			lastCP = now
 		}
-		if p.cfg.Board != nil && now.Sub(lastLive) >= p.cfg.LiveEvery {
+		if p.cfg.Board != nil && p.minPartials > 0 && now.Sub(lastLive) >= p.minPartials {
 			p.publishLive(now)
 			lastLive = now
 			if m := p.cfg.Metrics; m != nil {
@@ -224,7 +222,7 @@ func (p *Processor) process(fetches kgo.Fetches, now int64) {
 					continue
 				}
 				rejected++
-				p.produceSide(DLQTopic(ft.Topic), rec, "pulse-error", err.Error(), "")
+				p.produceSide(pipeline.DLQTopic(ft.Topic), rec, "pulse-error", err.Error(), "")
 				continue
 			}
 			lateMask := p.engine.Add(pid, &p.rec, now)
@@ -238,7 +236,7 @@ func (p *Processor) process(fetches kgo.Fetches, now int64) {
 			late++
 			for i, o := range p.cfg.Plan.Outputs {
 				if lateMask&(1<<i) != 0 {
-					p.produceSide(LateTopic(name), rec, "pulse-late-reason", fmt.Sprintf(
+					p.produceSide(pipeline.LateTopic(name), rec, "pulse-late-reason", fmt.Sprintf(
 						"event time %s is behind the watermark %s: its %s windows are final",
 						time.UnixMilli(p.rec.TS).UTC().Format(time.RFC3339Nano), time.UnixMilli(p.engine.Watermark()).UTC().Format(time.RFC3339Nano), o.Name), o.Name)
 				}
@@ -293,12 +291,16 @@ func (p *Processor) produceSide(topic string, rec *kgo.Record, header, reason, o
 	p.cfg.Client.Produce(context.Background(), out, p.sideDone(topic))
 }
 
+// publishLive refreshes the live partial results of every live output
+// whose emit.partials interval has passed and that someone watches.
 func (p *Processor) publishLive(now time.Time) {
 	wm := p.engine.Watermark()
 	for i, o := range p.cfg.Plan.Outputs {
-		if !o.Live || o.Partials <= 0 || !p.cfg.Board.Watched(p.cfg.Plan.Name, o.Name, now) {
+		if !o.Live || o.Partials <= 0 || now.Sub(p.lastPub[i]) < o.Partials ||
+			!p.cfg.Board.Watched(p.cfg.Plan.Name, o.Name, now) {
 			continue
 		}
+		p.lastPub[i] = now
 		p.cfg.Board.Set(p.cfg.Plan.Name, o.Name, Live{Watermark: wm, Results: p.engine.Partials(i, nil)})
 	}
 }
