@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,6 +36,8 @@ type runFlags struct {
 	maxBody                                           int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
 	liveEvery, produceTimeout, maxFuture              time.Duration
+	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
+	nodeID                                            string
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -52,7 +57,11 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
-	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often results, state and offsets are committed together")
+	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
+	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 50*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
+	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
+	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
+	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and how often live views push them (default 500ms)")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
@@ -121,6 +130,15 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), topicsOf(plans)...); err != nil {
 		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
 	}
+	for _, p := range plans {
+		repart, changelog := stream.InternalTopics(p)
+		if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), repart...); err != nil {
+			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
+		}
+		if err := bus.EnsureTopicsWith(setupCtx, producer, int32(f.partitions), bus.Compacted, changelog...); err != nil {
+			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
+		}
+	}
 
 	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
 	if err != nil {
@@ -128,29 +146,28 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	defer store.Close()
 
-	board := &stream.Board{}
-	var procs []*stream.Processor
-	clients := []*kgo.Client{producer}
-	var pipeComps []lifecycle.Component
-	for _, plan := range plans {
-		consumer, err := bus.NewClient(brokers, "pulse-"+plan.Name,
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.FetchMaxBytes(32<<20),
-			kgo.FetchMaxPartitionBytes(8<<20),
-			kgo.ProducerLinger(5*time.Millisecond),
-		)
-		if err != nil {
-			return err
-		}
-		defer consumer.Close()
-		clients = append(clients, consumer)
-		proc := stream.NewProcessor(stream.Config{
-			Plan: plan, Client: consumer, Store: store, Board: board, Metrics: metrics, Logger: log,
-			CheckpointEvery: f.checkpointEvery,
-		})
-		procs = append(procs, proc)
-		pipeComps = append(pipeComps, lifecycle.Component{Name: "pipeline " + plan.Name, Run: proc.Run})
+	node, err := nodeID(f.dataDir, f.nodeID)
+	if err != nil {
+		return err
 	}
+	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
+		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log})
+	board := &stream.Board{}
+	var ready []func() bool
+	pipeComps := []lifecycle.Component{{Name: "sqlite sink", Run: feed.Run}}
+	ready = append(ready, feed.Ready)
+	// Window stages start before shuffle stages, so they stop after them.
+	var shuffles []lifecycle.Component
+	for _, plan := range plans {
+		win := stream.NewWindower(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery})
+		sh := stream.NewShuffler(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery})
+		pipeComps = append(pipeComps, lifecycle.Component{Name: "pipeline " + plan.Name + " windows", Run: win.Run})
+		shuffles = append(shuffles, lifecycle.Component{Name: "pipeline " + plan.Name + " shuffle", Run: sh.Run})
+		ready = append(ready, win.Ready, sh.Ready)
+	}
+	pipeComps = append(pipeComps, shuffles...)
+	clients := []*kgo.Client{producer}
 	// The clients close before the broker stops, so they do not wait on a
 	// broker that is gone.
 	comps = append(comps, lifecycle.Component{Name: "kafka clients", Run: func(ctx context.Context) error {
@@ -174,9 +191,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 			if err := bus.Ping(ctx, producer); err != nil {
 				return err
 			}
-			for i, p := range procs {
-				if !p.Ready() {
-					return errors.New("pipeline " + plans[i].Name + " is restoring its state")
+			for _, r := range ready {
+				if !r() {
+					return errors.New("pipelines are starting")
 				}
 			}
 			return nil
@@ -202,6 +219,30 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}})
 	}
 	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}
+
+// nodeID returns the flag's value, or the id kept in dataDir, creating it
+// on first start.
+func nodeID(dataDir, flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	path := filepath.Join(dataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generate node id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", dataDir, err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("keep node id in %s: %w", path, err)
+	}
+	return id, nil
 }
 
 // loadPlans returns the built-in pipelines plus those in dir.

@@ -35,8 +35,23 @@ func NewClient(brokers []string, clientID string, opts ...kgo.Opt) (*kgo.Client,
 // EnsureTopics creates the topics that do not exist yet with the given
 // partition count. Topics that exist are left as they are.
 func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, topics ...string) error {
+	return EnsureTopicsWith(ctx, cl, partitions, nil, topics...)
+}
+
+// Compacted is the topic configuration of changelog topics: the log keeps
+// the latest record of each key.
+var Compacted = map[string]*string{"cleanup.policy": ptr("compact")}
+
+func ptr(s string) *string { return &s }
+
+// EnsureTopicsWith is EnsureTopics with topic configuration for the topics
+// it creates.
+func EnsureTopicsWith(ctx context.Context, cl *kgo.Client, partitions int32, configs map[string]*string, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
+	resp, err := adm.CreateTopics(ctx, partitions, -1, configs, topics...)
 	if err != nil {
 		return fmt.Errorf("create topics %s: %w", strings.Join(topics, ","), err)
 	}

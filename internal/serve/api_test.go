@@ -66,7 +66,7 @@ func TestResultsAPI(t *testing.T) {
 	base, store, _ := startAPI(t)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	results := []stream.Result{zoneResult(t, "zone-01", t0, 10, 20), zoneResult(t, "zone-02", t0, 30), zoneResult(t, "zone-01", t0.Add(time.Minute), 40)}
-	if err := store.Commit(context.Background(), "city", results, stream.Checkpoint{Offsets: map[string]int64{}}); err != nil {
+	if err := store.Commit(context.Background(), sink.WritesOf("city", results...), nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -133,7 +133,7 @@ func TestLiveSSE(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	live := zoneResult(t, "zone-07", t0, 55)
 	live.Final = false
-	board.Set("city", "zone_1m", stream.Live{Watermark: t0.UnixMilli(), Results: []stream.Result{live}})
+	board.Set("city", "zone_1m", 0, stream.Live{Watermark: t0.UnixMilli(), Results: []stream.Result{live}})
 	resp, err := http.Get(base + "/v1/pipelines/city/live?output=zone_1m")
 	if err != nil {
 		t.Fatal(err)

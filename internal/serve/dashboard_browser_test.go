@@ -117,7 +117,7 @@ func TestDashboardBrowser(t *testing.T) {
 			finals = append(finals, result(t, zone, cur-int64(i)*minute, v))
 		}
 	}
-	if err := store.Commit(ctx, "city", finals, stream.Checkpoint{Offsets: map[string]int64{}}); err != nil {
+	if err := store.Commit(ctx, sink.WritesOf("city", finals...), nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -216,7 +216,7 @@ func TestDashboardBrowser(t *testing.T) {
 		for _, z := range zones {
 			results = append(results, result(t, z, cur, live[z]))
 		}
-		board.Set("city", "zone_1m", stream.Live{Watermark: time.Now().Add(-3 * time.Second).UnixMilli(), Results: results})
+		board.Set("city", "zone_1m", 0, stream.Live{Watermark: time.Now().Add(-3 * time.Second).UnixMilli(), Results: results})
 	}
 	setLive()
 	p := waitFor(t, bctx, "a tile per zone showing the board's values", func(p pageInfo) bool {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,11 +31,11 @@ CREATE TABLE IF NOT EXISTS window_results (
 );
 CREATE INDEX IF NOT EXISTS window_results_by_key
 	ON window_results (pipeline, output, group_key, window_start);
-CREATE TABLE IF NOT EXISTS checkpoints (
-	pipeline   TEXT    PRIMARY KEY,
-	offsets    TEXT    NOT NULL,
-	state      BLOB,
-	updated_at INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS sink_offsets (
+	topic     TEXT    NOT NULL,
+	partition INTEGER NOT NULL,
+	next      INTEGER NOT NULL,
+	PRIMARY KEY (topic, partition)
 );
 `
 
@@ -67,38 +68,65 @@ func OpenSQLite(path string) (*SQLite, error) {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
-// LoadCheckpoint returns the last checkpoint of pipeline, if any.
-func (s *SQLite) LoadCheckpoint(ctx context.Context, pipeline string) (stream.Checkpoint, bool, error) {
-	var offsets string
-	var cp stream.Checkpoint
-	err := s.db.QueryRowContext(ctx, `SELECT offsets, state FROM checkpoints WHERE pipeline = ?`, pipeline).Scan(&offsets, &cp.State)
-	if err == sql.ErrNoRows {
-		return stream.Checkpoint{}, false, nil
-	}
-	if err != nil {
-		return stream.Checkpoint{}, false, fmt.Errorf("load checkpoint of %s: %w", pipeline, err)
-	}
-	if err := json.Unmarshal([]byte(offsets), &cp.Offsets); err != nil {
-		return stream.Checkpoint{}, false, fmt.Errorf("decode checkpoint offsets of %s: %w", pipeline, err)
-	}
-	return cp, true, nil
+// Write is one change a commit makes to the stored results: a final
+// result upserted, or withdrawn (Retract) when a session window merged
+// into another.
+type Write struct {
+	Pipeline string
+	Row
+	Retract bool
 }
 
-// Commit writes the results and the checkpoint of pipeline in one
-// transaction. Results are upserted by (output, window start, key), so
-// writing the same final result twice leaves one row.
-func (s *SQLite) Commit(ctx context.Context, pipeline string, results []stream.Result, cp stream.Checkpoint) error {
-	offsets, err := json.Marshal(cp.Offsets)
-	if err != nil {
-		return fmt.Errorf("encode offsets: %w", err)
+// WritesOf turns engine results into writes.
+func WritesOf(pipeline string, results ...stream.Result) []Write {
+	out := make([]Write, len(results))
+	for i := range results {
+		r := &results[i]
+		out[i] = Write{Pipeline: pipeline, Retract: r.Retract,
+			Row: Row{Output: r.Output, GroupBy: r.GroupBy, Key: r.Key, Start: r.Start, End: r.End}}
+		if !r.Retract {
+			out[i].Aggs = stream.AppendValuesJSON(nil, r)
+		}
 	}
+	return out
+}
+
+// Offsets returns the next offset to read of every result partition the
+// store has read from, by "topic:partition".
+func (s *SQLite) Offsets(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT topic, partition, next FROM sink_offsets`)
+	if err != nil {
+		return nil, fmt.Errorf("load sink offsets: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var topic string
+		var part int32
+		var next int64
+		if err := rows.Scan(&topic, &part, &next); err != nil {
+			return nil, fmt.Errorf("read sink offset: %w", err)
+		}
+		out[topic+":"+strconv.Itoa(int(part))] = next
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load sink offsets: %w", err)
+	}
+	return out, nil
+}
+
+// Commit applies the writes and records the offsets ("topic:partition" →
+// next offset to read) in one transaction. Results are upserted by
+// (pipeline, output, window start, key), so writing the same final result
+// twice leaves one row.
+func (s *SQLite) Commit(ctx context.Context, writes []Write, offsets map[string]int64) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin checkpoint of %s: %w", pipeline, err)
+		return fmt.Errorf("begin sink transaction: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	now := time.Now().UnixMilli()
-	if len(results) > 0 {
+	if len(writes) > 0 {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO window_results
 			(pipeline, output, group_by, group_key, window_start, window_end, aggs, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -114,29 +142,40 @@ func (s *SQLite) Commit(ctx context.Context, pipeline string, results []stream.R
 			return fmt.Errorf("prepare result delete: %w", err)
 		}
 		defer del.Close()
-		var buf []byte
-		for i := range results {
-			r := &results[i]
-			key := strings.Join(r.Key, KeySeparator)
-			if r.Retract {
-				if _, err := del.ExecContext(ctx, pipeline, r.Output, r.Start, key); err != nil {
-					return fmt.Errorf("withdraw result %s/%s/%s: %w", pipeline, r.Output, key, err)
+		for i := range writes {
+			w := &writes[i]
+			key := strings.Join(w.Key, KeySeparator)
+			if w.Retract {
+				if _, err := del.ExecContext(ctx, w.Pipeline, w.Output, w.Start, key); err != nil {
+					return fmt.Errorf("withdraw result %s/%s/%s: %w", w.Pipeline, w.Output, key, err)
 				}
 				continue
 			}
-			buf = stream.AppendValuesJSON(buf[:0], r)
-			if _, err := stmt.ExecContext(ctx, pipeline, r.Output, strings.Join(r.GroupBy, ","), key, r.Start, r.End, string(buf), now); err != nil {
-				return fmt.Errorf("write result %s/%s/%s: %w", pipeline, r.Output, key, err)
+			if _, err := stmt.ExecContext(ctx, w.Pipeline, w.Output, strings.Join(w.GroupBy, ","), key, w.Start, w.End, string(w.Aggs), now); err != nil {
+				return fmt.Errorf("write result %s/%s/%s: %w", w.Pipeline, w.Output, key, err)
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (pipeline, offsets, state, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (pipeline) DO UPDATE SET offsets = excluded.offsets, state = excluded.state, updated_at = excluded.updated_at`,
-		pipeline, string(offsets), cp.State, now); err != nil {
-		return fmt.Errorf("write checkpoint of %s: %w", pipeline, err)
+	if len(offsets) > 0 {
+		up, err := tx.PrepareContext(ctx, `INSERT INTO sink_offsets (topic, partition, next) VALUES (?, ?, ?)
+			ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next`)
+		if err != nil {
+			return fmt.Errorf("prepare offset upsert: %w", err)
+		}
+		defer up.Close()
+		for tp, next := range offsets {
+			i := strings.LastIndexByte(tp, ':')
+			part, err := strconv.Atoi(tp[i+1:])
+			if i < 0 || err != nil {
+				return fmt.Errorf("offset key %q is not topic:partition", tp)
+			}
+			if _, err := up.ExecContext(ctx, tp[:i], part, next); err != nil {
+				return fmt.Errorf("write offset of %s: %w", tp, err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit checkpoint of %s: %w", pipeline, err)
+		return fmt.Errorf("commit sink transaction: %w", err)
 	}
 	return nil
 }

@@ -97,18 +97,18 @@ func fmtRows(rs []Row) string {
 	return b.String()
 }
 
-func checkpoint(t *testing.T, s *SQLite, pipeline string) (stream.Checkpoint, bool) {
+func offsetsOf(t *testing.T, s *SQLite) map[string]int64 {
 	t.Helper()
-	cp, ok, err := s.LoadCheckpoint(context.Background(), pipeline)
+	offs, err := s.Offsets(context.Background())
 	if err != nil {
-		t.Fatalf("LoadCheckpoint: %v", err)
+		t.Fatalf("Offsets: %v", err)
 	}
-	return cp, ok
+	return offs
 }
 
 func commit(t *testing.T, s *SQLite, pipeline string, rs ...stream.Result) {
 	t.Helper()
-	if err := s.Commit(context.Background(), pipeline, rs, stream.Checkpoint{}); err != nil {
+	if err := s.Commit(context.Background(), WritesOf(pipeline, rs...), nil); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 }
@@ -116,33 +116,33 @@ func commit(t *testing.T, s *SQLite, pipeline string, rs ...stream.Result) {
 func TestSQLiteRoundTrip(t *testing.T) {
 	s, path := openTest(t)
 	ctx := context.Background()
-	if _, ok := checkpoint(t, s, "city"); ok {
-		t.Fatal("a new database has a checkpoint")
+	if offs := offsetsOf(t, s); len(offs) != 0 {
+		t.Fatalf("a new database has offsets %v", offs)
 	}
 	results := []stream.Result{
 		result("sensor_1m", "s-1", t0, 10, 20),
 		result("zone_1m", "zone-01", t0, 10, 20, 30),
 		result("sensor_1m", "s-2", t0+minute, 5),
 	}
-	cp := stream.Checkpoint{Offsets: map[string]int64{"city:0": 17, "city:1": 0, "other:3": 1 << 40}, State: []byte{0, 1, 2, 255}}
-	if err := s.Commit(ctx, "city", results, cp); err != nil {
+	cp := map[string]int64{"city:0": 17, "city:1": 0, "other:3": 1 << 40}
+	if err := s.Commit(ctx, WritesOf("city", results...), cp); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	got, ok := checkpoint(t, s, "city")
-	if !ok || !reflect.DeepEqual(got, cp) {
-		t.Fatalf("checkpoint %+v %v, want %+v", got, ok, cp)
+	if got := offsetsOf(t, s); !reflect.DeepEqual(got, cp) {
+		t.Fatalf("offsets %v, want %v", got, cp)
 	}
 	// Ordered by output, window start, key.
 	sameRows(t, query(t, s, Query{Pipeline: "city"}), results[0], results[2], results[1])
 
-	// A later commit replaces the checkpoint; a commit without results is
-	// a checkpoint only.
-	cp2 := stream.Checkpoint{Offsets: map[string]int64{"city:0": 20}, State: nil}
-	if err := s.Commit(ctx, "city", nil, cp2); err != nil {
+	// A later commit moves the offsets it names and keeps the others; a
+	// commit without results moves offsets only.
+	cp2 := map[string]int64{"city:0": 20}
+	if err := s.Commit(ctx, nil, cp2); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	if got, _ := checkpoint(t, s, "city"); !reflect.DeepEqual(got, cp2) {
-		t.Fatalf("checkpoint %+v, want %+v", got, cp2)
+	want := map[string]int64{"city:0": 20, "city:1": 0, "other:3": 1 << 40}
+	if got := offsetsOf(t, s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("offsets %v, want %v", got, want)
 	}
 
 	// Everything is there after reopening the file.
@@ -152,8 +152,8 @@ func TestSQLiteRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if got, _ := checkpoint(t, s2, "city"); !reflect.DeepEqual(got, cp2) {
-		t.Fatalf("after reopen: checkpoint %+v, want %+v", got, cp2)
+	if got := offsetsOf(t, s2); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopen: offsets %v, want %v", got, want)
 	}
 	sameRows(t, query(t, s2, Query{Pipeline: "city"}), results[0], results[2], results[1])
 }
@@ -165,7 +165,7 @@ func TestSQLiteUpsert(t *testing.T) {
 	for i := range 3 {
 		// A processor that crashed before its commit landed sends the same
 		// finals again.
-		if err := s.Commit(ctx, "city", []stream.Result{r, r}, stream.Checkpoint{Offsets: map[string]int64{"city:0": int64(i)}}); err != nil {
+		if err := s.Commit(ctx, WritesOf("city", r, r), map[string]int64{"city:0": int64(i)}); err != nil {
 			t.Fatalf("Commit %d: %v", i, err)
 		}
 	}
@@ -223,12 +223,12 @@ func TestSQLiteRetract(t *testing.T) {
 	commit(t, s, "clicks", c, retract("sessions", []string{"u-3"}, t0, t0+minute))
 	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged)
 
-	// A retraction is atomic with its checkpoint: a failed commit keeps
+	// A retraction is atomic with its offsets: a failed commit keeps
 	// the row.
-	if _, err := s.db.Exec(`CREATE TRIGGER fail BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
+	if _, err := s.db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON sink_offsets BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(context.Background(), "clicks", []stream.Result{retract("sessions", []string{"u-1"}, t0, 0)}, stream.Checkpoint{}); err == nil {
+	if err := s.Commit(context.Background(), WritesOf("clicks", retract("sessions", []string{"u-1"}, t0, 0)), map[string]int64{"city.sessions:0": 1}); err == nil {
 		t.Fatal("the failing commit returned no error")
 	}
 	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged)
@@ -335,10 +335,10 @@ func TestSQLiteQueryFilters(t *testing.T) {
 }
 
 // TestSQLiteCommitAtomic checks that a commit that fails at any point
-// leaves the rows and the checkpoint of the last successful commit.
+// leaves the rows and the offsets of the last successful commit.
 func TestSQLiteCommitAtomic(t *testing.T) {
 	first := []stream.Result{result("sensor_1m", "s-1", t0, 1), result("sensor_1m", "s-4", t0, 8)}
-	firstCP := stream.Checkpoint{Offsets: map[string]int64{"city:0": 10}, State: []byte("state-1")}
+	firstCP := map[string]int64{"city:0": 10}
 	second := []stream.Result{
 		result("sensor_1m", "s-1", t0, 1, 2), // would update the first row
 		retract("sensor_1m", []string{"s-4"}, t0, t0+minute),
@@ -346,7 +346,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 		result("sensor_1m", "s-3", t0, 4),
 	}
 	afterSecond := []stream.Result{second[0], second[2], second[3]}
-	secondCP := stream.Checkpoint{Offsets: map[string]int64{"city:0": 20, "city:1": 3}, State: []byte("state-2")}
+	secondCP := map[string]int64{"city:0": 20, "city:1": 3}
 	tests := []struct {
 		name   string
 		inject string // SQL run before the failing commit
@@ -357,14 +357,14 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 			cancel()
 			return ctx
 		}},
-		{"checkpoint write fails after the rows", `CREATE TRIGGER fail BEFORE UPDATE ON checkpoints BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
+		{"offset write fails after the rows", `CREATE TRIGGER fail BEFORE INSERT ON sink_offsets BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
 		{"third row fails", `CREATE TRIGGER fail BEFORE INSERT ON window_results WHEN NEW.group_key = 's-3' BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
 		{"retraction fails", `CREATE TRIGGER fail BEFORE DELETE ON window_results BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := openTest(t)
-			if err := s.Commit(context.Background(), "city", first, firstCP); err != nil {
+			if err := s.Commit(context.Background(), WritesOf("city", first...), firstCP); err != nil {
 				t.Fatal(err)
 			}
 			if tt.inject != "" {
@@ -372,23 +372,23 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := s.Commit(tt.ctx(), "city", second, secondCP); err == nil {
+			if err := s.Commit(tt.ctx(), WritesOf("city", second...), secondCP); err == nil {
 				t.Fatal("the failing commit returned no error")
 			}
 			sameRows(t, query(t, s, Query{Pipeline: "city"}), first...)
-			if got, _ := checkpoint(t, s, "city"); !reflect.DeepEqual(got, firstCP) {
-				t.Fatalf("checkpoint %+v, want the first %+v", got, firstCP)
+			if got := offsetsOf(t, s); !reflect.DeepEqual(got, firstCP) {
+				t.Fatalf("offsets %v, want the first %v", got, firstCP)
 			}
 			// The store still works once the cause is gone.
 			if _, err := s.db.Exec(`DROP TRIGGER IF EXISTS fail`); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Commit(context.Background(), "city", second, secondCP); err != nil {
+			if err := s.Commit(context.Background(), WritesOf("city", second...), secondCP); err != nil {
 				t.Fatalf("Commit after the failure: %v", err)
 			}
 			sameRows(t, query(t, s, Query{Pipeline: "city"}), afterSecond...)
-			if got, _ := checkpoint(t, s, "city"); !reflect.DeepEqual(got, secondCP) {
-				t.Fatalf("checkpoint %+v, want %+v", got, secondCP)
+			if got := offsetsOf(t, s); !reflect.DeepEqual(got, secondCP) {
+				t.Fatalf("offsets %v, want %v", got, secondCP)
 			}
 		})
 	}

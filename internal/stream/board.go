@@ -6,16 +6,19 @@ import (
 )
 
 // Board holds the latest live partial results of every output so that
-// dashboards and the API can read them without touching the engine. Only
-// outputs that someone read recently are refreshed, so an output with
-// thousands of keys costs nothing while no one watches it.
+// dashboards and the API can read them without touching the engine. Each
+// window task publishes its part of an output; a read merges the parts
+// this process holds. Only outputs that someone read recently are
+// refreshed, so an output with thousands of keys costs nothing while no
+// one watches it.
 type Board struct {
 	mu   sync.RWMutex
 	outs map[string]*boardEntry
 }
 
 type boardEntry struct {
-	live     Live
+	parts    map[int32]Live
+	merged   *Live // cache of the merged parts, nil after a change
 	lastRead time.Time
 }
 
@@ -28,12 +31,24 @@ type Live struct {
 // watchedFor is how long after its last read an output stays refreshed.
 const watchedFor = 10 * time.Second
 
-// Set replaces the live snapshot of pipeline's output.
-func (b *Board) Set(pipeline, output string, l Live) {
+// Set replaces the live snapshot of one part (a window task's partition)
+// of pipeline's output.
+func (b *Board) Set(pipeline, output string, part int32, l Live) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.entry(pipeline + "/" + output)
-	e.live = l
+	e.parts[part] = l
+	e.merged = nil
+}
+
+// Drop forgets one part of pipeline's output: its task moved elsewhere.
+func (b *Board) Drop(pipeline, output string, part int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e := b.outs[pipeline+"/"+output]; e != nil {
+		delete(e.parts, part)
+		e.merged = nil
+	}
 }
 
 // Watched reports whether pipeline's output was read recently.
@@ -44,14 +59,26 @@ func (b *Board) Watched(pipeline, output string, now time.Time) bool {
 	return e != nil && now.Sub(e.lastRead) < watchedFor
 }
 
-// Get returns the live snapshot of pipeline's output and marks it watched.
-// The caller must not modify it.
+// Get returns the live snapshot of pipeline's output, the results of all
+// its parts and the lowest of their watermarks, and marks it watched. The
+// caller must not modify it.
 func (b *Board) Get(pipeline, output string) Live {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.entry(pipeline + "/" + output)
 	e.lastRead = time.Now()
-	return e.live
+	if e.merged == nil {
+		m := Live{Watermark: NoWatermark}
+		first := true
+		for _, l := range e.parts {
+			m.Results = append(m.Results, l.Results...)
+			if l.Watermark != NoWatermark && (first || l.Watermark < m.Watermark) {
+				m.Watermark, first = l.Watermark, false
+			}
+		}
+		e.merged = &m
+	}
+	return *e.merged
 }
 
 func (b *Board) entry(key string) *boardEntry {
@@ -60,7 +87,7 @@ func (b *Board) entry(key string) *boardEntry {
 	}
 	e := b.outs[key]
 	if e == nil {
-		e = &boardEntry{}
+		e = &boardEntry{parts: map[int32]Live{}}
 		b.outs[key] = e
 	}
 	return e

@@ -37,7 +37,11 @@ type win struct {
 }
 
 type keyState struct {
+	id   string // the key of o.keys holding it
 	key  []string
+	// logged is set while the state changed since the last changelog
+	// flush (its id is in outState.touched).
+	logged bool
 	wins []*win
 	// gone holds the bounds of session windows already dropped (final and
 	// past the allowed lateness) for as long as a new event could still
@@ -57,7 +61,10 @@ type outState struct {
 	dirty            int
 	retracts         []Result
 	size, slide, gap int64
-	empty            [][]byte // encodings of new aggregate states, for snapshots
+	empty            [][]byte // encodings of new aggregate states, for the changelog
+	// touched lists the ids of groups changed since the last changelog
+	// flush; a group that is gone by then is written as a tombstone.
+	touched []string
 }
 
 // Engine runs a pipeline's outputs over decoded records: it assigns each
@@ -74,6 +81,11 @@ type Engine struct {
 	lateness int64
 	keyBuf   []byte
 	starts   []int64
+	// logging enables change tracking for the changelog (EnableChangelog).
+	logging bool
+	// external: partition watermarks come from markers (Mark), not from
+	// the records' own times and the processing clock.
+	external bool
 }
 
 // NewEngine returns an engine for plan; dec provides the record slots.
@@ -103,6 +115,24 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 		e.outs = append(e.outs, o)
 	}
 	return e
+}
+
+// UseMarkers makes the engine take partition watermarks from Mark only:
+// records no longer move them and no partition turns idle by the clock.
+// A window task uses it, so that replaying its input decides the same way.
+func (e *Engine) UseMarkers() {
+	e.external = true
+	e.wm.IdleTimeout = 0
+}
+
+// Mark applies a watermark marker: source partition p has delivered event
+// times up to maxTS (when seen) and is idle or not.
+func (e *Engine) Mark(p int32, maxTS int64, seen, idle bool) {
+	e.wm.Assign(p, 0)
+	if seen {
+		e.wm.Raise(p, maxTS)
+	}
+	e.wm.SetIdle(p, idle)
 }
 
 // Assign registers input partition p at processing time now; see
@@ -142,7 +172,12 @@ func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 		} else {
 			ok = e.addFixed(o, ks, r)
 		}
-		if !ok {
+		if ok {
+			if e.logging && !ks.logged {
+				ks.logged = true
+				o.touched = append(o.touched, ks.id)
+			}
+		} else {
 			late |= 1 << i
 			if len(ks.wins) == 0 && len(ks.gone) == 0 {
 				delete(o.keys, string(e.keyBuf))
@@ -150,7 +185,7 @@ func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 		}
 	}
 	// An event late everywhere changes nothing, not even the watermark.
-	if late != 1<<len(e.outs)-1 {
+	if late != 1<<len(e.outs)-1 && !e.external {
 		e.wm.Observe(p, r.TS, now)
 	}
 	return late
@@ -168,11 +203,11 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 	if ks := o.keys[string(e.keyBuf)]; ks != nil {
 		return ks
 	}
-	ks := &keyState{key: make([]string, len(o.groupSlots))}
+	ks := &keyState{id: string(e.keyBuf), key: make([]string, len(o.groupSlots))}
 	for i, s := range o.groupSlots {
 		ks.key[i] = string(r.Vals[s].AppendText(nil))
 	}
-	o.keys[string(e.keyBuf)] = ks
+	o.keys[ks.id] = ks
 	return ks
 }
 

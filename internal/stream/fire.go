@@ -19,30 +19,40 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 		}
 		for k, ks := range o.keys {
 			kept := ks.wins[:0]
+			changed := false
 			for _, w := range ks.wins {
 				switch {
 				case !w.fired && w.end <= e.fired:
 					w.fired, w.emitted = true, true
 					dst = append(dst, o.result(ks, w, true))
+					changed = true
 				case w.dirty:
 					w.dirty, w.emitted = false, true
 					o.dirty--
 					dst = append(dst, o.result(ks, w, true))
+					changed = true
 				}
 				if w.fired && w.end+e.lateness <= e.fired {
 					o.open--
 					if o.gap > 0 {
 						ks.gone = append(ks.gone, [2]int64{w.start, w.end})
 					}
+					changed = true
 					continue
 				}
 				kept = append(kept, w)
 			}
+			n := len(ks.gone)
 			ks.gone = o.pruneGone(ks.gone, e.fired, e.lateness)
+			changed = changed || len(ks.gone) != n
 			if len(kept) == 0 && len(ks.gone) == 0 {
 				delete(o.keys, k)
 			} else {
 				ks.wins = kept
+			}
+			if changed && e.logging && !ks.logged {
+				ks.logged = true
+				o.touched = append(o.touched, ks.id)
 			}
 		}
 	}

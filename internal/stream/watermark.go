@@ -18,7 +18,8 @@ const NoWatermark = math.MinInt64
 type Watermarks struct {
 	// Disorder is the allowed out-of-orderness in milliseconds.
 	Disorder int64
-	// IdleTimeout is in milliseconds of processing time.
+	// IdleTimeout is in milliseconds of processing time; 0 means a
+	// partition turns idle only through SetIdle.
 	IdleTimeout int64
 
 	parts map[int32]*partWM
@@ -29,6 +30,7 @@ type partWM struct {
 	seen     bool  // whether maxTS holds an event time yet
 	lastSeen int64 // processing time, ms
 	backlog  bool  // records are known to wait in the partition
+	idle     bool  // declared idle by the stage upstream (SetIdle)
 }
 
 // SetBacklog records whether partition p has records waiting to be read.
@@ -39,6 +41,54 @@ func (w *Watermarks) SetBacklog(p int32, backlog bool) {
 	if pw := w.parts[p]; pw != nil {
 		pw.backlog = backlog
 	}
+}
+
+// SetIdle declares partition p idle or active. A window task reading a
+// repartition topic learns each source partition's state from the
+// watermark markers written upstream instead of from its own clock, so
+// that replaying the topic decides the same way.
+func (w *Watermarks) SetIdle(p int32, idle bool) {
+	if pw := w.parts[p]; pw != nil {
+		pw.idle = idle
+	}
+}
+
+// Raise records that partition p has delivered event times up to ts,
+// as a watermark marker reports it; lower values change nothing.
+func (w *Watermarks) Raise(p int32, ts int64) {
+	pw := w.parts[p]
+	if pw == nil {
+		return
+	}
+	if !pw.seen || ts > pw.maxTS {
+		pw.maxTS, pw.seen = ts, true
+	}
+}
+
+// Max returns the highest event time partition p delivered, whether it
+// delivered any, and whether the partition is idle at processing time now.
+func (w *Watermarks) Max(p int32, now int64) (ts int64, seen, idle bool) {
+	pw := w.parts[p]
+	if pw == nil {
+		return 0, false, false
+	}
+	return pw.maxTS, pw.seen, !w.active(pw, now)
+}
+
+// Unassign forgets partition p.
+func (w *Watermarks) Unassign(p int32) { delete(w.parts, p) }
+
+// Partitions returns the registered partitions.
+func (w *Watermarks) Partitions() []int32 {
+	out := make([]int32, 0, len(w.parts))
+	for p := range w.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (w *Watermarks) active(pw *partWM, now int64) bool {
+	return !pw.idle && (pw.backlog || w.IdleTimeout <= 0 || now-pw.lastSeen < w.IdleTimeout)
 }
 
 // Assign registers partition p at processing time now. Until it delivers
@@ -83,7 +133,7 @@ func (w *Watermarks) Touch(p int32, now int64) {
 func (w *Watermarks) Current(now int64) int64 {
 	minActive, maxAll := int64(math.MaxInt64), int64(NoWatermark)
 	for _, pw := range w.parts {
-		active := pw.backlog || now-pw.lastSeen < w.IdleTimeout
+		active := w.active(pw, now)
 		if !pw.seen {
 			if active {
 				return NoWatermark
@@ -102,25 +152,4 @@ func (w *Watermarks) Current(now int64) int64 {
 		return maxAll
 	}
 	return minActive
-}
-
-// PartitionMax returns the highest event time seen per partition, for
-// checkpoints.
-func (w *Watermarks) PartitionMax() map[int32]int64 {
-	out := make(map[int32]int64, len(w.parts))
-	for p, pw := range w.parts {
-		if pw.seen {
-			out[p] = pw.maxTS
-		}
-	}
-	return out
-}
-
-// Restore sets the per-partition maxima from a checkpoint, treating each
-// partition as last seen at now.
-func (w *Watermarks) Restore(max map[int32]int64, now int64) {
-	w.parts = make(map[int32]*partWM, len(max))
-	for p, ts := range max {
-		w.parts[p] = &partWM{maxTS: ts, seen: true, lastSeen: now}
-	}
 }

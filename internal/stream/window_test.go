@@ -142,23 +142,33 @@ func TestWatermarks(t *testing.T) {
 	}
 }
 
-func TestWatermarksRestore(t *testing.T) {
-	w := Watermarks{Disorder: 1000, IdleTimeout: 30_000}
-	w.Observe(0, 50_000, 0)
-	w.Observe(1, 20_000, 0)
-	w.Assign(2, 0) // no event: not in the checkpoint
-	saved := w.PartitionMax()
-	if len(saved) != 2 || saved[0] != 50_000 || saved[1] != 20_000 {
-		t.Fatalf("PartitionMax = %v", saved)
+// TestWatermarksMarkers drives watermarks as a window task does: from
+// markers only, with idleness declared rather than timed.
+func TestWatermarksMarkers(t *testing.T) {
+	w := Watermarks{Disorder: 1000}
+	w.Assign(0, 0)
+	w.Assign(1, 0)
+	w.Raise(0, 50_000)
+	// Partition 1 delivered nothing and is not declared idle: it holds
+	// the watermark however much processing time passes.
+	if got := w.Current(1 << 40); got != NoWatermark {
+		t.Fatalf("Current = %d with a silent partition, want none", got)
 	}
-	var r Watermarks
-	r.Disorder, r.IdleTimeout = 1000, 30_000
-	r.Restore(saved, 1_000_000)
-	// Restored partitions count as seen at the restore time.
-	if got := r.Current(1_000_000 + 29_999); got != 19_000 {
-		t.Errorf("after restore Current = %d, want 19000", got)
+	w.Raise(1, 20_000)
+	w.Raise(1, 10_000) // lower: no effect
+	if got := w.Current(1 << 40); got != 19_000 {
+		t.Fatalf("Current = %d, want 19000", got)
 	}
-	if got := r.Current(1_000_000 + 30_000); got != 49_000 {
-		t.Errorf("after restore, all idle: Current = %d, want 49000", got)
+	w.SetIdle(1, true)
+	if got := w.Current(0); got != 49_000 {
+		t.Fatalf("Current = %d with partition 1 idle, want 49000", got)
+	}
+	if ts, seen, idle := w.Max(1, 0); ts != 20_000 || !seen || !idle {
+		t.Fatalf("Max(1) = %d, %v, %v", ts, seen, idle)
+	}
+	w.SetIdle(1, false)
+	w.Unassign(0)
+	if got := w.Current(0); got != 19_000 {
+		t.Fatalf("Current = %d after unassigning partition 0, want 19000", got)
 	}
 }

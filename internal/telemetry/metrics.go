@@ -22,6 +22,9 @@ type Metrics struct {
 	Watermark        *prometheus.GaugeVec     // pipeline
 	Checkpoints      *prometheus.HistogramVec // pipeline
 	LiveLatency      *prometheus.HistogramVec // pipeline
+	TxnAborts        *prometheus.CounterVec   // pipeline, stage
+	RestoredRecords  *prometheus.CounterVec   // pipeline
+	SinkRows         *prometheus.CounterVec   // sink, outcome
 }
 
 // New registers Pulse's metrics and the Go runtime and process collectors
@@ -40,7 +43,7 @@ func New() *Metrics {
 		}, []string{"stream", "code"}),
 		PipelineEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_pipeline_events_total",
-			Help: "Events a pipeline folded into its windows.",
+			Help: "Events a pipeline accepted: decoded and passed its where filter.",
 		}, []string{"pipeline"}),
 		PipelineRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_pipeline_rejected_events_total",
@@ -72,7 +75,7 @@ func New() *Metrics {
 		}, []string{"pipeline"}),
 		Checkpoints: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pulse_checkpoint_duration_seconds",
-			Help:    "Duration of checkpoints that write results, state and offsets in one transaction.",
+			Help:    "Duration of committing a window-stage transaction: final results, changelog records, late events and consumed offsets.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"pipeline"}),
 		LiveLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -80,8 +83,20 @@ func New() *Metrics {
 			Help:    "From a record's ingest (its Kafka timestamp) to the live-view update that includes it; sampled, one record in 64.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2.5, 5, 10},
 		}, []string{"pipeline"}),
+		TxnAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_transaction_aborts_total",
+			Help: "Transactions a pipeline stage aborted (a rebalance or a failed write); their input is processed again.",
+		}, []string{"pipeline", "stage"}),
+		RestoredRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_state_restored_records_total",
+			Help: "Changelog records read back to restore window tasks.",
+		}, []string{"pipeline"}),
+		SinkRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_sink_rows_total",
+			Help: "Result rows a sink wrote (outcome upserted) or withdrew (outcome retracted).",
+		}, []string{"sink", "outcome"}),
 	}
-	m.Registry.MustRegister(m.LiveLatency,
+	m.Registry.MustRegister(m.LiveLatency, m.TxnAborts, m.RestoredRecords, m.SinkRows,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,

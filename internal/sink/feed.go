@@ -1,0 +1,242 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fastjson"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/telemetry"
+)
+
+// FeedConfig configures a Feed.
+type FeedConfig struct {
+	Store *SQLite
+	// Plans whose outputs list the sqlite sink are fed.
+	Plans []*pipeline.Plan
+	// Opts are the Kafka client options: seed brokers and the like.
+	Opts    []kgo.Opt
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+}
+
+// Feed fills the SQLite store from the result topics. It reads committed
+// records only, and stores the offsets it consumed in the same SQLite
+// transaction as the rows, seeking to them on start: every final result
+// is stored exactly once, whatever crashes. Every Pulse process feeds its
+// own store from all partitions, so each holds every result.
+type Feed struct {
+	cfg     FeedConfig
+	targets map[string]target // by topic
+	ready   atomic.Bool
+	p       fastjson.Parser
+}
+
+type target struct {
+	pipeline string
+	output   *pipeline.Output
+}
+
+// NewFeed returns a feed; Run starts it.
+func NewFeed(cfg FeedConfig) *Feed {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	f := &Feed{cfg: cfg, targets: map[string]target{}}
+	for _, p := range cfg.Plans {
+		for i := range p.Outputs {
+			o := &p.Outputs[i]
+			for _, s := range o.Sinks {
+				if s == "sqlite" {
+					f.targets[o.Topic] = target{pipeline: p.Name, output: o}
+				}
+			}
+		}
+	}
+	return f
+}
+
+// Ready reports whether the feed consumes.
+func (f *Feed) Ready() bool { return f.ready.Load() || len(f.targets) == 0 }
+
+// Run consumes until ctx ends; what it read is committed when it returns.
+func (f *Feed) Run(ctx context.Context) error {
+	if len(f.targets) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		err := f.run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.cfg.Logger.Error("sqlite sink failed; starting it again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (f *Feed) run(ctx context.Context) error {
+	offsets, err := f.cfg.Store.Offsets(ctx)
+	if err != nil {
+		return err
+	}
+	var topics []string
+	for t := range f.targets {
+		topics = append(topics, t)
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, f.cfg.Opts...),
+		kgo.ClientID("pulse-sink-sqlite"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(32<<20),
+	)...)
+	if err != nil {
+		return fmt.Errorf("sqlite sink client: %w", err)
+	}
+	defer cl.Close()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("describe result topics: %w", err)
+	}
+	assign := map[string]map[int32]kgo.Offset{}
+	for _, t := range topics {
+		d, ok := td[t]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("describe result topic %s: %v", t, d.Err)
+		}
+		assign[t] = map[int32]kgo.Offset{}
+		for _, p := range d.Partitions.Numbers() {
+			if next, ok := offsets[t+":"+strconv.Itoa(int(p))]; ok {
+				assign[t][p] = kgo.NewOffset().At(next)
+			} else {
+				assign[t][p] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	cl.AddConsumePartitions(assign)
+	f.ready.Store(true)
+	defer f.ready.Store(false)
+	var writes []Write
+	for {
+		fetches := cl.PollRecords(ctx, 20000)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		writes = writes[:0]
+		next := map[string]int64{}
+		var malformed int
+		fetches.EachRecord(func(rec *kgo.Record) {
+			next[rec.Topic+":"+strconv.Itoa(int(rec.Partition))] = rec.Offset + 1
+			w, err := f.parse(rec)
+			if err != nil {
+				malformed++
+				f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				return
+			}
+			writes = append(writes, w)
+		})
+		if len(next) == 0 {
+			continue
+		}
+		// The commit must not be cut short by shutdown: what was read is
+		// stored, or nothing is.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := f.cfg.Store.Commit(cctx, writes, next)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if m := f.cfg.Metrics; m != nil {
+			var up, retract int
+			for _, w := range writes {
+				if w.Retract {
+					retract++
+				} else {
+					up++
+				}
+			}
+			m.SinkRows.WithLabelValues("sqlite", "upserted").Add(float64(up))
+			m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(retract))
+			if malformed > 0 {
+				m.SinkRows.WithLabelValues("sqlite", "malformed").Add(float64(malformed))
+			}
+		}
+	}
+}
+
+// resultFields are the fields of a result record that are not aggregates.
+var resultFields = map[string]bool{"output": true, "key": true, "window_start": true, "window_end": true, "final": true, "retract": true}
+
+// parse reads a result record written by a window task.
+func (f *Feed) parse(rec *kgo.Record) (Write, error) {
+	tg := f.targets[rec.Topic]
+	v, err := f.p.ParseBytes(rec.Value)
+	if err != nil {
+		return Write{}, fmt.Errorf("result is not JSON: %w", err)
+	}
+	o := tg.output
+	w := Write{Pipeline: tg.pipeline, Retract: v.GetBool("retract"),
+		Row: Row{Output: string(v.GetStringBytes("output")), GroupBy: o.GroupBy}}
+	if w.Output != o.Name {
+		return Write{}, fmt.Errorf("result of output %q in the topic of output %q", w.Output, o.Name)
+	}
+	key := v.Get("key")
+	for _, g := range o.GroupBy {
+		kv := key.Get(g)
+		if kv == nil || kv.Type() != fastjson.TypeString {
+			return Write{}, fmt.Errorf("result without key field %q", g)
+		}
+		w.Key = append(w.Key, string(kv.GetStringBytes()))
+	}
+	for _, b := range []struct {
+		name string
+		dst  *int64
+	}{{"window_start", &w.Start}, {"window_end", &w.End}} {
+		t, err := time.Parse(time.RFC3339Nano, string(v.GetStringBytes(b.name)))
+		if err != nil {
+			return Write{}, fmt.Errorf("result %s: %w", b.name, err)
+		}
+		*b.dst = t.UnixMilli()
+	}
+	if w.Retract {
+		return w, nil
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return Write{}, err
+	}
+	aggs := []byte{'{'}
+	obj.Visit(func(k []byte, x *fastjson.Value) {
+		if resultFields[string(k)] {
+			return
+		}
+		if len(aggs) > 1 {
+			aggs = append(aggs, ',')
+		}
+		aggs = strconv.AppendQuote(aggs, string(k))
+		aggs = append(aggs, ':')
+		aggs = x.MarshalTo(aggs)
+	})
+	w.Aggs = append(aggs, '}')
+	return w, nil
+}

@@ -1,0 +1,366 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// A window task's state lives in memory and in a compacted changelog
+// topic: one record per group of an output holding all of the group's
+// windows, and one meta record holding the watermarks. Each commit writes
+// the groups that changed since the previous one, and a tombstone for
+// each group whose state was dropped, so the changelog after compaction is
+// the task's state. Restoring reads it back record by record.
+//
+// Keys: metaKey, or groupKey followed by the output name (length
+// prefixed) and the group id. Values start with changelogVersion.
+const (
+	metaKey          = 0
+	groupKey         = 1
+	changelogVersion = 1
+)
+
+// Window flags in group records.
+const (
+	flagFired   = 1
+	flagDirty   = 2
+	flagPending = 4 // fired, but no final of it stands (see win.emitted)
+)
+
+// Change is one changelog record; a nil Value deletes the key.
+type Change struct {
+	Key, Value []byte
+}
+
+// EnableChangelog makes the engine track which groups change, for
+// AppendChanges. Without it, it tracks nothing.
+func (e *Engine) EnableChangelog() { e.logging = true }
+
+// AppendChanges appends the changelog records for everything that changed
+// since the last call: the state of every group that changed, a tombstone
+// for every group dropped, and the meta record. Call it after Advance, so
+// that no retraction is pending.
+func (e *Engine) AppendChanges(dst []Change) []Change {
+	for _, o := range e.outs {
+		for _, id := range o.touched {
+			key := appendGroupKey(nil, o.def.Name, id)
+			ks := o.keys[id]
+			if ks == nil {
+				dst = append(dst, Change{Key: key})
+				continue
+			}
+			if !ks.logged {
+				continue // listed twice (dropped and created again): written
+			}
+			ks.logged = false
+			dst = append(dst, Change{Key: key, Value: o.appendGroup(nil, ks)})
+		}
+		o.touched = o.touched[:0]
+	}
+	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
+}
+
+func appendGroupKey(b []byte, output, id string) []byte {
+	b = append(b, groupKey)
+	b = appendString(b, output)
+	return append(b, id...)
+}
+
+// appendMeta encodes the fired watermark and every partition's watermark.
+func (e *Engine) appendMeta(b []byte) []byte {
+	b = append(b, changelogVersion)
+	b = binary.AppendVarint(b, e.fired)
+	b = binary.AppendUvarint(b, uint64(len(e.wm.parts)))
+	for p, pw := range e.wm.parts {
+		b = binary.AppendVarint(b, int64(p))
+		b = binary.AppendVarint(b, pw.maxTS)
+		var flags byte
+		if pw.seen {
+			flags |= 1
+		}
+		if pw.idle {
+			flags |= 2
+		}
+		b = append(b, flags)
+	}
+	return b
+}
+
+// appendGroup encodes one group: its key, the bounds of its dropped
+// sessions, then its windows with their flags and aggregate states.
+func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
+	b = append(b, changelogVersion)
+	b = appendKey(b, ks.key)
+	b = binary.AppendUvarint(b, uint64(len(ks.gone)))
+	for _, g := range ks.gone {
+		b = binary.AppendVarint(b, g[0])
+		b = binary.AppendVarint(b, g[1])
+	}
+	b = binary.AppendUvarint(b, uint64(len(ks.wins)))
+	var st []byte
+	for _, w := range ks.wins {
+		b = binary.AppendVarint(b, w.start)
+		b = binary.AppendVarint(b, w.end)
+		var flags byte
+		if w.fired {
+			flags |= flagFired
+			if !w.emitted {
+				flags |= flagPending
+			}
+		}
+		if w.dirty {
+			flags |= flagDirty
+		}
+		b = append(b, flags)
+		b = binary.AppendUvarint(b, uint64(len(w.states)))
+		for i, s := range w.states {
+			st = s.AppendBinary(st[:0])
+			if bytes.Equal(st, o.emptyState(i)) {
+				// Most aggregates of a window never saw a value (a
+				// traffic sensor has no pm25): write nothing.
+				b = append(b, 0)
+				continue
+			}
+			b = binary.AppendUvarint(b, uint64(len(st)))
+			b = append(b, st...)
+		}
+	}
+	return b
+}
+
+// RestoreChange applies one changelog record, read back in log order, to
+// the engine's state; now is the processing time the restored partitions
+// count as last seen at. Groups of outputs the pipeline no longer has are
+// skipped.
+func (e *Engine) RestoreChange(key, value []byte, now int64) error {
+	if len(key) == 0 {
+		return errors.New("changelog record without a key")
+	}
+	if key[0] == metaKey {
+		return e.restoreMeta(value, now)
+	}
+	if key[0] != groupKey {
+		return fmt.Errorf("changelog key of unknown type %d", key[0])
+	}
+	r := &reader{b: key[1:]}
+	name := string(r.bytes())
+	if r.err != nil {
+		return fmt.Errorf("decode changelog key: %w", r.err)
+	}
+	id := string(r.b)
+	var o *outState
+	for _, x := range e.outs {
+		if x.def.Name == name {
+			o = x
+		}
+	}
+	if o == nil {
+		return nil // an output the pipeline no longer has
+	}
+	if old := o.keys[id]; old != nil {
+		for _, w := range old.wins {
+			o.open--
+			if w.dirty {
+				o.dirty--
+			}
+		}
+		delete(o.keys, id)
+	}
+	if value == nil {
+		return nil
+	}
+	ks, err := e.decodeGroup(o, id, value)
+	if err != nil {
+		return fmt.Errorf("restore output %s: %w", name, err)
+	}
+	o.keys[id] = ks
+	return nil
+}
+
+func (e *Engine) restoreMeta(value []byte, now int64) error {
+	r := &reader{b: value}
+	if v := r.byte(); r.err == nil && v != changelogVersion {
+		return fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
+	}
+	fired := r.varint()
+	type part struct {
+		p     int32
+		ts    int64
+		flags byte
+	}
+	var parts []part
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		parts = append(parts, part{int32(r.varint()), r.varint(), r.byte()})
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return fmt.Errorf("decode changelog meta record: %w", r.err)
+	}
+	e.fired = fired
+	for _, p := range parts {
+		e.wm.Assign(p.p, now)
+		pw := e.wm.parts[p.p]
+		pw.maxTS, pw.seen, pw.idle, pw.lastSeen = p.ts, p.flags&1 != 0, p.flags&2 != 0, now
+	}
+	return nil
+}
+
+func (e *Engine) decodeGroup(o *outState, id string, value []byte) (*keyState, error) {
+	r := &reader{b: value}
+	if v := r.byte(); r.err == nil && v != changelogVersion {
+		return nil, fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
+	}
+	ks := &keyState{id: id, key: r.key()}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		ks.gone = append(ks.gone, [2]int64{r.varint(), r.varint()})
+	}
+	nwins := r.uvarint()
+	if r.err == nil && nwins > uint64(len(r.b)) {
+		r.err = errShort
+	}
+	for ; nwins > 0 && r.err == nil; nwins-- {
+		start, end, flags := r.varint(), r.varint(), r.byte()
+		if n := r.uvarint(); r.err == nil && n != uint64(len(o.def.Aggregates)) {
+			return nil, fmt.Errorf("the changelog has %d aggregates, the pipeline file %d: changing an output's aggregates needs a new output name (or a fresh --data-dir)", n, len(o.def.Aggregates))
+		}
+		w := e.newWin(o, start, end)
+		ks.wins = append(ks.wins, w)
+		w.fired, w.dirty = flags&flagFired != 0, flags&flagDirty != 0
+		w.emitted = w.fired && flags&flagPending == 0
+		if w.dirty {
+			o.dirty++
+		}
+		for _, s := range w.states {
+			enc := r.bytes()
+			if len(enc) == 0 || r.err != nil {
+				continue // an empty state: the new one is it
+			}
+			if err := s.Decode(enc); err != nil {
+				r.err = err
+			}
+		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		// Undo the windows counted so far.
+		for _, w := range ks.wins {
+			o.open--
+			if w.dirty {
+				o.dirty--
+			}
+		}
+		return nil, fmt.Errorf("decode group state: %w", r.err)
+	}
+	return ks, nil
+}
+
+// emptyState returns the encoding of a new state of aggregate i.
+func (o *outState) emptyState(i int) []byte {
+	if o.empty == nil {
+		o.empty = make([][]byte, len(o.def.Aggregates))
+		for j, a := range o.def.Aggregates {
+			o.empty[j] = a.Func.New().AppendBinary(nil)
+		}
+	}
+	return o.empty[i]
+}
+
+func appendKey(b []byte, key []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	for _, k := range key {
+		b = appendString(b, k)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("record is truncated")
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errShort
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// key reads a group key: a count and as many strings.
+func (r *reader) key() []string {
+	n := r.uvarint()
+	if n > 1<<10 && r.err == nil {
+		r.err = fmt.Errorf("%d group fields", n)
+	}
+	if r.err != nil {
+		return nil
+	}
+	key := make([]string, n)
+	for i := range key {
+		key[i] = string(r.bytes())
+	}
+	return key
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errShort
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func joinKey(key []string) string {
+	var b []byte
+	for i, k := range key {
+		if i > 0 {
+			b = append(b, 0x1f)
+		}
+		b = append(b, k...)
+	}
+	return string(b)
+}

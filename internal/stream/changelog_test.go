@@ -1,0 +1,382 @@
+package stream
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+)
+
+// snapshotFixture is an oracle run with allowed lateness: session windows,
+// windows retained after firing, updated finals, retractions, and every
+// aggregate function.
+type snapshotFixture struct {
+	plan *pipeline.Plan
+	run  *oracleRun
+	// batches is what each advance of the run returned, normalized.
+	batches [][]Result
+}
+
+func newSnapshotFixture(t testing.TB, events int) *snapshotFixture {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(42, 7))
+	plan := oraclePlan(t, 30*time.Second)
+	dec := NewDecoder(plan)
+	cfg := oracleConfig{events: events, keys: max(10, events/30), users: max(10, events/25), lateness: 30_000, step: 400, within: 0.05, beyond: 0.01}
+	run := runOracle(t, NewEngine(plan, dec), dec, rng, cfg)
+	f := &snapshotFixture{plan: plan, run: run}
+	f.batches = f.replay(t, -1, 1, nil)
+	return f
+}
+
+// normalize orders the results of one advance, which come from maps in no
+// particular order, without changing what they do to a sink: by output,
+// retractions first, then by key and start.
+func normalize(plan *pipeline.Plan, rs []Result) []Result {
+	idx := map[string]int{}
+	for i, o := range plan.Outputs {
+		idx[o.Name] = i
+	}
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b Result) int {
+		if c := cmp.Compare(idx[a.Output], idx[b.Output]); c != 0 {
+			return c
+		}
+		if a.Retract != b.Retract {
+			if a.Retract {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(slices.Compare(a.Key, b.Key), cmp.Compare(a.Start, b.Start))
+	})
+	return rs
+}
+
+// replay feeds the run's steps to a new engine that writes its changes to
+// a changelog table (a compacted topic: the latest value per key) after
+// every flushEvery-th advance, as a window task does when it commits.
+// Before step cut it crashes: the results since the last flush are lost
+// with their aborted transaction, and an engine restored from the table
+// processes the steps again from the one after that flush. hook, if not
+// nil, sees the engine before each step. It returns the normalized batches
+// of every committed advance, then the open windows of each output.
+func (f *snapshotFixture) replay(t testing.TB, cut, flushEvery int, hook func(i int, e *Engine)) [][]Result {
+	t.Helper()
+	dec := NewDecoder(f.plan)
+	e := NewEngine(f.plan, dec)
+	e.EnableChangelog()
+	table := changelogTable{}
+	var batches [][]Result
+	var rec Record
+	steps := f.run.steps
+	committed, resume, advances := 0, 0, 0
+	crashed := false
+	for i := 0; i < len(steps); i++ {
+		if hook != nil {
+			hook(i, e)
+		}
+		if i == cut && !crashed {
+			crashed = true
+			batches = batches[:committed]
+			e = table.restore(t, f.plan, steps[max(resume-1, 0)].now)
+			i = resume - 1
+			continue
+		}
+		if s := steps[i]; s.ev == nil {
+			batches = append(batches, normalize(f.plan, e.Advance(s.now, nil)))
+			if advances++; advances%flushEvery == 0 {
+				table.apply(e.AppendChanges(nil))
+				committed, resume = len(batches), i+1
+			}
+		} else {
+			if err := dec.Decode(s.ev.json(), &rec); err != nil {
+				t.Fatal(err)
+			}
+			e.Add(s.ev.part, &rec, s.now)
+		}
+	}
+	batches = append(batches, normalize(f.plan, e.Advance(steps[len(steps)-1].now, nil)))
+	for i := range f.plan.Outputs {
+		batches = append(batches, normalize(f.plan, e.Partials(i, nil)))
+	}
+	return batches
+}
+
+// changelogTable is a compacted changelog: the latest value of each key.
+type changelogTable map[string][]byte
+
+func (c changelogTable) apply(changes []Change) {
+	for _, ch := range changes {
+		if ch.Value == nil {
+			delete(c, string(ch.Key))
+		} else {
+			c[string(ch.Key)] = ch.Value
+		}
+	}
+}
+
+// restore returns an engine of plan restored from the table at now.
+func (c changelogTable) restore(t testing.TB, plan *pipeline.Plan, now int64) *Engine {
+	t.Helper()
+	e := NewEngine(plan, NewDecoder(plan))
+	e.EnableChangelog()
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		if err := e.RestoreChange([]byte(k), c[k], now); err != nil {
+			t.Fatalf("RestoreChange(%q): %v", k, err)
+		}
+	}
+	return e
+}
+
+// tableAt returns the changelog table of an engine flushed at every
+// advance before step i.
+func (f *snapshotFixture) tableAt(t testing.TB, i int) changelogTable {
+	t.Helper()
+	dec := NewDecoder(f.plan)
+	e := NewEngine(f.plan, dec)
+	e.EnableChangelog()
+	table := changelogTable{}
+	var rec Record
+	for _, s := range f.run.steps[:i] {
+		if s.ev == nil {
+			e.Advance(s.now, nil)
+			table.apply(e.AppendChanges(nil))
+			continue
+		}
+		if err := dec.Decode(s.ev.json(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		e.Add(s.ev.part, &rec, s.now)
+	}
+	return table
+}
+
+// interestingCuts returns the first steps before which the engine holds a
+// fired session retained for the lateness, a dirty final (a late event
+// updated it within the lateness), and a window whose final is due but not
+// emitted yet.
+func (f *snapshotFixture) interestingCuts(t testing.TB) map[string]int {
+	cuts := map[string]int{}
+	names := []string{"retained session", "updated final", "pending final"}
+	f.replay(t, -1, 1, func(i int, e *Engine) {
+		var has [3]bool
+		for _, o := range e.outs {
+			for _, ks := range o.keys {
+				for _, w := range ks.wins {
+					has[0] = has[0] || (w.fired && w.emitted && o.gap > 0)
+					has[1] = has[1] || w.dirty
+					has[2] = has[2] || (w.fired && !w.emitted)
+				}
+			}
+		}
+		for j, ok := range has {
+			if _, seen := cuts[names[j]]; ok && !seen {
+				cuts[names[j]] = i
+			}
+		}
+	})
+	return cuts
+}
+
+// TestChangelogRestore crashes an engine before many steps and restores
+// it from its changelog: the committed results, advance by advance, and
+// the open windows at the end equal those of an engine that ran
+// uninterrupted, whether the changelog was flushed at every advance or at
+// every third.
+func TestChangelogRestore(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	steps := f.run.steps
+	firstAdvance := slices.IndexFunc(steps, func(s oStep) bool { return s.ev == nil })
+	cuts := map[string]int{
+		"start": 0, "after one event": 1, "before the first advance": firstAdvance, "after the first advance": firstAdvance + 1,
+		"middle": len(steps) / 2, "before the sentinel": len(steps) - 2, "before the last advance": len(steps) - 1,
+	}
+	more := f.interestingCuts(t)
+	if len(more) != 3 {
+		t.Fatalf("the run lacks some cut points: %v", more)
+	}
+	for name, cut := range more {
+		cuts[name] = cut
+	}
+	for _, every := range []int{1, 3} {
+		for name, cut := range cuts {
+			t.Run(fmt.Sprintf("%s (step %d, flush every %d)", name, cut, every), func(t *testing.T) {
+				got := f.replay(t, cut, every, nil)
+				if len(got) != len(f.batches) {
+					t.Fatalf("%d batches, want %d", len(got), len(f.batches))
+				}
+				for i := range got {
+					if !reflect.DeepEqual(got[i], f.batches[i]) {
+						t.Fatalf("batch %d of %d differs: %d results, uninterrupted %d", i, len(got), len(got[i]), len(f.batches[i]))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestChangelogBounded checks that the changelog does not grow with the
+// stream: after the run, the table holds one record per group with state
+// plus the meta record.
+func TestChangelogBounded(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	table := f.tableAt(t, len(f.run.steps))
+	e := table.restore(t, f.plan, 0)
+	groups := 0
+	for _, o := range e.outs {
+		groups += len(o.keys)
+	}
+	if len(table) != groups+1 {
+		t.Fatalf("changelog table holds %d records for %d groups", len(table), groups)
+	}
+}
+
+func TestChangelogEmptyEngine(t *testing.T) {
+	plan := oraclePlan(t, 0)
+	e := NewEngine(plan, NewDecoder(plan))
+	e.EnableChangelog()
+	table := changelogTable{}
+	table.apply(e.AppendChanges(nil))
+	if len(table) != 1 {
+		t.Fatalf("empty engine wrote %d records, want the meta record", len(table))
+	}
+	r := table.restore(t, plan, 0)
+	if r.Watermark() != NoWatermark || r.OpenWindows() != 0 {
+		t.Fatalf("restored empty engine: watermark %d, %d open", r.Watermark(), r.OpenWindows())
+	}
+	if out := r.Advance(1e9, nil); len(out) != 0 {
+		t.Fatalf("restored empty engine fired %v", out)
+	}
+}
+
+// TestRestoreDropsUnknownOutputs restores the changelog of three outputs
+// into an engine whose pipeline only has one of them.
+func TestRestoreDropsUnknownOutputs(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	table := f.tableAt(t, len(f.run.steps)/2)
+	hopWindows := table.restore(t, f.plan, 0).outs[1].open
+	plan := oraclePlan(t, 30*time.Second)
+	plan.Outputs = plan.Outputs[1:2]
+	e := table.restore(t, plan, 0)
+	if hopWindows == 0 || e.OpenWindows() != hopWindows {
+		t.Fatalf("%d open windows after restore, want the %d of hop", e.OpenWindows(), hopWindows)
+	}
+}
+
+// groupRecord returns a changelog record of a group with windows.
+func groupRecord(t testing.TB, table changelogTable) (key, value []byte) {
+	t.Helper()
+	for _, k := range slices.Sorted(maps.Keys(table)) {
+		if k[0] == groupKey && len(table[k]) > 40 {
+			return []byte(k), table[k]
+		}
+	}
+	t.Fatal("no group record with windows")
+	return nil, nil
+}
+
+func TestRestoreRejectsBadRecords(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	table := f.tableAt(t, len(f.run.steps)/2)
+	key, good := groupRecord(t, table)
+	meta := table[string([]byte{metaKey})]
+	fewer := oraclePlan(t, 30*time.Second)
+	for i := range fewer.Outputs {
+		fewer.Outputs[i].Aggregates = fewer.Outputs[i].Aggregates[:3]
+	}
+	tests := []struct {
+		name       string
+		plan       *pipeline.Plan
+		key, value []byte
+		err        string
+	}{
+		{"no key", nil, nil, good, "without a key"},
+		{"unknown key type", nil, []byte{7, 1}, good, "unknown type 7"},
+		{"truncated key", nil, []byte{groupKey, 9, 'a'}, good, "decode changelog key"},
+		{"garbage", nil, key, []byte("not a record"), "version 110 is not supported"},
+		{"newer version", nil, key, []byte{changelogVersion + 1}, fmt.Sprintf("version %d is not supported", changelogVersion+1)},
+		{"truncated", nil, key, good[:len(good)/2], "decode group state"},
+		{"trailing bytes", nil, key, append(slices.Clone(good), 1, 0), "trailing bytes"},
+		{"meta truncated", nil, []byte{metaKey}, meta[:len(meta)-1], "decode changelog meta record"},
+		{"meta trailing", nil, []byte{metaKey}, append(slices.Clone(meta), 0), "trailing bytes"},
+		{"other aggregates", fewer, key, good, "the pipeline file 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := cmp.Or(tt.plan, f.plan)
+			e := NewEngine(plan, NewDecoder(plan))
+			err := e.RestoreChange(tt.key, tt.value, 0)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("RestoreChange = %v, want an error containing %q", err, tt.err)
+			}
+			if e.OpenWindows() != 0 {
+				t.Fatalf("a failed restore left %d open windows", e.OpenWindows())
+			}
+		})
+	}
+}
+
+// TestRestoreTruncated restores prefixes of group records: each fails
+// cleanly.
+func TestRestoreTruncated(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, cut := range f.interestingCuts(t) {
+		key, data := groupRecord(t, f.tableAt(t, cut))
+		var sizes []int
+		for n := range min(len(data), 48) {
+			sizes = append(sizes, n, len(data)-1-n)
+		}
+		for range 50 {
+			sizes = append(sizes, rng.IntN(len(data)))
+		}
+		for _, n := range sizes {
+			if err := NewEngine(f.plan, NewDecoder(f.plan)).RestoreChange(key, data[:n], 0); err == nil {
+				t.Fatalf("RestoreChange of %d of %d bytes succeeded", n, len(data))
+			}
+		}
+	}
+}
+
+// FuzzRestore checks that RestoreChange never panics: it returns an error
+// or leaves an engine that works and writes its changelog again.
+func FuzzRestore(f *testing.F) {
+	// Small records, which the fuzzer mutates faster, of a short run.
+	fix := newSnapshotFixture(f, 300)
+	for _, i := range fix.interestingCuts(f) {
+		table := fix.tableAt(f, i)
+		keys := slices.Sorted(maps.Keys(table))
+		for _, k := range keys[:min(3, len(keys))] {
+			f.Add([]byte(k), table[k])
+		}
+	}
+	f.Add([]byte{metaKey}, []byte{changelogVersion, 0, 0})
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		dec := NewDecoder(fix.plan)
+		e := NewEngine(fix.plan, dec)
+		e.EnableChangelog()
+		if err := e.RestoreChange(key, value, 0); err != nil {
+			return
+		}
+		var rec Record
+		if err := dec.Decode(fix.run.steps[0].ev.json(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		e.Add(0, &rec, 1)
+		e.Advance(2, nil)
+		for i := range fix.plan.Outputs {
+			e.Partials(i, nil)
+		}
+		table := changelogTable{}
+		table.apply(e.AppendChanges(nil))
+		table.restore(t, fix.plan, 3)
+	})
+}

@@ -1,0 +1,158 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/bus"
+	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/telemetry"
+)
+
+// Cluster is how the stages of a pipeline reach Kafka and identify
+// themselves in its consumer groups.
+type Cluster struct {
+	// Opts are the client options every client starts from: seed brokers
+	// and the like.
+	Opts []kgo.Opt
+	// Node identifies this Pulse process across restarts; it makes the
+	// transactional ids, so that a restarted process fences and aborts
+	// the transactions its previous life left open instead of waiting for
+	// them to time out.
+	Node string
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to the others.
+	SessionTimeout time.Duration
+	// TxnTimeout is how long the broker keeps a transaction of a dead
+	// member open before aborting it.
+	TxnTimeout time.Duration
+}
+
+// session starts a transactional consumer in group for a stage of plan.
+func (c Cluster) session(plan *pipeline.Plan, stage string, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+	group := "pulse." + plan.Name + "." + stage
+	opts := append([]kgo.Opt{}, c.Opts...)
+	opts = append(opts,
+		kgo.ClientID("pulse-"+plan.Name+"-"+stage),
+		kgo.ConsumerGroup(group),
+		kgo.TransactionalID(group+"."+c.Node),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxPartitionBytes(8<<20),
+		kgo.MaxBufferedRecords(1<<20),
+		kgo.MaxBufferedBytes(512<<20),
+		kgo.ProducerLinger(time.Millisecond),
+	)
+	if c.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(c.SessionTimeout/5))
+	}
+	if c.TxnTimeout > 0 {
+		opts = append(opts, kgo.TransactionTimeout(c.TxnTimeout))
+	}
+	opts = append(opts, extra...)
+	s, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start %s stage of pipeline %s: %w", stage, plan.Name, err)
+	}
+	return s, nil
+}
+
+// StageConfig configures the stages of one pipeline.
+type StageConfig struct {
+	Plan    *pipeline.Plan
+	Cluster Cluster
+	Board   *Board
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
+	// CommitEvery is how long a transaction collects work before it
+	// commits: the shuffle stage's bounds how long an event waits before
+	// the window stage sees it; the window stage's how often results,
+	// changelog and offsets are committed.
+	CommitEvery time.Duration
+}
+
+func (c *StageConfig) defaults(every time.Duration) {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.CommitEvery <= 0 {
+		c.CommitEvery = every
+	}
+}
+
+// partitionCounts returns the partition count of each topic.
+func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string) ([]int32, error) {
+	out := make([]int32, len(topics))
+	for i, t := range topics {
+		parts, err := bus.Partitions(ctx, cl, t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = int32(len(parts))
+	}
+	return out, nil
+}
+
+// assignment tracks a group member's partitions through the group's
+// callbacks, which run on the client's goroutines.
+type assignment struct {
+	mu      sync.Mutex
+	parts   map[string]map[int32]bool
+	changed bool
+}
+
+func (a *assignment) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.parts == nil {
+		a.parts = map[string]map[int32]bool{}
+	}
+	for t, ps := range m {
+		if a.parts[t] == nil {
+			a.parts[t] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			a.parts[t][p] = true
+		}
+	}
+	a.changed = true
+}
+
+func (a *assignment) revoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for t, ps := range m {
+		for _, p := range ps {
+			delete(a.parts[t], p)
+		}
+	}
+	a.changed = true
+}
+
+// take returns the current partitions if they changed since the last call.
+func (a *assignment) take() (map[string][]int32, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.changed {
+		return nil, false
+	}
+	a.changed = false
+	out := map[string][]int32{}
+	for t, ps := range a.parts {
+		for p := range ps {
+			out[t] = append(out[t], p)
+		}
+	}
+	return out, true
+}
+
+func (a *assignment) opts() []kgo.Opt {
+	return []kgo.Opt{kgo.OnPartitionsAssigned(a.assigned), kgo.OnPartitionsRevoked(a.revoked), kgo.OnPartitionsLost(a.revoked)}
+}

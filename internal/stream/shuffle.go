@@ -1,0 +1,341 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+)
+
+// Shuffler is a pipeline's first stage, one member of the consumer group
+// "pulse.<pipeline>.shuffle": it reads its share of the source partitions,
+// decodes, filters and derives, and writes every event to the repartition
+// topic of each output, keyed by the output's group key, with the
+// watermark markers of its partitions. Outputs, dead letters and the
+// consumed offsets commit in one transaction.
+type Shuffler struct {
+	cfg        StageConfig
+	dec        *Decoder
+	topicID    map[string]int32
+	groupSlots [][]int
+	repart     []string
+	nparts     []int32
+	dlqParts   map[string]int32
+	asg        assignment
+	ready      atomic.Bool
+
+	wm   Watermarks
+	own  map[int32]string // owned source partition id → "topic:partition"
+	next map[string]int64 // next offset per topic:partition, this transaction on
+	hwm  map[string]int64
+	low  map[string]int64
+	rec  Record
+	fail atomic.Pointer[error] // first failed produce of the transaction
+	buf  []byte
+}
+
+// NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
+func NewShuffler(cfg StageConfig) *Shuffler {
+	cfg.defaults(50 * time.Millisecond)
+	plan := cfg.Plan
+	// The shuffle stage needs the group fields, not the aggregated ones.
+	slim := *plan
+	slim.Outputs = make([]pipeline.Output, len(plan.Outputs))
+	for i, o := range plan.Outputs {
+		o.Aggregates = nil
+		slim.Outputs[i] = o
+	}
+	s := &Shuffler{cfg: cfg, dec: NewDecoder(&slim), topicID: map[string]int32{}, dlqParts: map[string]int32{}}
+	for i, t := range plan.Source.Topics {
+		s.topicID[t] = int32(i)
+	}
+	for _, o := range plan.Outputs {
+		var slots []int
+		for _, g := range o.GroupBy {
+			slots = append(slots, s.dec.Slot(g))
+		}
+		s.groupSlots = append(s.groupSlots, slots)
+		s.repart = append(s.repart, RepartitionTopic(plan, o.Name))
+	}
+	s.reset(0)
+	return s
+}
+
+// Ready reports whether the stage runs.
+func (s *Shuffler) Ready() bool { return s.ready.Load() }
+
+func (s *Shuffler) partID(topic string, part int32) int32 { return s.topicID[topic]<<16 | part }
+
+// reset forgets what the transaction in progress did; the session rewinds
+// to the committed offsets.
+func (s *Shuffler) reset(now int64) {
+	s.wm = Watermarks{Disorder: 0, IdleTimeout: s.cfg.Plan.Time.IdleTimeout.Milliseconds()}
+	for pid := range s.own {
+		s.wm.Assign(pid, now)
+	}
+	s.next = map[string]int64{}
+	if s.hwm == nil {
+		s.hwm, s.low, s.own = map[string]int64{}, map[string]int64{}, map[int32]string{}
+	}
+}
+
+// Run consumes until ctx ends, then commits the transaction in progress.
+// A failed session is closed and started again.
+func (s *Shuffler) Run(ctx context.Context) error {
+	return runStage(ctx, s.cfg, "shuffle", s.runSession)
+}
+
+// runStage runs a stage's session until ctx ends, starting it again after
+// a failure.
+func runStage(ctx context.Context, cfg StageConfig, stage string, run func(context.Context) error) error {
+	for {
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		cfg.Logger.Error("pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Shuffler) runSession(ctx context.Context) error {
+	plan := s.cfg.Plan
+	sess, err := s.cfg.Cluster.session(plan, "shuffle", append(s.asg.opts(), kgo.ConsumeTopics(plan.Source.Topics...))...)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	cl := sess.Client()
+	if s.nparts, err = partitionCounts(ctx, cl, s.repart); err != nil {
+		return err
+	}
+	for _, t := range plan.Source.Topics {
+		n, err := partitionCounts(ctx, cl, []string{pipeline.DLQTopic(t)})
+		if err != nil {
+			return err
+		}
+		s.dlqParts[pipeline.DLQTopic(t)] = n[0]
+	}
+	s.reset(time.Now().UnixMilli())
+	s.ready.Store(true)
+	defer s.ready.Store(false)
+	var lastEnds time.Time
+	for {
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		s.fail.Store(nil)
+		s.syncAssignment(time.Now().UnixMilli())
+		deadline := time.Now().Add(s.cfg.CommitEvery)
+		for ctx.Err() == nil {
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				break
+			}
+			pctx, cancel := context.WithTimeout(ctx, wait)
+			fetches := sess.PollRecords(pctx, 20000)
+			cancel()
+			fetches.EachError(func(t string, p int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					s.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
+				}
+			})
+			s.process(ctx, sess, fetches, time.Now().UnixMilli())
+		}
+		now := time.Now()
+		if now.Sub(lastEnds) >= time.Second {
+			s.refreshOffsets(ctx, cl)
+			lastEnds = now
+		}
+		s.writeMarkers(ctx, sess, now.UnixMilli())
+		try := kgo.TryCommit
+		if s.fail.Load() != nil {
+			try = kgo.TryAbort
+		}
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		committed, err := sess.End(ectx, try)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		if !committed {
+			s.aborted(now.UnixMilli())
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (s *Shuffler) aborted(now int64) {
+	if perr := s.fail.Load(); perr != nil {
+		s.cfg.Logger.Warn("transaction aborted; its records are read again", "pipeline", s.cfg.Plan.Name, "stage", "shuffle", "err", *perr)
+	} else {
+		s.cfg.Logger.Info("transaction aborted by a rebalance; its records are read again", "pipeline", s.cfg.Plan.Name, "stage", "shuffle")
+	}
+	if m := s.cfg.Metrics; m != nil {
+		m.TxnAborts.WithLabelValues(s.cfg.Plan.Name, "shuffle").Inc()
+	}
+	s.reset(now)
+}
+
+// syncAssignment follows the group's partition assignment.
+func (s *Shuffler) syncAssignment(now int64) {
+	parts, ok := s.asg.take()
+	if !ok {
+		return
+	}
+	own := map[int32]string{}
+	for t, ps := range parts {
+		for _, p := range ps {
+			pid := s.partID(t, p)
+			own[pid] = tpKey(t, p)
+			if _, had := s.own[pid]; !had {
+				s.wm.Assign(pid, now)
+			}
+		}
+	}
+	for pid, tp := range s.own {
+		if _, keep := own[pid]; !keep {
+			s.wm.Unassign(pid)
+			delete(s.next, tp)
+		}
+	}
+	s.own = own
+	s.cfg.Logger.Info("source partitions assigned", "pipeline", s.cfg.Plan.Name, "partitions", len(own))
+}
+
+func (s *Shuffler) produced(_ *kgo.Record, err error) {
+	if err != nil {
+		s.fail.CompareAndSwap(nil, &err)
+	}
+}
+
+func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, now int64) {
+	var accepted, filtered, rejected int
+	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
+		if len(ft.Records) == 0 {
+			return
+		}
+		tp := tpKey(ft.Topic, ft.Partition)
+		pid := s.partID(ft.Topic, ft.Partition)
+		s.hwm[tp] = ft.HighWatermark
+		for _, rec := range ft.Records {
+			s.next[tp] = rec.Offset + 1
+			if err := s.dec.Decode(rec.Value, &s.rec); err != nil {
+				if errors.Is(err, ErrFiltered) {
+					filtered++
+					continue
+				}
+				rejected++
+				dlq := pipeline.DLQTopic(ft.Topic)
+				sess.Produce(ctx, &kgo.Record{
+					Topic: dlq, Partition: partitionFor(rec.Key, s.dlqParts[dlq]), Key: rec.Key, Value: rec.Value,
+					Headers: []kgo.RecordHeader{
+						{Key: "pulse-error", Value: []byte(err.Error())},
+						{Key: "pulse-pipeline", Value: []byte(s.cfg.Plan.Name)},
+						{Key: "pulse-source", Value: []byte(sourceOf(rec))},
+					},
+				}, s.produced)
+				continue
+			}
+			accepted++
+			s.wm.Observe(pid, s.rec.TS, now)
+			val := appendEventValue(make([]byte, 0, len(rec.Value)+6), pid, rec.Value)
+			for i, topic := range s.repart {
+				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
+				key := append([]byte(nil), s.buf...)
+				sess.Produce(ctx, &kgo.Record{
+					Topic: topic, Partition: partitionFor(key, s.nparts[i]), Key: key, Value: val, Timestamp: rec.Timestamp,
+				}, s.produced)
+			}
+		}
+		s.wm.Touch(pid, now)
+	})
+	m := s.cfg.Metrics
+	if m == nil {
+		return
+	}
+	name := s.cfg.Plan.Name
+	m.PipelineEvents.WithLabelValues(name).Add(float64(accepted))
+	if filtered > 0 {
+		m.PipelineFiltered.WithLabelValues(name).Add(float64(filtered))
+	}
+	if rejected > 0 {
+		m.PipelineRejected.WithLabelValues(name).Add(float64(rejected))
+	}
+}
+
+// writeMarkers writes the watermark of every owned source partition to
+// every partition of every repartition topic.
+func (s *Shuffler) writeMarkers(ctx context.Context, sess *kgo.GroupTransactSession, now int64) {
+	if len(s.own) == 0 {
+		return
+	}
+	marks := make([]mark, 0, len(s.own))
+	for pid := range s.own {
+		ts, seen, idle := s.wm.Max(pid, now)
+		marks = append(marks, mark{pid: pid, maxTS: ts, seen: seen, idle: idle})
+	}
+	val := appendMarker(nil, marks)
+	for i, topic := range s.repart {
+		for p := range s.nparts[i] {
+			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: p, Value: val}, s.produced)
+		}
+	}
+}
+
+// refreshOffsets reads the start and end offsets of the owned source
+// partitions, so that a partition whose records wait counts as having a
+// backlog (and is never idle) however long it has been silent.
+func (s *Shuffler) refreshOffsets(ctx context.Context, cl *kgo.Client) {
+	adm := kadm.NewClient(cl)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	topics := s.cfg.Plan.Source.Topics
+	ends, err := adm.ListEndOffsets(lctx, topics...)
+	if err != nil {
+		return // the next fetch or refresh updates them
+	}
+	starts, err := adm.ListStartOffsets(lctx, topics...)
+	if err != nil {
+		return
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > s.hwm[tpKey(o.Topic, o.Partition)] {
+			s.hwm[tpKey(o.Topic, o.Partition)] = o.Offset
+		}
+	})
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			s.low[tpKey(o.Topic, o.Partition)] = o.Offset
+		}
+	})
+	committed := cl.CommittedOffsets()
+	var lag int64
+	for pid, tp := range s.own {
+		next, ok := s.next[tp]
+		if !ok {
+			t, p := s.cfg.Plan.Source.Topics[pid>>16], pid&0xffff
+			if eo, ok := committed[t][p]; ok {
+				next = eo.Offset
+			}
+		}
+		next = max(next, s.low[tp])
+		s.wm.SetBacklog(pid, s.hwm[tp] > next)
+		lag += max(s.hwm[tp]-next, 0)
+	}
+	if m := s.cfg.Metrics; m != nil {
+		m.ConsumerLag.WithLabelValues(s.cfg.Plan.Name).Set(float64(lag))
+	}
+}

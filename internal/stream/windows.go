@@ -1,0 +1,401 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+)
+
+// Windower is a pipeline's second stage, one member of the consumer group
+// "pulse.<pipeline>.windows": it reads its share of the repartition
+// partitions, each a task with its own engine and state. A task's state is
+// restored from its changelog partition before it processes a record.
+// Final results, changelog records, late events and the consumed offsets
+// commit in one transaction; when a transaction aborts (a rebalance, a
+// failed write), every task is dropped and restored from its changelog,
+// and the session rewinds to the committed offsets.
+type Windower struct {
+	cfg     StageConfig
+	subs    []*pipeline.Plan // one plan per output
+	decs    []*Decoder
+	outIdx  map[string]int // repartition topic → output
+	repart  []string
+	sources []int32 // every source partition id
+	asg     assignment
+	ready   atomic.Bool
+
+	tasks    map[string]*task // by repartition topic:partition
+	outParts []int32          // partitions of each output topic
+	lateN    int32
+	fail     atomic.Pointer[error]
+	rec      Record
+	marks    []mark
+	changes  []Change
+	sampled  []int64
+	nrec     uint64
+	lastLive time.Time
+	livePer  time.Duration // shortest emit.partials of a live output
+}
+
+type task struct {
+	out     int
+	part    int32
+	eng     *Engine
+	pending []Result
+	lastPub time.Time
+}
+
+// NewWindower returns the window stage of cfg.Plan; Run starts it.
+func NewWindower(cfg StageConfig) *Windower {
+	cfg.defaults(time.Second)
+	plan := cfg.Plan
+	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}}
+	for i := range plan.Outputs {
+		sub := *plan
+		sub.Outputs = plan.Outputs[i : i+1]
+		w.subs = append(w.subs, &sub)
+		w.decs = append(w.decs, NewDecoder(&sub))
+		t := RepartitionTopic(plan, plan.Outputs[i].Name)
+		w.repart = append(w.repart, t)
+		w.outIdx[t] = i
+		if o := plan.Outputs[i]; o.Live && o.Partials > 0 && (w.livePer == 0 || o.Partials < w.livePer) {
+			w.livePer = o.Partials
+		}
+	}
+	return w
+}
+
+// Ready reports whether the stage runs.
+func (w *Windower) Ready() bool { return w.ready.Load() }
+
+// Run consumes until ctx ends, then commits the transaction in progress.
+func (w *Windower) Run(ctx context.Context) error {
+	return runStage(ctx, w.cfg, "windows", w.runSession)
+}
+
+func (w *Windower) runSession(ctx context.Context) error {
+	plan := w.cfg.Plan
+	sess, err := w.cfg.Cluster.session(plan, "windows", append(w.asg.opts(), kgo.ConsumeTopics(w.repart...))...)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	cl := sess.Client()
+	w.sources = w.sources[:0]
+	for i, t := range plan.Source.Topics {
+		n, err := partitionCounts(ctx, cl, []string{t})
+		if err != nil {
+			return err
+		}
+		for p := range n[0] {
+			w.sources = append(w.sources, int32(i)<<16|p)
+		}
+	}
+	var topics []string
+	for _, o := range plan.Outputs {
+		topics = append(topics, o.Topic)
+	}
+	if w.outParts, err = partitionCounts(ctx, cl, topics); err != nil {
+		return err
+	}
+	n, err := partitionCounts(ctx, cl, []string{pipeline.LateTopic(plan.Name)})
+	if err != nil {
+		return err
+	}
+	w.lateN = n[0]
+	w.dropTasks()
+	w.ready.Store(true)
+	defer w.ready.Store(false)
+	for {
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		w.fail.Store(nil)
+		start := time.Now()
+		deadline := start.Add(w.cfg.CommitEvery)
+		for ctx.Err() == nil {
+			wait := min(time.Until(deadline), 100*time.Millisecond)
+			if wait <= 0 {
+				break
+			}
+			pctx, cancel := context.WithTimeout(ctx, wait)
+			fetches := sess.PollRecords(pctx, 20000)
+			cancel()
+			fetches.EachError(func(t string, p int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					w.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
+				}
+			})
+			if err := w.process(ctx, cl, sess, fetches); err != nil {
+				w.fail.CompareAndSwap(nil, &err)
+				break
+			}
+			w.publishLive(time.Now())
+		}
+		commitStart := time.Now()
+		fired := w.flush(ctx, sess)
+		try := kgo.TryCommit
+		if w.fail.Load() != nil {
+			try = kgo.TryAbort
+		}
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		committed, err := sess.End(ectx, try)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		if committed {
+			if m := w.cfg.Metrics; m != nil {
+				m.WindowResults.WithLabelValues(plan.Name).Add(float64(fired))
+				m.Checkpoints.WithLabelValues(plan.Name).Observe(time.Since(commitStart).Seconds())
+			}
+		} else {
+			w.aborted()
+		}
+		if parts, changed := w.asg.take(); changed {
+			w.syncAssignment(parts)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (w *Windower) aborted() {
+	if perr := w.fail.Load(); perr != nil {
+		w.cfg.Logger.Warn("transaction aborted; tasks restore from their changelogs", "pipeline", w.cfg.Plan.Name, "stage", "windows", "err", *perr)
+	} else {
+		w.cfg.Logger.Info("transaction aborted by a rebalance; tasks restore from their changelogs", "pipeline", w.cfg.Plan.Name, "stage", "windows")
+	}
+	if m := w.cfg.Metrics; m != nil {
+		m.TxnAborts.WithLabelValues(w.cfg.Plan.Name, "windows").Inc()
+	}
+	w.dropTasks()
+}
+
+// dropTasks forgets every task; each restores when its partition delivers.
+func (w *Windower) dropTasks() {
+	for k := range w.tasks {
+		w.dropTask(k)
+	}
+}
+
+func (w *Windower) dropTask(k string) {
+	t := w.tasks[k]
+	if t == nil {
+		return
+	}
+	delete(w.tasks, k)
+	if w.cfg.Board != nil {
+		w.cfg.Board.Drop(w.cfg.Plan.Name, w.cfg.Plan.Outputs[t.out].Name, t.part)
+	}
+}
+
+// syncAssignment drops the tasks of partitions this member lost.
+func (w *Windower) syncAssignment(parts map[string][]int32) {
+	keep := map[string]bool{}
+	n := 0
+	for topic, ps := range parts {
+		for _, p := range ps {
+			keep[tpKey(topic, p)] = true
+			n++
+		}
+	}
+	for k := range w.tasks {
+		if !keep[k] {
+			w.dropTask(k)
+		}
+	}
+	w.cfg.Logger.Info("window partitions assigned", "pipeline", w.cfg.Plan.Name, "partitions", n)
+}
+
+func (w *Windower) produced(_ *kgo.Record, err error) {
+	if err != nil {
+		w.fail.CompareAndSwap(nil, &err)
+	}
+}
+
+// newTask returns the engine of one repartition partition, before restore.
+func (w *Windower) newTask(out int, part int32) *task {
+	eng := NewEngine(w.subs[out], w.decs[out])
+	eng.EnableChangelog()
+	eng.UseMarkers()
+	for _, pid := range w.sources {
+		eng.Assign(pid, 0)
+	}
+	return &task{out: out, part: part, eng: eng}
+}
+
+func (w *Windower) process(ctx context.Context, cl *kgo.Client, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+	// Tasks seen for the first time restore together, before any record.
+	var fresh []*task
+	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
+		k := tpKey(ft.Topic, ft.Partition)
+		if len(ft.Records) == 0 || w.tasks[k] != nil {
+			return
+		}
+		t := w.newTask(w.outIdx[ft.Topic], ft.Partition)
+		w.tasks[k] = t
+		fresh = append(fresh, t)
+	})
+	if len(fresh) > 0 {
+		if err := w.restore(ctx, cl, fresh); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UnixMilli()
+	name := w.cfg.Plan.Name
+	var late, rejected int
+	var err error
+	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
+		if len(ft.Records) == 0 || err != nil {
+			return
+		}
+		t := w.tasks[tpKey(ft.Topic, ft.Partition)]
+		dec := w.decs[t.out]
+		for _, rec := range ft.Records {
+			if len(rec.Value) > 0 && rec.Value[0] == recMarker {
+				if w.marks, err = parseMarker(w.marks[:0], rec.Value); err != nil {
+					err = fmt.Errorf("%s at %s: %w", sourceOf(rec), ft.Topic, err)
+					return
+				}
+				for _, m := range w.marks {
+					t.eng.Mark(m.pid, m.maxTS, m.seen, m.idle)
+				}
+				t.pending = t.eng.Advance(now, t.pending)
+				continue
+			}
+			pid, raw, perr := parseEvent(rec.Value)
+			if perr != nil {
+				err = fmt.Errorf("%s: %w", sourceOf(rec), perr)
+				return
+			}
+			if derr := dec.Decode(raw, &w.rec); derr != nil {
+				if errors.Is(derr, ErrFiltered) {
+					continue
+				}
+				// The shuffle stage decoded it: only a pipeline file
+				// changed between the stages gets here.
+				rejected++
+				w.side(ctx, sess, pipeline.DLQTopic(w.cfg.Plan.Source.Topics[pid>>16]), rec, raw, "pulse-error", derr.Error(), "")
+				continue
+			}
+			if t.eng.Add(pid, &w.rec, now) != 0 {
+				late++
+				o := w.subs[t.out].Outputs[0]
+				w.side(ctx, sess, pipeline.LateTopic(name), rec, raw, "pulse-late-reason", fmt.Sprintf(
+					"event time %s is behind the watermark %s: its %s windows are final",
+					fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), o.Name)
+				continue
+			}
+			if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
+				w.sampled = append(w.sampled, rec.Timestamp.UnixMilli())
+			}
+		}
+	})
+	if m := w.cfg.Metrics; m != nil {
+		if late > 0 {
+			m.LateEvents.WithLabelValues(name).Add(float64(late))
+		}
+		if rejected > 0 {
+			m.PipelineRejected.WithLabelValues(name).Add(float64(rejected))
+		}
+	}
+	return err
+}
+
+func fmtMillis(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+
+// sourceOf names a record by topic, partition and offset.
+func sourceOf(rec *kgo.Record) string {
+	return rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
+}
+
+// side writes an event to a late or dead-letter topic with the reason and
+// its origin in headers.
+func (w *Windower) side(ctx context.Context, sess *kgo.GroupTransactSession, topic string, rec *kgo.Record, value []byte, header, reason, output string) {
+	out := &kgo.Record{
+		Topic: topic, Key: rec.Key, Value: value,
+		Headers: []kgo.RecordHeader{
+			{Key: header, Value: []byte(reason)},
+			{Key: "pulse-pipeline", Value: []byte(w.cfg.Plan.Name)},
+			{Key: "pulse-source", Value: []byte(sourceOf(rec))},
+		},
+	}
+	out.Partition = partitionFor(rec.Key, w.lateN)
+	if output != "" {
+		out.Headers = append(out.Headers, kgo.RecordHeader{Key: "pulse-output", Value: []byte(output)})
+	}
+	sess.Produce(ctx, out, w.produced)
+}
+
+// flush fires what is due in every task and writes the final results and
+// the state changes to the transaction; it returns how many results.
+func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) int {
+	now := time.Now().UnixMilli()
+	fired, open := 0, 0
+	wm := int64(NoWatermark)
+	for _, t := range w.tasks {
+		o := &w.cfg.Plan.Outputs[t.out]
+		t.pending = t.eng.Advance(now, t.pending)
+		for i := range t.pending {
+			r := &t.pending[i]
+			key := []byte(joinKey(r.Key))
+			sess.Produce(ctx, &kgo.Record{
+				Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
+			}, w.produced)
+		}
+		fired += len(t.pending)
+		t.pending = t.pending[:0]
+		w.changes = t.eng.AppendChanges(w.changes[:0])
+		topic := ChangelogTopic(w.cfg.Plan, o.Name)
+		for _, c := range w.changes {
+			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, w.produced)
+		}
+		open += t.eng.OpenWindows()
+		if x := t.eng.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {
+			wm = x
+		}
+	}
+	if m := w.cfg.Metrics; m != nil {
+		m.OpenWindows.WithLabelValues(w.cfg.Plan.Name).Set(float64(open))
+		if wm != NoWatermark {
+			m.Watermark.WithLabelValues(w.cfg.Plan.Name).Set(float64(wm) / 1000)
+		}
+	}
+	return fired
+}
+
+// publishLive refreshes the live partial results of the tasks of every
+// live output whose emit.partials interval has passed and that someone
+// watches.
+func (w *Windower) publishLive(now time.Time) {
+	b := w.cfg.Board
+	if b == nil || w.livePer <= 0 || now.Sub(w.lastLive) < w.livePer {
+		return
+	}
+	w.lastLive = now
+	name := w.cfg.Plan.Name
+	for _, t := range w.tasks {
+		o := w.cfg.Plan.Outputs[t.out]
+		if !o.Live || o.Partials <= 0 || now.Sub(t.lastPub) < o.Partials || !b.Watched(name, o.Name, now) {
+			continue
+		}
+		t.lastPub = now
+		b.Set(name, o.Name, t.part, Live{Watermark: t.eng.Watermark(), Results: t.eng.Partials(0, nil)})
+	}
+	if m := w.cfg.Metrics; m != nil {
+		h := m.LiveLatency.WithLabelValues(name)
+		for _, ts := range w.sampled {
+			h.Observe(float64(time.Now().UnixMilli()-ts) / 1000)
+		}
+	}
+	w.sampled = w.sampled[:0]
+}
