@@ -37,12 +37,12 @@ type win struct {
 }
 
 type keyState struct {
-	id   string // the key of o.keys holding it
-	key  []string
+	id  string // the key of o.keys holding it
+	key []string
 	// logged is set while the state changed since the last changelog
 	// flush (its id is in outState.touched).
 	logged bool
-	wins []*win
+	wins   []*win
 	// gone holds the bounds of session windows already dropped (final and
 	// past the allowed lateness) for as long as a new event could still
 	// fall inside one: such an event belongs to a session that can no

@@ -41,6 +41,9 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, extra ...kgo.Opt) (*
 		kgo.ClientID("pulse-"+plan.Name+"-"+stage),
 		kgo.ConsumerGroup(group),
 		kgo.TransactionalID(group+"."+c.Node),
+		// A static member: a restarted process takes its old place in
+		// the group at once instead of waiting for a rebalance.
+		kgo.InstanceID(group+"."+c.Node),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -51,7 +54,10 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, extra ...kgo.Opt) (*
 		kgo.ProducerLinger(time.Millisecond),
 	)
 	if c.SessionTimeout > 0 {
-		opts = append(opts, kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(c.SessionTimeout/5))
+		// Members rejoin within a session timeout or are dropped: a
+		// member's work between polls is bounded by its commit interval.
+		opts = append(opts, kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(c.SessionTimeout/5),
+			kgo.RebalanceTimeout(c.SessionTimeout))
 	}
 	if c.TxnTimeout > 0 {
 		opts = append(opts, kgo.TransactionTimeout(c.TxnTimeout))
