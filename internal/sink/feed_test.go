@@ -26,7 +26,7 @@ func TestFeedParse(t *testing.T) {
 	f, plan := feedFixture(t)
 	o := plan.Outputs[1]
 	r := stream.Result{Output: o.Name, GroupBy: o.GroupBy, Key: []string{`zone "7"`}, Start: t0, End: t0 + minute, Final: true,
-		Names: []string{"count", "avg", "none", "label"},
+		Names:  []string{"count", "avg", "none", "label"},
 		Values: []event.Value{event.NumberValue(3), event.NumberValue(1.5), {}, event.StringValue("a\tb")}}
 	retracted := r
 	retracted.Retract = true
