@@ -53,6 +53,10 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.DataDir(filepath.Clean(cfg.DataDir)),
 		kfake.ClusterID("pulse-embedded"),
 		kfake.WithLogger(slogLogger{cfg.Logger}),
+		// Changelog topics are compacted every minute (the default is an
+		// hour): each window task rewrites its changed groups at every
+		// commit, and only the latest record of a group is needed.
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "60000"}),
 	}
 	if cfg.Partitions > 0 {
 		opts = append(opts, kfake.DefaultNumPartitions(cfg.Partitions))

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
+	"math"
 	"strconv"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
@@ -20,9 +22,12 @@ import (
 // exactly as if it read the source partitions itself.
 //
 // Repartition record values: recEvent, the source partition id (uvarint),
-// then the source record's value unchanged; or recMarker, a count, then
-// per source partition its id (varint), highest event time (varint) and
-// flags (markSeen, markIdle).
+// the decoded record (layout fingerprint, event time, values; see
+// appendRecord), then the source record's value unchanged, for the late
+// topic; or recMarker, a count, then per source partition its id
+// (varint), highest event time (varint) and flags (markSeen, markIdle).
+// The shuffle stage decodes each event once: the window stage reads the
+// values, not the JSON.
 const (
 	recEvent  = 0
 	recMarker = 1
@@ -58,11 +63,87 @@ func partitionFor(key []byte, n int32) int32 {
 	return int32(h.Sum32() % uint32(n))
 }
 
-// appendEventValue frames a source record's value for a repartition topic.
-func appendEventValue(b []byte, pid int32, value []byte) []byte {
+// appendEventValue frames a decoded record and its source value for a
+// repartition topic.
+func appendEventValue(b []byte, pid int32, layout uint32, r *Record, value []byte) []byte {
 	b = append(b, recEvent)
 	b = binary.AppendUvarint(b, uint64(uint32(pid)))
+	b = binary.BigEndian.AppendUint32(b, layout)
+	b = binary.AppendVarint(b, r.TS)
+	b = binary.AppendUvarint(b, uint64(len(r.Vals)))
+	for _, v := range r.Vals {
+		b = append(b, byte(v.Kind))
+		switch v.Kind {
+		case event.Number:
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.Num))
+		case event.String:
+			b = appendString(b, v.Str)
+		case event.Bool:
+			if v.B {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+		}
+	}
 	return append(b, value...)
+}
+
+// layoutOf fingerprints a decoder's slot layout: the window stage refuses
+// records whose values were laid out by another version of the pipeline.
+func layoutOf(d *Decoder) uint32 {
+	h := fnv.New32a()
+	for _, s := range d.slots {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return h.Sum32()
+}
+
+var errLayout = errors.New("the record was shuffled by another version of the pipeline file (its fields differ): restart every Pulse process with the same pipeline files")
+
+// readEventValue decodes an event record into r, interning strings with
+// intern, and returns its source partition and source value.
+func readEventValue(v []byte, layout uint32, r *Record, intern func([]byte) string) (int32, []byte, error) {
+	if len(v) == 0 || v[0] != recEvent {
+		return 0, nil, errRepartition
+	}
+	rd := &reader{b: v[1:]}
+	pid := rd.uvarint()
+	if rd.err != nil || len(rd.b) < 4 {
+		return 0, nil, errRepartition
+	}
+	if binary.BigEndian.Uint32(rd.b) != layout {
+		return 0, nil, errLayout
+	}
+	rd.b = rd.b[4:]
+	r.TS = rd.varint()
+	n := rd.uvarint()
+	if rd.err != nil || n != uint64(len(r.Vals)) {
+		return 0, nil, errRepartition
+	}
+	for i := range r.Vals {
+		switch k := event.ValueKind(rd.byte()); k {
+		case event.Null:
+			r.Vals[i] = event.Value{}
+		case event.Number:
+			if len(rd.b) < 8 {
+				return 0, nil, errRepartition
+			}
+			r.Vals[i] = event.NumberValue(math.Float64frombits(binary.BigEndian.Uint64(rd.b)))
+			rd.b = rd.b[8:]
+		case event.String:
+			r.Vals[i] = event.StringValue(intern(rd.bytes()))
+		case event.Bool:
+			r.Vals[i] = event.BoolValue(rd.byte() == 1)
+		default:
+			return 0, nil, errRepartition
+		}
+	}
+	if rd.err != nil {
+		return 0, nil, errRepartition
+	}
+	return int32(uint32(pid)), rd.b, nil
 }
 
 // mark is one source partition's entry in a watermark marker.
@@ -91,18 +172,6 @@ func appendMarker(b []byte, marks []mark) []byte {
 }
 
 var errRepartition = errors.New("malformed repartition record")
-
-// parseEvent returns the source partition and value of an event record.
-func parseEvent(v []byte) (int32, []byte, error) {
-	if len(v) == 0 || v[0] != recEvent {
-		return 0, nil, errRepartition
-	}
-	pid, n := binary.Uvarint(v[1:])
-	if n <= 0 {
-		return 0, nil, errRepartition
-	}
-	return int32(uint32(pid)), v[1+n:], nil
-}
 
 // parseMarker appends the entries of a marker record to dst.
 func parseMarker(dst []mark, v []byte) ([]mark, error) {

@@ -27,6 +27,7 @@ type Shuffler struct {
 	repart     []string
 	nparts     []int32
 	dlqParts   map[string]int32
+	layout     uint32
 	asg        assignment
 	ready      atomic.Bool
 
@@ -44,14 +45,8 @@ type Shuffler struct {
 func NewShuffler(cfg StageConfig) *Shuffler {
 	cfg.defaults(50 * time.Millisecond)
 	plan := cfg.Plan
-	// The shuffle stage needs the group fields, not the aggregated ones.
-	slim := *plan
-	slim.Outputs = make([]pipeline.Output, len(plan.Outputs))
-	for i, o := range plan.Outputs {
-		o.Aggregates = nil
-		slim.Outputs[i] = o
-	}
-	s := &Shuffler{cfg: cfg, dec: NewDecoder(&slim), topicID: map[string]int32{}, dlqParts: map[string]int32{}}
+	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}}
+	s.layout = layoutOf(s.dec)
 	for i, t := range plan.Source.Topics {
 		s.topicID[t] = int32(i)
 	}
@@ -222,6 +217,9 @@ func (s *Shuffler) produced(_ *kgo.Record, err error) {
 }
 
 func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, now int64) {
+	// Records of a transaction are written even when shutdown began: the
+	// last transaction commits what was processed.
+	pctx := context.WithoutCancel(ctx)
 	var accepted, filtered, rejected int
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 {
@@ -239,7 +237,7 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				}
 				rejected++
 				dlq := pipeline.DLQTopic(ft.Topic)
-				sess.Produce(ctx, &kgo.Record{
+				sess.Produce(pctx, &kgo.Record{
 					Topic: dlq, Partition: partitionFor(rec.Key, s.dlqParts[dlq]), Key: rec.Key, Value: rec.Value,
 					Headers: []kgo.RecordHeader{
 						{Key: "pulse-error", Value: []byte(err.Error())},
@@ -251,11 +249,11 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			}
 			accepted++
 			s.wm.Observe(pid, s.rec.TS, now)
-			val := appendEventValue(make([]byte, 0, len(rec.Value)+6), pid, rec.Value)
+			val := appendEventValue(make([]byte, 0, len(rec.Value)+16*len(s.rec.Vals)+24), pid, s.layout, &s.rec, rec.Value)
 			for i, topic := range s.repart {
 				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
 				key := append([]byte(nil), s.buf...)
-				sess.Produce(ctx, &kgo.Record{
+				sess.Produce(pctx, &kgo.Record{
 					Topic: topic, Partition: partitionFor(key, s.nparts[i]), Key: key, Value: val, Timestamp: rec.Timestamp,
 				}, s.produced)
 			}
@@ -279,6 +277,9 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 // writeMarkers writes the watermark of every owned source partition to
 // every partition of every repartition topic.
 func (s *Shuffler) writeMarkers(ctx context.Context, sess *kgo.GroupTransactSession, now int64) {
+	// Records of a transaction are written even when shutdown began: the
+	// last transaction commits what was processed.
+	pctx := context.WithoutCancel(ctx)
 	if len(s.own) == 0 {
 		return
 	}
@@ -290,7 +291,7 @@ func (s *Shuffler) writeMarkers(ctx context.Context, sess *kgo.GroupTransactSess
 	val := appendMarker(nil, marks)
 	for i, topic := range s.repart {
 		for p := range s.nparts[i] {
-			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: p, Value: val}, s.produced)
+			sess.Produce(pctx, &kgo.Record{Topic: topic, Partition: p, Value: val}, s.produced)
 		}
 	}
 }

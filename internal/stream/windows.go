@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
@@ -24,7 +25,8 @@ import (
 type Windower struct {
 	cfg     StageConfig
 	subs    []*pipeline.Plan // one plan per output
-	decs    []*Decoder
+	dec     *Decoder         // the shuffle stage's slot layout
+	layout  uint32
 	outIdx  map[string]int // repartition topic → output
 	repart  []string
 	sources []int32 // every source partition id
@@ -56,12 +58,13 @@ type task struct {
 func NewWindower(cfg StageConfig) *Windower {
 	cfg.defaults(time.Second)
 	plan := cfg.Plan
-	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}}
+	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}, dec: NewDecoder(plan)}
+	w.layout = layoutOf(w.dec)
+	w.rec.Vals = make([]event.Value, w.dec.Slots())
 	for i := range plan.Outputs {
 		sub := *plan
 		sub.Outputs = plan.Outputs[i : i+1]
 		w.subs = append(w.subs, &sub)
-		w.decs = append(w.decs, NewDecoder(&sub))
 		t := RepartitionTopic(plan, plan.Outputs[i].Name)
 		w.repart = append(w.repart, t)
 		w.outIdx[t] = i
@@ -224,7 +227,7 @@ func (w *Windower) produced(_ *kgo.Record, err error) {
 
 // newTask returns the engine of one repartition partition, before restore.
 func (w *Windower) newTask(out int, part int32) *task {
-	eng := NewEngine(w.subs[out], w.decs[out])
+	eng := NewEngine(w.subs[out], w.dec)
 	eng.EnableChangelog()
 	eng.UseMarkers()
 	for _, pid := range w.sources {
@@ -253,13 +256,13 @@ func (w *Windower) process(ctx context.Context, cl *kgo.Client, sess *kgo.GroupT
 	now := time.Now().UnixMilli()
 	name := w.cfg.Plan.Name
 	var late, rejected int
+	folded := make([]int, len(w.subs))
 	var err error
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 || err != nil {
 			return
 		}
 		t := w.tasks[tpKey(ft.Topic, ft.Partition)]
-		dec := w.decs[t.out]
 		for _, rec := range ft.Records {
 			if len(rec.Value) > 0 && rec.Value[0] == recMarker {
 				if w.marks, err = parseMarker(w.marks[:0], rec.Value); err != nil {
@@ -272,19 +275,13 @@ func (w *Windower) process(ctx context.Context, cl *kgo.Client, sess *kgo.GroupT
 				t.pending = t.eng.Advance(now, t.pending)
 				continue
 			}
-			pid, raw, perr := parseEvent(rec.Value)
-			if perr != nil {
-				err = fmt.Errorf("%s: %w", sourceOf(rec), perr)
-				return
-			}
-			if derr := dec.Decode(raw, &w.rec); derr != nil {
-				if errors.Is(derr, ErrFiltered) {
-					continue
-				}
-				// The shuffle stage decoded it: only a pipeline file
-				// changed between the stages gets here.
+			pid, raw, derr := readEventValue(rec.Value, w.layout, &w.rec, w.dec.intern)
+			if derr != nil {
+				// Only a pipeline file changed between the stages, or
+				// another writer, gets here.
 				rejected++
-				w.side(ctx, sess, pipeline.DLQTopic(w.cfg.Plan.Source.Topics[pid>>16]), rec, raw, "pulse-error", derr.Error(), "")
+				w.side(ctx, sess, pipeline.DLQTopic(w.cfg.Plan.Source.Topics[0]), rec, rec.Value, "pulse-error",
+					fmt.Sprintf("window stage of %s: %v", w.cfg.Plan.Name, derr), "")
 				continue
 			}
 			if t.eng.Add(pid, &w.rec, now) != 0 {
@@ -295,12 +292,18 @@ func (w *Windower) process(ctx context.Context, cl *kgo.Client, sess *kgo.GroupT
 					fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), o.Name)
 				continue
 			}
+			folded[t.out]++
 			if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
 				w.sampled = append(w.sampled, rec.Timestamp.UnixMilli())
 			}
 		}
 	})
 	if m := w.cfg.Metrics; m != nil {
+		for i, n := range folded {
+			if n > 0 {
+				m.WindowEvents.WithLabelValues(name, w.subs[i].Outputs[0].Name).Add(float64(n))
+			}
+		}
 		if late > 0 {
 			m.LateEvents.WithLabelValues(name).Add(float64(late))
 		}
@@ -321,6 +324,9 @@ func sourceOf(rec *kgo.Record) string {
 // side writes an event to a late or dead-letter topic with the reason and
 // its origin in headers.
 func (w *Windower) side(ctx context.Context, sess *kgo.GroupTransactSession, topic string, rec *kgo.Record, value []byte, header, reason, output string) {
+	// Records of a transaction are written even when shutdown began: the
+	// last transaction commits what was processed.
+	pctx := context.WithoutCancel(ctx)
 	out := &kgo.Record{
 		Topic: topic, Key: rec.Key, Value: value,
 		Headers: []kgo.RecordHeader{
@@ -333,12 +339,15 @@ func (w *Windower) side(ctx context.Context, sess *kgo.GroupTransactSession, top
 	if output != "" {
 		out.Headers = append(out.Headers, kgo.RecordHeader{Key: "pulse-output", Value: []byte(output)})
 	}
-	sess.Produce(ctx, out, w.produced)
+	sess.Produce(pctx, out, w.produced)
 }
 
 // flush fires what is due in every task and writes the final results and
 // the state changes to the transaction; it returns how many results.
 func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) int {
+	// Records of a transaction are written even when shutdown began: the
+	// last transaction commits what was processed.
+	pctx := context.WithoutCancel(ctx)
 	now := time.Now().UnixMilli()
 	fired, open := 0, 0
 	wm := int64(NoWatermark)
@@ -348,7 +357,7 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 		for i := range t.pending {
 			r := &t.pending[i]
 			key := []byte(joinKey(r.Key))
-			sess.Produce(ctx, &kgo.Record{
+			sess.Produce(pctx, &kgo.Record{
 				Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
 			}, w.produced)
 		}
@@ -357,7 +366,7 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 		w.changes = t.eng.AppendChanges(w.changes[:0])
 		topic := ChangelogTopic(w.cfg.Plan, o.Name)
 		for _, c := range w.changes {
-			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, w.produced)
+			sess.Produce(pctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, w.produced)
 		}
 		open += t.eng.OpenWindows()
 		if x := t.eng.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {

@@ -22,6 +22,7 @@ type Metrics struct {
 	Watermark        *prometheus.GaugeVec     // pipeline
 	Checkpoints      *prometheus.HistogramVec // pipeline
 	LiveLatency      *prometheus.HistogramVec // pipeline
+	WindowEvents     *prometheus.CounterVec   // pipeline, output
 	TxnAborts        *prometheus.CounterVec   // pipeline, stage
 	RestoredRecords  *prometheus.CounterVec   // pipeline
 	SinkRows         *prometheus.CounterVec   // sink, outcome
@@ -83,6 +84,10 @@ func New() *Metrics {
 			Help:    "From a record's ingest (its Kafka timestamp) to the live-view update that includes it; sampled, one record in 64.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2.5, 5, 10},
 		}, []string{"pipeline"}),
+		WindowEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_window_events_total",
+			Help: "Events the window stage folded into an output's windows (counted again when an aborted transaction is replayed).",
+		}, []string{"pipeline", "output"}),
 		TxnAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_transaction_aborts_total",
 			Help: "Transactions a pipeline stage aborted (a rebalance or a failed write); their input is processed again.",
@@ -96,7 +101,7 @@ func New() *Metrics {
 			Help: "Result rows a sink wrote (outcome upserted) or withdrew (outcome retracted).",
 		}, []string{"sink", "outcome"}),
 	}
-	m.Registry.MustRegister(m.LiveLatency, m.TxnAborts, m.RestoredRecords, m.SinkRows,
+	m.Registry.MustRegister(m.LiveLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
