@@ -38,7 +38,9 @@ type Shuffler struct {
 	low  map[string]int64
 	rec  Record
 	fail atomic.Pointer[error] // first failed produce of the transaction
-	buf  []byte
+	// lastMarks is what the last marker said, per source partition.
+	lastMarks map[int32]mark
+	buf       []byte
 }
 
 // NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
@@ -75,6 +77,7 @@ func (s *Shuffler) reset(now int64) {
 		s.wm.Assign(pid, now)
 	}
 	s.next = map[string]int64{}
+	s.lastMarks = nil
 	if s.hwm == nil {
 		s.hwm, s.low, s.own = map[string]int64{}, map[string]int64{}, map[int32]string{}
 	}
@@ -126,10 +129,22 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 	defer s.ready.Store(false)
 	var lastEnds time.Time
 	for {
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
+		// A transaction begins with the first record polled (or the first
+		// marker due), so that an idle stage commits nothing: a commit
+		// without consumed offsets makes franz-go hold the next one back
+		// for 500 ms.
+		inTxn := false
+		begin := func() error {
+			if inTxn {
+				return nil
+			}
+			if err := sess.Begin(); err != nil {
+				return fmt.Errorf("begin transaction: %w", err)
+			}
+			inTxn = true
+			s.fail.Store(nil)
+			return nil
 		}
-		s.fail.Store(nil)
 		s.syncAssignment(time.Now().UnixMilli())
 		deadline := time.Now().Add(s.cfg.CommitEvery)
 		for ctx.Err() == nil {
@@ -145,6 +160,11 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 					s.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
 				}
 			})
+			if fetches.NumRecords() > 0 {
+				if err := begin(); err != nil {
+					return err
+				}
+			}
 			s.process(ctx, sess, fetches, time.Now().UnixMilli())
 		}
 		now := time.Now()
@@ -152,7 +172,18 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			s.refreshOffsets(ctx, cl)
 			lastEnds = now
 		}
-		s.writeMarkers(ctx, sess, now.UnixMilli())
+		if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil {
+			if err := begin(); err != nil {
+				return err
+			}
+			s.writeMarkers(ctx, sess, marks)
+		}
+		if !inTxn {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
 		try := kgo.TryCommit
 		if s.fail.Load() != nil {
 			try = kgo.TryAbort
@@ -274,25 +305,44 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 	}
 }
 
-// writeMarkers writes the watermark of every owned source partition to
-// every partition of every repartition topic.
-func (s *Shuffler) writeMarkers(ctx context.Context, sess *kgo.GroupTransactSession, now int64) {
+// marksDue returns the watermark of every owned source partition when a
+// marker is due: always in a transaction that carries events (their
+// partitions' highest event times moved), otherwise only when a
+// partition's state changed since the last marker (it turned idle).
+func (s *Shuffler) marksDue(now int64, events bool) []mark {
+	if len(s.own) == 0 {
+		return nil
+	}
+	marks := make([]mark, 0, len(s.own))
+	changed := events || len(s.lastMarks) != len(s.own)
+	for pid := range s.own {
+		ts, seen, idle := s.wm.Max(pid, now)
+		m := mark{pid: pid, maxTS: ts, seen: seen, idle: idle}
+		marks = append(marks, m)
+		if s.lastMarks[pid] != m {
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return marks
+}
+
+// writeMarkers writes marks to every partition of every repartition topic.
+func (s *Shuffler) writeMarkers(ctx context.Context, sess *kgo.GroupTransactSession, marks []mark) {
 	// Records of a transaction are written even when shutdown began: the
 	// last transaction commits what was processed.
 	pctx := context.WithoutCancel(ctx)
-	if len(s.own) == 0 {
-		return
-	}
-	marks := make([]mark, 0, len(s.own))
-	for pid := range s.own {
-		ts, seen, idle := s.wm.Max(pid, now)
-		marks = append(marks, mark{pid: pid, maxTS: ts, seen: seen, idle: idle})
-	}
 	val := appendMarker(nil, marks)
 	for i, topic := range s.repart {
 		for p := range s.nparts[i] {
 			sess.Produce(pctx, &kgo.Record{Topic: topic, Partition: p, Value: val}, s.produced)
 		}
+	}
+	s.lastMarks = make(map[int32]mark, len(marks))
+	for _, m := range marks {
+		s.lastMarks[m.pid] = m
 	}
 }
 

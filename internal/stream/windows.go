@@ -117,12 +117,10 @@ func (w *Windower) runSession(ctx context.Context) error {
 	w.ready.Store(true)
 	defer w.ready.Store(false)
 	for {
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
-		}
-		w.fail.Store(nil)
-		start := time.Now()
-		deadline := start.Add(w.cfg.CommitEvery)
+		// A transaction begins with the first record polled: an idle
+		// stage commits nothing (see the shuffle stage).
+		inTxn := false
+		deadline := time.Now().Add(time.Hour)
 		for ctx.Err() == nil {
 			wait := min(time.Until(deadline), 100*time.Millisecond)
 			if wait <= 0 {
@@ -136,11 +134,30 @@ func (w *Windower) runSession(ctx context.Context) error {
 					w.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
 				}
 			})
+			if !inTxn && fetches.NumRecords() > 0 {
+				if err := sess.Begin(); err != nil {
+					return fmt.Errorf("begin transaction: %w", err)
+				}
+				inTxn = true
+				w.fail.Store(nil)
+				deadline = time.Now().Add(w.cfg.CommitEvery)
+			}
 			if err := w.process(ctx, cl, sess, fetches); err != nil {
 				w.fail.CompareAndSwap(nil, &err)
 				break
 			}
 			w.publishLive(time.Now())
+			if !inTxn {
+				if parts, changed := w.asg.take(); changed {
+					w.syncAssignment(parts)
+				}
+			}
+		}
+		if !inTxn {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
 		}
 		commitStart := time.Now()
 		fired := w.flush(ctx, sess)
