@@ -2,7 +2,9 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   [PULSE_FLAGS="--live-interval 50ms"] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+# VIA=kafka makes the load generator produce to the embedded broker's Kafka
+# port instead of POSTing to the HTTP ingest API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
@@ -18,7 +20,9 @@ for _ in $(seq 100); do curl -sf "http://$http/readyz" >/dev/null && break; slee
 metric() { curl -s "http://$http/metrics" | awk -v m="$1" '$1==m {print $2}'; }
 before=$(metric 'pulse_pipeline_events_total{pipeline="city"}'); before=${before:-0}
 start=$(date +%s.%N)
-"$bin" loadgen city --target "http://$http" --rate "$rate" --duration "$duration" \
+via=(--target "http://$http")
+[ "${VIA:-http}" = kafka ] && via=(--brokers "$kafka")
+"$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
   --sensors "$sensors" --zones "$zones" --concurrency 8
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the
 # window stage folded every accepted event into zone_1m, at most 60 s.
