@@ -46,7 +46,7 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 	for _, o := range e.outs {
 		for _, id := range o.touched {
 			key := appendGroupKey(nil, o.def.Name, id)
-			ks := o.keys[id]
+			ks := o.keys.Get(id)
 			if ks == nil {
 				dst = append(dst, Change{Key: key})
 				continue
@@ -159,14 +159,15 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	if o == nil {
 		return nil // an output the pipeline no longer has
 	}
-	if old := o.keys[id]; old != nil {
+	if old := o.keys.Get(id); old != nil {
 		for _, w := range old.wins {
 			o.open--
 			if w.dirty {
 				o.dirty--
 			}
 		}
-		delete(o.keys, id)
+		old.sched = noTimer // its timers are stale now
+		o.keys.Delete(id)
 	}
 	if value == nil {
 		return nil
@@ -175,7 +176,8 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	if err != nil {
 		return fmt.Errorf("restore output %s: %w", name, err)
 	}
-	o.keys[id] = ks
+	o.keys.Insert(ks)
+	o.reschedule(ks, e.lateness)
 	return nil
 }
 
@@ -214,7 +216,7 @@ func (e *Engine) decodeGroup(o *outState, id string, value []byte) (*keyState, e
 	if v := r.byte(); r.err == nil && v != changelogVersion {
 		return nil, fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
 	}
-	ks := &keyState{id: id, key: r.key()}
+	ks := &keyState{id: id, key: r.key(), sched: noTimer}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		ks.gone = append(ks.gone, [2]int64{r.varint(), r.varint()})
 	}

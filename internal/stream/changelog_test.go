@@ -169,13 +169,13 @@ func (f *snapshotFixture) interestingCuts(t testing.TB) map[string]int {
 	f.replay(t, -1, 1, func(i int, e *Engine) {
 		var has [3]bool
 		for _, o := range e.outs {
-			for _, ks := range o.keys {
+			o.keys.Each(func(ks *keyState) {
 				for _, w := range ks.wins {
 					has[0] = has[0] || (w.fired && w.emitted && o.gap > 0)
 					has[1] = has[1] || w.dirty
 					has[2] = has[2] || (w.fired && !w.emitted)
 				}
-			}
+			})
 		}
 		for j, ok := range has {
 			if _, seen := cuts[names[j]]; ok && !seen {
@@ -232,7 +232,7 @@ func TestChangelogBounded(t *testing.T) {
 	e := table.restore(t, f.plan, 0)
 	groups := 0
 	for _, o := range e.outs {
-		groups += len(o.keys)
+		groups += o.keys.Len()
 	}
 	if len(table) != groups+1 {
 		t.Fatalf("changelog table holds %d records for %d groups", len(table), groups)
@@ -379,4 +379,36 @@ func FuzzRestore(f *testing.F) {
 		table.apply(e.AppendChanges(nil))
 		table.restore(t, fix.plan, 3)
 	})
+}
+
+// TestTimersBounded checks that the timers Advance uses to find due groups
+// stay proportional to the state, not to the events: each group has one
+// live timer, and superseded ones expire with the windows they were set for.
+func TestTimersBounded(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	maxRatio := 0.0
+	f.replay(t, -1, 1, func(i int, e *Engine) {
+		for _, o := range e.outs {
+			state := o.open + o.keys.Len()
+			if state == 0 {
+				continue
+			}
+			if r := float64(len(o.timers)) / float64(state); r > maxRatio {
+				maxRatio = r
+			}
+			live := 0
+			o.keys.Each(func(ks *keyState) {
+				if ks.sched != noTimer {
+					live++
+				}
+			})
+			if live != o.keys.Len() {
+				t.Fatalf("step %d, output %s: %d of %d groups have a timer", i, o.def.Name, live, o.keys.Len())
+			}
+		}
+	})
+	if maxRatio > 2 {
+		t.Fatalf("up to %.1f timers per window or group", maxRatio)
+	}
+	t.Logf("at most %.2f timers per open window or group", maxRatio)
 }

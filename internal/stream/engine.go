@@ -37,12 +37,14 @@ type win struct {
 }
 
 type keyState struct {
-	id  string // the key of o.keys holding it
+	id  string // the key of the group in its output's store
 	key []string
 	// logged is set while the state changed since the last changelog
 	// flush (its id is in outState.touched).
 	logged bool
-	wins   []*win
+	// sched is when the group's live timer fires (noTimer: none).
+	sched int64
+	wins  []*win
 	// gone holds the bounds of session windows already dropped (final and
 	// past the allowed lateness) for as long as a new event could still
 	// fall inside one: such an event belongs to a session that can no
@@ -56,7 +58,8 @@ type outState struct {
 	names            []string
 	groupSlots       []int
 	aggSlots         []int // -1: count()
-	keys             map[string]*keyState
+	keys             GroupStore
+	timers           timers
 	open             int
 	dirty            int
 	retracts         []Result
@@ -99,7 +102,7 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 	}
 	for i := range plan.Outputs {
 		def := &plan.Outputs[i]
-		o := &outState{def: def, keys: map[string]*keyState{},
+		o := &outState{def: def, keys: memStore{},
 			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
 		for _, g := range def.GroupBy {
 			o.groupSlots = append(o.groupSlots, dec.Slot(g))
@@ -180,7 +183,7 @@ func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 		} else {
 			late |= 1 << i
 			if len(ks.wins) == 0 && len(ks.gone) == 0 {
-				delete(o.keys, string(e.keyBuf))
+				o.keys.Delete(ks.id)
 			}
 		}
 	}
@@ -200,14 +203,14 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 		}
 		e.keyBuf = r.Vals[s].AppendText(e.keyBuf)
 	}
-	if ks := o.keys[string(e.keyBuf)]; ks != nil {
+	if ks := o.keys.Lookup(e.keyBuf); ks != nil {
 		return ks
 	}
-	ks := &keyState{id: string(e.keyBuf), key: make([]string, len(o.groupSlots))}
+	ks := &keyState{id: string(e.keyBuf), key: make([]string, len(o.groupSlots)), sched: noTimer}
 	for i, s := range o.groupSlots {
 		ks.key[i] = string(r.Vals[s].AppendText(nil))
 	}
-	o.keys[ks.id] = ks
+	o.keys.Insert(ks)
 	return ks
 }
 
@@ -220,7 +223,7 @@ func (e *Engine) newWin(o *outState, start, end int64) *win {
 	return w
 }
 
-func (e *Engine) fold(o *outState, w *win, r *Record) {
+func (e *Engine) fold(o *outState, ks *keyState, w *win, r *Record) {
 	for i, s := range w.states {
 		var v event.Value
 		if slot := o.aggSlots[i]; slot >= 0 {
@@ -234,6 +237,7 @@ func (e *Engine) fold(o *outState, w *win, r *Record) {
 	if w.fired && !w.dirty {
 		w.dirty = true
 		o.dirty++
+		o.schedule(ks, NoWatermark) // its updated final is due now
 	}
 }
 
@@ -264,10 +268,13 @@ func (e *Engine) addFixed(o *outState, ks *keyState, r *Record) bool {
 				// A late event within the allowed lateness for a window
 				// whose (empty) final already passed: emit it as final.
 				w.fired = true
+				o.schedule(ks, end+e.lateness)
+			} else {
+				o.schedule(ks, end)
 			}
 			ks.wins = append(ks.wins, w)
 		}
-		e.fold(o, w, r)
+		e.fold(o, ks, w, r)
 		added = true
 	}
 	return added
@@ -302,7 +309,7 @@ func (e *Engine) addSession(o *outState, ks *keyState, r *Record) bool {
 	}
 	target.start = min(target.start, start)
 	target.end = max(target.end, end)
-	e.fold(o, target, r)
+	e.fold(o, ks, target, r)
 	// The grown session can overlap others now, e.g. a late event that
 	// bridges two sessions.
 	kept := ks.wins[:0]
@@ -324,6 +331,13 @@ func (e *Engine) addSession(o *outState, ks *keyState, r *Record) bool {
 			target.dirty = false
 			o.dirty--
 		}
+	}
+	// A timer set for the session's old end finds nothing due and sets
+	// the next one; only an earlier due time needs a timer now.
+	if target.fired {
+		o.schedule(ks, target.end+e.lateness)
+	} else {
+		o.schedule(ks, target.end)
 	}
 	return true
 }

@@ -1,6 +1,10 @@
 package stream
 
-import "github.com/pulsehq/pulse/internal/event"
+import (
+	"container/heap"
+
+	"github.com/pulsehq/pulse/internal/event"
+)
 
 // Advance moves the watermark to its current value at processing time now
 // and appends to dst: retractions of merged session windows, the final
@@ -14,47 +18,58 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 	for _, o := range e.outs {
 		dst = append(dst, o.retracts...)
 		o.retracts = o.retracts[:0]
-		if len(o.keys) == 0 {
+		for len(o.timers) > 0 && o.timers[0].at <= e.fired {
+			t := heap.Pop(&o.timers).(timer)
+			ks := o.keys.Get(t.id)
+			if ks == nil || ks.sched != t.at {
+				continue // stale
+			}
+			dst = e.visit(o, ks, dst)
+		}
+	}
+	return dst
+}
+
+// visit fires, re-emits and drops what is due in group ks, and sets its
+// next timer.
+func (e *Engine) visit(o *outState, ks *keyState, dst []Result) []Result {
+	kept := ks.wins[:0]
+	changed := false
+	for _, w := range ks.wins {
+		switch {
+		case !w.fired && w.end <= e.fired:
+			w.fired, w.emitted = true, true
+			dst = append(dst, o.result(ks, w, true))
+			changed = true
+		case w.dirty:
+			w.dirty, w.emitted = false, true
+			o.dirty--
+			dst = append(dst, o.result(ks, w, true))
+			changed = true
+		}
+		if w.fired && w.end+e.lateness <= e.fired {
+			o.open--
+			if o.gap > 0 {
+				ks.gone = append(ks.gone, [2]int64{w.start, w.end})
+			}
+			changed = true
 			continue
 		}
-		for k, ks := range o.keys {
-			kept := ks.wins[:0]
-			changed := false
-			for _, w := range ks.wins {
-				switch {
-				case !w.fired && w.end <= e.fired:
-					w.fired, w.emitted = true, true
-					dst = append(dst, o.result(ks, w, true))
-					changed = true
-				case w.dirty:
-					w.dirty, w.emitted = false, true
-					o.dirty--
-					dst = append(dst, o.result(ks, w, true))
-					changed = true
-				}
-				if w.fired && w.end+e.lateness <= e.fired {
-					o.open--
-					if o.gap > 0 {
-						ks.gone = append(ks.gone, [2]int64{w.start, w.end})
-					}
-					changed = true
-					continue
-				}
-				kept = append(kept, w)
-			}
-			n := len(ks.gone)
-			ks.gone = o.pruneGone(ks.gone, e.fired, e.lateness)
-			changed = changed || len(ks.gone) != n
-			if len(kept) == 0 && len(ks.gone) == 0 {
-				delete(o.keys, k)
-			} else {
-				ks.wins = kept
-			}
-			if changed && e.logging && !ks.logged {
-				ks.logged = true
-				o.touched = append(o.touched, ks.id)
-			}
-		}
+		kept = append(kept, w)
+	}
+	n := len(ks.gone)
+	ks.gone = o.pruneGone(ks.gone, e.fired, e.lateness)
+	changed = changed || len(ks.gone) != n
+	ks.wins = kept
+	if len(kept) == 0 && len(ks.gone) == 0 {
+		o.keys.Delete(ks.id)
+		ks.sched = noTimer
+	} else {
+		o.reschedule(ks, e.lateness)
+	}
+	if changed && e.logging && !ks.logged {
+		ks.logged = true
+		o.touched = append(o.touched, ks.id)
 	}
 	return dst
 }
@@ -76,13 +91,13 @@ func (o *outState) pruneGone(gone [][2]int64, fired, lateness int64) [][2]int64 
 // not final yet.
 func (e *Engine) Partials(i int, dst []Result) []Result {
 	o := e.outs[i]
-	for _, ks := range o.keys {
+	o.keys.Each(func(ks *keyState) {
 		for _, w := range ks.wins {
 			if !w.fired {
 				dst = append(dst, o.result(ks, w, false))
 			}
 		}
-	}
+	})
 	return dst
 }
 
