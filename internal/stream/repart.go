@@ -56,11 +56,14 @@ func InternalTopics(plan *pipeline.Plan) (repartition, changelog []string) {
 	return repartition, changelog
 }
 
-// partitionFor picks the partition of key among n.
+// partitionFor picks the partition of key among n by the key's 32-bit
+// FNV-1a hash.
 func partitionFor(key []byte, n int32) int32 {
-	h := fnv.New32a()
-	h.Write(key)
-	return int32(h.Sum32() % uint32(n))
+	h := uint32(2166136261)
+	for _, c := range key {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return int32(h % uint32(n))
 }
 
 // appendEventValue frames a decoded record and its source value for a
