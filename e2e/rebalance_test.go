@@ -10,12 +10,13 @@ import (
 )
 
 // TestRebalanceExact runs two Pulse processes in one set of consumer
-// groups: A serves the embedded broker, B joins it with --brokers, and
-// both take a share of every pipeline stage. Once B processes its share,
-// it is killed with kill -9 in the middle of its work; A takes over B's
-// partitions after the session timeout, restores their window state from
-// the changelogs, and the results stored by A equal a batch computation
-// over every reading, row for row.
+// groups: A serves the embedded broker and starts alone; B joins it with
+// --brokers while A works through the first third of the readings, so the
+// groups move half of A's partitions, with their window state, to B. Once
+// B processes its share, it is killed with kill -9 in the middle of its
+// work; A takes over B's partitions after the session timeout, restores
+// their window state from the changelogs, and the results stored by A
+// equal a batch computation over every reading, row for row.
 func TestRebalanceExact(t *testing.T) {
 	total := 300_000
 	if testing.Short() {
@@ -29,7 +30,6 @@ func TestRebalanceExact(t *testing.T) {
 	second := newInstance(t, append([]string{"--brokers", a.kafka}, groups...)...)
 	second.kafka = ""
 	second.bin = pulseFastBin
-	b := second.start(t)
 
 	rng := rand.New(rand.NewPCG(9, 9))
 	base := time.Date(2026, 5, 1, 7, 0, 0, 0, time.UTC)
@@ -59,9 +59,13 @@ func TestRebalanceExact(t *testing.T) {
 		}
 	}
 
+	// A works alone, then B joins while A is busy.
+	post(0, total/3)
+	waitMetric(t, a, `pulse_pipeline_events_total{pipeline="city"}`, float64(total/30))
+	b := second.start(t)
 	// Both processes work: B's shuffle stage reads source partitions and
 	// its window stage holds tasks.
-	post(0, total/2)
+	post(total/3, 2*total/3)
 	waitMetric(t, b, `pulse_pipeline_events_total{pipeline="city"}`, float64(total/20))
 	waitLog(t, b, "window tasks restored")
 	if n := metricValue(t, a, `pulse_pipeline_events_total{pipeline="city"}`); n == "" || n == "0" {
@@ -70,7 +74,7 @@ func TestRebalanceExact(t *testing.T) {
 	restoredBefore := strings.Count(a.log.String(), "window tasks restored")
 	b.kill()
 
-	post(total/2, total)
+	post(2*total/3, total)
 	end := maxTS.Truncate(time.Minute).Add(time.Minute)
 	a.mustPost([]byte(sentinel("rb", end.Add(time.Minute)).json()))
 	rows := a.waitResults("to="+end.Format(time.RFC3339)+"&limit=1000000", len(want))
