@@ -131,3 +131,46 @@ func waitRows(t *testing.T, p *proc, pipeline, query string, want int) []resultR
 	t.Fatalf("%s results %q: %d rows, want %d: %v", pipeline, query, len(rows), want, rows)
 	return nil
 }
+
+// TestChangedAggregatesStop changes an output's aggregates between two
+// runs over the same data: the window state in the changelog no longer
+// fits the pipeline file, and Pulse stops with a message that says what to
+// do instead of retrying forever or mixing states.
+func TestChangedAggregatesStop(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "clicks.yaml")
+	if err := os.WriteFile(file, []byte(clicksPipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := newInstance(t, "--pipelines", dir)
+	p := in.start(t)
+	base := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	send := func(p *proc, at int64) {
+		body := fmt.Sprintf(`{"user_id":"u1","at":%d,"page":"/shop/a"}`, at)
+		if code, _, raw := p.postTo("clicks", []byte(body), "application/x-ndjson"); code != 200 {
+			t.Fatalf("ingest: %d %s", code, raw)
+		}
+	}
+	send(p, base)
+	waitMetric(t, p, `pulse_window_events_total{output="sessions",pipeline="clicks"}`, 1)
+	waitMetric(t, p, `pulse_checkpoint_duration_seconds_count{pipeline="clicks"}`, 1)
+	p.stop()
+
+	changed := strings.Replace(clicksPipeline, "      pages: count_distinct(page)\n", "", 1)
+	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = in.start(t)
+	send(p, base+time.Minute.Milliseconds())
+	select {
+	case err := <-p.done:
+		if err == nil {
+			t.Fatal("pulse exited without an error")
+		}
+		if log := p.log.String(); !strings.Contains(log, "changing an output's aggregates needs a new output name") {
+			t.Fatalf("pulse exited (%v) without saying why:\n%s", err, log)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("pulse kept running with a changelog that does not fit its pipeline file:\n%s", p.log.String())
+	}
+}

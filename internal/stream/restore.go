@@ -92,7 +92,7 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 				if !rec.Attrs.IsControl() {
 					records++
 					if err := byTP[k].eng.RestoreChange(rec.Key, rec.Value, now); err != nil {
-						rerr = fmt.Errorf("changelog %s partition %d offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+						rerr = &fatalError{fmt.Errorf("changelog %s partition %d offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)}
 						return
 					}
 				}

@@ -97,6 +97,12 @@ func runStage(ctx context.Context, cfg StageConfig, stage string, run func(conte
 		if ctx.Err() != nil {
 			return nil
 		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			// Starting again would fail the same way: stop Pulse with
+			// the reason.
+			return fmt.Errorf("pipeline %s, %s stage: %w", cfg.Plan.Name, stage, fatal.err)
+		}
 		cfg.Logger.Error("pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
 		select {
 		case <-ctx.Done():
@@ -105,6 +111,13 @@ func runStage(ctx context.Context, cfg StageConfig, stage string, run func(conte
 		}
 	}
 }
+
+// fatalError is a failure that retrying cannot mend, such as a changelog
+// written for another version of the pipeline file.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
 
 func (s *Shuffler) runSession(ctx context.Context) error {
 	plan := s.cfg.Plan

@@ -171,6 +171,12 @@ func (w *Windower) runSession(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("end transaction: %w", err)
 		}
+		if perr := w.fail.Load(); perr != nil {
+			var fatal *fatalError
+			if errors.As(*perr, &fatal) {
+				return fatal
+			}
+		}
 		if committed {
 			if m := w.cfg.Metrics; m != nil {
 				m.WindowResults.WithLabelValues(plan.Name).Add(float64(fired))
