@@ -134,6 +134,17 @@ func (w *Windower) runSession(ctx context.Context) error {
 					w.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
 				}
 			})
+			// Tasks restore before the transaction that processes their
+			// first records begins, so that a long restore does not run
+			// into the transaction timeout.
+			if err := w.restoreFresh(ctx, cl, fetches); err != nil {
+				if !inTxn {
+					w.dropTasks()
+					return err
+				}
+				w.fail.CompareAndSwap(nil, &err)
+				break
+			}
 			if !inTxn && fetches.NumRecords() > 0 {
 				if err := sess.Begin(); err != nil {
 					return fmt.Errorf("begin transaction: %w", err)
@@ -142,7 +153,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 				w.fail.Store(nil)
 				deadline = time.Now().Add(w.cfg.CommitEvery)
 			}
-			if err := w.process(ctx, cl, sess, fetches); err != nil {
+			if err := w.process(ctx, sess, fetches); err != nil {
 				w.fail.CompareAndSwap(nil, &err)
 				break
 			}
@@ -259,8 +270,9 @@ func (w *Windower) newTask(out int, part int32) *task {
 	return &task{out: out, part: part, eng: eng}
 }
 
-func (w *Windower) process(ctx context.Context, cl *kgo.Client, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
-	// Tasks seen for the first time restore together, before any record.
+// restoreFresh creates and restores, together, the tasks of the partitions
+// that deliver records for the first time.
+func (w *Windower) restoreFresh(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) error {
 	var fresh []*task
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		k := tpKey(ft.Topic, ft.Partition)
@@ -271,11 +283,21 @@ func (w *Windower) process(ctx context.Context, cl *kgo.Client, sess *kgo.GroupT
 		w.tasks[k] = t
 		fresh = append(fresh, t)
 	})
-	if len(fresh) > 0 {
-		if err := w.restore(ctx, cl, fresh); err != nil {
-			return err
-		}
+	if len(fresh) == 0 {
+		return nil
 	}
+	if err := w.restore(ctx, cl, fresh); err != nil {
+		for _, t := range fresh {
+			delete(w.tasks, tpKey(w.repart[t.out], t.part))
+		}
+		return err
+	}
+	return nil
+}
+
+// process folds fetched records into their tasks, which restoreFresh has
+// restored.
+func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
 	now := time.Now().UnixMilli()
 	name := w.cfg.Plan.Name
 	var late, rejected int
