@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"math/rand/v2"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -22,40 +21,20 @@ func TestCrashExact(t *testing.T) {
 	base := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	// Event time advances 2 ms per reading (about 33 minutes over 1 M),
 	// with up to 400 ms of disorder, within the pipeline's 1 s.
-	want := map[string]*aggregate{}
-	var maxTS time.Time
+	feed := &airFeed{prefix: "cr", sensors: sensors, zones: zones, base: base, step: 2 * time.Millisecond, rng: rng, want: map[string]*aggregate{}}
 	chunk := total / kills
 	in := newInstance(t)
 	in.bin = pulseFastBin
 	p := in.start(t)
 	for k := 0; k < kills; k++ {
-		var body []byte
-		for i := k * chunk; i < (k+1)*chunk && i < total; i++ {
-			r := reading{
-				sensor: "cr-" + strconv.Itoa(i%sensors), zone: "cr-zone-" + strconv.Itoa(i%sensors%zones), kind: "air",
-				ts:      base.Add(time.Duration(2*i)*time.Millisecond - time.Duration(rng.IntN(400))*time.Millisecond),
-				metrics: map[string]float64{"pm25": float64(rng.IntN(5000)) / 10},
-			}
-			if r.ts.After(maxTS) {
-				maxTS = r.ts
-			}
-			addOracle(want, r)
-			body = append(body, r.json()...)
-			body = append(body, '\n')
-			if len(body) > 1<<20 {
-				p.mustPost(body)
-				body = body[:0]
-			}
-		}
-		if len(body) > 0 {
-			p.mustPost(body)
-		}
+		feed.post(p, k*chunk, min((k+1)*chunk, total))
 		// Kill at a random moment while the pipeline works on the chunk.
 		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		p.kill()
 		p = in.start(t)
 	}
-	end := maxTS.Truncate(time.Minute).Add(time.Minute)
+	want := feed.want
+	end := feed.maxTS.Truncate(time.Minute).Add(time.Minute)
 	p.mustPost([]byte(sentinel("cr", end.Add(time.Minute)).json()))
 	rows := p.waitResults("to="+end.Format(time.RFC3339)+"&limit=1000000", len(want))
 	compare(t, rows, want)

@@ -171,3 +171,42 @@ func ndjson(rs []reading) []byte {
 func sentinel(prefix string, at time.Time) reading {
 	return reading{sensor: prefix + "-sentinel", zone: prefix + "-sentinel", kind: "air", ts: at, metrics: map[string]float64{"pm25": 1}}
 }
+
+// airFeed generates air readings i = 0, 1, ... for the crash and
+// rebalance tests: sensors prefix-0.. spread over zones, event time
+// advancing step per reading with up to 400 ms of disorder, and keeps the
+// oracle of what it generated.
+type airFeed struct {
+	prefix         string
+	sensors, zones int
+	base           time.Time
+	step           time.Duration
+	rng            *rand.Rand
+	want           map[string]*aggregate
+	maxTS          time.Time
+}
+
+// post sends readings [from, to) to p in bodies of about 1 MiB.
+func (f *airFeed) post(p *proc, from, to int) {
+	var body []byte
+	for i := from; i < to; i++ {
+		r := reading{
+			sensor: f.prefix + "-" + strconv.Itoa(i%f.sensors), zone: f.prefix + "-zone-" + strconv.Itoa(i%f.sensors%f.zones), kind: "air",
+			ts:      f.base.Add(time.Duration(i)*f.step - time.Duration(f.rng.IntN(400))*time.Millisecond),
+			metrics: map[string]float64{"pm25": float64(f.rng.IntN(5000)) / 10},
+		}
+		if r.ts.After(f.maxTS) {
+			f.maxTS = r.ts
+		}
+		addOracle(f.want, r)
+		body = append(body, r.json()...)
+		body = append(body, '\n')
+		if len(body) > 1<<20 {
+			p.mustPost(body)
+			body = body[:0]
+		}
+	}
+	if len(body) > 0 {
+		p.mustPost(body)
+	}
+}

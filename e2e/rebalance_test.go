@@ -3,7 +3,6 @@ package e2e
 import (
 	"math/rand/v2"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,31 +32,8 @@ func TestRebalanceExact(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(9, 9))
 	base := time.Date(2026, 5, 1, 7, 0, 0, 0, time.UTC)
-	want := map[string]*aggregate{}
-	var maxTS time.Time
-	post := func(from, to int) {
-		var body []byte
-		for i := from; i < to; i++ {
-			r := reading{
-				sensor: "rb-" + strconv.Itoa(i%sensors), zone: "rb-zone-" + strconv.Itoa(i%sensors%zones), kind: "air",
-				ts:      base.Add(time.Duration(4*i)*time.Millisecond - time.Duration(rng.IntN(400))*time.Millisecond),
-				metrics: map[string]float64{"pm25": float64(rng.IntN(5000)) / 10},
-			}
-			if r.ts.After(maxTS) {
-				maxTS = r.ts
-			}
-			addOracle(want, r)
-			body = append(body, r.json()...)
-			body = append(body, '\n')
-			if len(body) > 1<<20 {
-				a.mustPost(body)
-				body = body[:0]
-			}
-		}
-		if len(body) > 0 {
-			a.mustPost(body)
-		}
-	}
+	feed := &airFeed{prefix: "rb", sensors: sensors, zones: zones, base: base, step: 4 * time.Millisecond, rng: rng, want: map[string]*aggregate{}}
+	post := func(from, to int) { feed.post(a, from, to) }
 
 	// A works alone, then B joins while A is busy.
 	post(0, total/3)
@@ -75,7 +51,8 @@ func TestRebalanceExact(t *testing.T) {
 	b.kill()
 
 	post(2*total/3, total)
-	end := maxTS.Truncate(time.Minute).Add(time.Minute)
+	want := feed.want
+	end := feed.maxTS.Truncate(time.Minute).Add(time.Minute)
 	a.mustPost([]byte(sentinel("rb", end.Add(time.Minute)).json()))
 	rows := a.waitResults("to="+end.Format(time.RFC3339)+"&limit=1000000", len(want))
 	compare(t, rows, want)

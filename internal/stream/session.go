@@ -2,9 +2,11 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -161,4 +163,35 @@ func (a *assignment) take() (map[string][]int32, bool) {
 
 func (a *assignment) opts() []kgo.Opt {
 	return []kgo.Opt{kgo.OnPartitionsAssigned(a.assigned), kgo.OnPartitionsRevoked(a.revoked), kgo.OnPartitionsLost(a.revoked)}
+}
+
+// poll returns what sess fetches within wait, logging fetch errors other
+// than the wait running out.
+func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) kgo.Fetches {
+	pctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	fetches := sess.PollRecords(pctx, 20000)
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			cfg.Logger.Warn("fetch failed", "pipeline", cfg.Plan.Name, "topic", t, "partition", p, "err", err)
+		}
+	})
+	return fetches
+}
+
+// end ends the transaction in progress: a commit, or an abort when one of
+// its writes failed (fail holds the first failure). A commit runs to its
+// end even when shutdown began meanwhile.
+func end(ctx context.Context, sess *kgo.GroupTransactSession, fail *atomic.Pointer[error]) (committed bool, err error) {
+	try := kgo.TryCommit
+	if fail.Load() != nil {
+		try = kgo.TryAbort
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	committed, err = sess.End(ectx, try)
+	if err != nil {
+		return false, fmt.Errorf("end transaction: %w", err)
+	}
+	return committed, nil
 }

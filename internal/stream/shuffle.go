@@ -165,14 +165,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			if wait <= 0 {
 				break
 			}
-			pctx, cancel := context.WithTimeout(ctx, wait)
-			fetches := sess.PollRecords(pctx, 20000)
-			cancel()
-			fetches.EachError(func(t string, p int32, err error) {
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-					s.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
-				}
-			})
+			fetches := poll(ctx, sess, wait, &s.cfg)
 			if fetches.NumRecords() > 0 {
 				if err := begin(); err != nil {
 					return err
@@ -197,15 +190,9 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			}
 			continue
 		}
-		try := kgo.TryCommit
-		if s.fail.Load() != nil {
-			try = kgo.TryAbort
-		}
-		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		committed, err := sess.End(ectx, try)
-		cancel()
+		committed, err := end(ctx, sess, &s.fail)
 		if err != nil {
-			return fmt.Errorf("end transaction: %w", err)
+			return err
 		}
 		if !committed {
 			s.aborted(now.UnixMilli())

@@ -126,14 +126,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 			if wait <= 0 {
 				break
 			}
-			pctx, cancel := context.WithTimeout(ctx, wait)
-			fetches := sess.PollRecords(pctx, 20000)
-			cancel()
-			fetches.EachError(func(t string, p int32, err error) {
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-					w.cfg.Logger.Warn("fetch failed", "pipeline", plan.Name, "topic", t, "partition", p, "err", err)
-				}
-			})
+			fetches := poll(ctx, sess, wait, &w.cfg)
 			// Tasks restore before the transaction that processes their
 			// first records begins, so that a long restore does not run
 			// into the transaction timeout.
@@ -172,15 +165,9 @@ func (w *Windower) runSession(ctx context.Context) error {
 		}
 		commitStart := time.Now()
 		fired := w.flush(ctx, sess)
-		try := kgo.TryCommit
-		if w.fail.Load() != nil {
-			try = kgo.TryAbort
-		}
-		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		committed, err := sess.End(ectx, try)
-		cancel()
+		committed, err := end(ctx, sess, &w.fail)
 		if err != nil {
-			return fmt.Errorf("end transaction: %w", err)
+			return err
 		}
 		if perr := w.fail.Load(); perr != nil {
 			var fatal *fatalError
