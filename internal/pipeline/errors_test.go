@@ -65,6 +65,8 @@ var invalidCases = []struct {
 		wantErr{8, 6, "outputs[1].name", "output o is already defined at outputs[0]", "its own name"}},
 	{"output topic is the source", head + "outputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}, topic: in}\n",
 		wantErr{7, 65, "outputs[0].topic", "topic in is a source topic", "another topic"}},
+	{"output topic is internal", head + "outputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}, topic: t.x.changelog}\n",
+		wantErr{7, 65, "outputs[0].topic", "topic t.x.changelog looks like one of Pulse's internal topics", "does not end in .repartition"}},
 	{"unknown sink", head + "outputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}, sinks: [postgres]}\n",
 		wantErr{7, 73, "outputs[0].sinks[0]", `unknown sink "postgres"`, "use sqlite"}},
 	{"missing source", "name: t\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",

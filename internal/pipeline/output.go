@@ -67,6 +67,8 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 			p.errorf(tn, join(path, "topic"), "results must not flow back into the source; choose another topic", "topic %s is a source topic of the pipeline", o.Topic)
 		case plan.Name != "" && o.Topic == LateTopic(plan.Name):
 			p.errorf(tn, join(path, "topic"), "choose another topic", "topic %s receives the pipeline's late events", o.Topic)
+		case internalTopic(o.Topic):
+			p.errorf(tn, join(path, "topic"), "choose a name that does not end in .repartition, .changelog or .dlq", "topic %s looks like one of Pulse's internal topics", o.Topic)
 		}
 		topics[o.Topic] = o.Name
 		outs = append(outs, o)
@@ -279,4 +281,15 @@ func (p *parser) aggregate(n *yaml.Node, path string) (Aggregate, bool) {
 		return Aggregate{}, false
 	}
 	return Aggregate{Func: f, Field: field}, true
+}
+
+// internalTopic reports whether topic is named like the topics Pulse keeps
+// for itself: repartition and changelog topics of outputs, dead letters.
+func internalTopic(topic string) bool {
+	for _, suffix := range []string{".repartition", ".changelog", ".dlq"} {
+		if strings.HasSuffix(topic, suffix) {
+			return true
+		}
+	}
+	return false
 }
