@@ -116,6 +116,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 	w.dropTasks()
 	w.ready.Store(true)
 	defer w.ready.Store(false)
+	lastPurge := time.Now()
 	for {
 		// A transaction begins with the first record polled: an idle
 		// stage commits nothing (see the shuffle stage).
@@ -176,6 +177,10 @@ func (w *Windower) runSession(ctx context.Context) error {
 			}
 		}
 		if committed {
+			if time.Since(lastPurge) >= purgeEvery {
+				w.purge(ctx, cl)
+				lastPurge = time.Now()
+			}
 			if m := w.cfg.Metrics; m != nil {
 				m.WindowResults.WithLabelValues(plan.Name).Add(float64(fired))
 				m.Checkpoints.WithLabelValues(plan.Name).Observe(time.Since(commitStart).Seconds())
