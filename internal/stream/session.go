@@ -69,6 +69,17 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, extra ...kgo.Opt) (*
 	if err != nil {
 		return nil, fmt.Errorf("start %s stage of pipeline %s: %w", stage, plan.Name, err)
 	}
+	// Claim the transactional id now rather than at the first produce:
+	// that aborts the transaction a killed predecessor left open. Its
+	// uncommitted group offsets would otherwise keep this member from
+	// fetching (KIP-447) until the broker times it out, and without
+	// fetching it never produces.
+	ictx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := s.Client().ProducerID(ictx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start %s stage of pipeline %s: claim transactional id: %w", stage, plan.Name, err)
+	}
 	return s, nil
 }
 
