@@ -85,3 +85,46 @@ func waitLog(t *testing.T, p *proc, s string) {
 	}
 	t.Fatalf("%q not logged within 60s:\n%s", s, p.log.String())
 }
+
+// TestRebalanceChurn kills B with kill -9 at random moments while both
+// processes work, and restarts it each time with the same data dir (so it
+// takes its old place in the groups at once, and fences the transactions
+// its previous life left open). In the end both processes' stores, each
+// fed from every result partition, equal the batch computation.
+func TestRebalanceChurn(t *testing.T) {
+	total, rounds := 200_000, 4
+	if testing.Short() {
+		total = 40_000
+	}
+	groups := []string{"--session-timeout", "6s", "--transaction-timeout", "6s"}
+	first := newInstance(t, groups...)
+	first.bin = pulseFastBin
+	a := first.start(t)
+	second := newInstance(t, append([]string{"--brokers", a.kafka}, groups...)...)
+	second.kafka = ""
+	second.bin = pulseFastBin
+	b := second.start(t)
+
+	rng := rand.New(rand.NewPCG(11, 11))
+	feed := &airFeed{prefix: "ch", sensors: 800, zones: 30, base: time.Date(2026, 5, 2, 7, 0, 0, 0, time.UTC),
+		step: 4 * time.Millisecond, rng: rng, want: map[string]*aggregate{}}
+	chunk := total / rounds
+	for k := range rounds {
+		// Alternate the ingest side: both processes take events.
+		target := a
+		if k%2 == 1 {
+			target = b
+		}
+		feed.post(target, k*chunk, (k+1)*chunk)
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		b.kill()
+		b = second.start(t)
+	}
+	end := feed.maxTS.Truncate(time.Minute).Add(time.Minute)
+	a.mustPost([]byte(sentinel("ch", end.Add(time.Minute)).json()))
+	query := "to=" + end.Format(time.RFC3339) + "&limit=1000000"
+	compare(t, a.waitResults(query, len(feed.want)), feed.want)
+	compare(t, b.waitResults(query, len(feed.want)), feed.want)
+	b.stop()
+	a.stop()
+}
