@@ -142,13 +142,6 @@ func (e *Engine) Mark(p int32, maxTS int64, seen, idle bool) {
 // Watermarks.Assign.
 func (e *Engine) Assign(p int32, now int64) { e.wm.Assign(p, now) }
 
-// SetBacklog records whether partition p has records waiting; see
-// Watermarks.SetBacklog.
-func (e *Engine) SetBacklog(p int32, backlog bool) { e.wm.SetBacklog(p, backlog) }
-
-// Touch marks partition p active at now without a record.
-func (e *Engine) Touch(p int32, now int64) { e.wm.Touch(p, now) }
-
 // Watermark returns the watermark up to which windows have fired.
 func (e *Engine) Watermark() int64 { return e.fired }
 
