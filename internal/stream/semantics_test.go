@@ -45,6 +45,9 @@ type semCase struct {
 	// ExpectOpenWindows, when set, is OpenWindows() at the end (every
 	// output counts, checked or not).
 	ExpectOpenWindows *int `json:"expect_open_windows"`
+	// MarkersDiffer, when set, says why the case does not hold for an
+	// engine driven by markers (a window task), which then skips it.
+	MarkersDiffer string `json:"markers_differ"`
 }
 
 // A step adds an event or advances the engine.
@@ -135,12 +138,20 @@ func TestSemantics(t *testing.T) {
 			if err := dec.Decode(&c); err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
-			runSemantics(t, &c)
+			t.Run("engine", func(t *testing.T) { runSemantics(t, &c, false) })
+			t.Run("markers", func(t *testing.T) { runSemantics(t, &c, true) })
 		})
 	}
 }
 
-func runSemantics(t *testing.T, c *semCase) {
+// runSemantics runs a case. With markers, the engine runs as a window task
+// does: partition watermarks come only from markers, built by a tracker
+// that observes every event as the shuffle stage does and sent after each
+// event and before each advance.
+func runSemantics(t *testing.T, c *semCase, markers bool) {
+	if markers && c.MarkersDiffer != "" {
+		t.Skip(c.MarkersDiffer)
+	}
 	t.Logf("%s", c.Description)
 	checked := func(output string) bool { return len(c.Outputs) == 0 || slices.Contains(c.Outputs, output) }
 	plan := testPlan(t, c.Pipeline)
@@ -152,6 +163,16 @@ func runSemantics(t *testing.T, c *semCase) {
 	}
 	dec := NewDecoder(plan)
 	e := NewEngine(plan, dec)
+	up := Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds()}
+	if markers {
+		e.UseMarkers()
+	}
+	mark := func(now int64) {
+		for _, p := range up.Partitions() {
+			ts, seen, idle := up.Max(p, now)
+			e.Mark(p, ts, seen, idle)
+		}
+	}
 	relaxed := plan.Time.AllowedLateness > 0 // finals may be emitted again, updated
 	var finals []Result
 	fired := map[string]bool{}
@@ -165,6 +186,7 @@ func runSemantics(t *testing.T, c *semCase) {
 		case s.Assign != nil:
 			for _, p := range s.Assign {
 				e.Assign(p, s.Now)
+				up.Assign(p, s.Now)
 			}
 		case s.Event != nil && s.Advance == nil:
 			var r Record
@@ -182,10 +204,17 @@ func runSemantics(t *testing.T, c *semCase) {
 			if !ok {
 				late++
 			}
+			if markers {
+				up.Observe(s.Partition, r.TS, s.Now)
+				mark(s.Now)
+			}
 			if ok == s.Late {
 				t.Errorf("%s: Add(ts %s) = %v, want late %v", where, rfc3339(r.TS), ok, s.Late)
 			}
 		case s.Advance != nil && s.Event == nil:
+			if markers {
+				mark(*s.Advance)
+			}
 			out := e.Advance(*s.Advance, nil)
 			var ids []string
 			for j := range out {
