@@ -71,6 +71,10 @@ outputs:
 }
 
 type oracleConfig struct {
+	// markers runs the engine as a window task does: partition
+	// watermarks come from markers built by a tracker that observes every
+	// event, as the shuffle stage does.
+	markers             bool
 	events, keys, users int
 	lateness            int64 // ms
 	step                int64 // a partition's event time advances up to step-1 ms per event
@@ -160,6 +164,10 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 	all := uint64(1)<<len(e.outs) - 1
 	var rec Record
 	now, maxTS := int64(0), int64(NoWatermark)
+	up := Watermarks{IdleTimeout: e.plan.Time.IdleTimeout.Milliseconds()}
+	if cfg.markers {
+		e.UseMarkers()
+	}
 	feed := func(ev *oEvent, wantLate uint64) {
 		t.Helper()
 		ev.seq = len(run.steps)
@@ -169,6 +177,7 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 		if late := e.Add(ev.part, &rec, now); late != wantLate {
 			t.Fatalf("event %s (watermark %d): late %b, want %b", ev.json(), e.Watermark(), late, wantLate)
 		}
+		up.Observe(ev.part, rec.TS, now)
 		if wantLate == 0 {
 			run.accepted = append(run.accepted, ev)
 			maxTS = max(maxTS, ev.ts)
@@ -178,6 +187,12 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 	}
 	advance := func(at int64) {
 		t.Helper()
+		if cfg.markers {
+			for _, p := range up.Partitions() {
+				ts, seen, idle := up.Max(p, at)
+				e.Mark(p, ts, seen, idle)
+			}
+		}
 		out := e.Advance(at, nil)
 		for _, r := range out {
 			if !r.Retract && (!r.Final || r.End > e.Watermark()) {
@@ -255,21 +270,25 @@ func randomConfig(rng *rand.Rand, lateness int64) oracleConfig {
 // beyond the lateness are late and change nothing.
 func TestEngineMatchesBatch(t *testing.T) {
 	for seed := uint64(1); seed <= oracleSeeds(); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed, 0x9e3779b9))
-			plan := oraclePlan(t, 0)
-			dec := NewDecoder(plan)
-			run := runOracle(t, NewEngine(plan, dec), dec, rng, randomConfig(rng, 0))
-			seen := map[string]bool{}
-			for _, r := range run.results {
-				id := windowID(r.Output, r.Key, r.Start)
-				if r.Retract || seen[id] {
-					t.Fatalf("result %s (retract %v) emitted twice or retracted without allowed lateness", id, r.Retract)
+		for _, markers := range []bool{false, true} {
+			t.Run(fmt.Sprintf("seed=%d/markers=%v", seed, markers), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 0x9e3779b9))
+				plan := oraclePlan(t, 0)
+				dec := NewDecoder(plan)
+				cfg := randomConfig(rng, 0)
+				cfg.markers = markers
+				run := runOracle(t, NewEngine(plan, dec), dec, rng, cfg)
+				seen := map[string]bool{}
+				for _, r := range run.results {
+					id := windowID(r.Output, r.Key, r.Start)
+					if r.Retract || seen[id] {
+						t.Fatalf("result %s (retract %v) emitted twice or retracted without allowed lateness", id, r.Retract)
+					}
+					seen[id] = true
 				}
-				seen[id] = true
-			}
-			compareWithBatch(t, plan, sinkView(run.results), run.accepted)
-		})
+				compareWithBatch(t, plan, sinkView(run.results), run.accepted)
+			})
+		}
 	}
 }
 
@@ -280,29 +299,33 @@ func TestEngineMatchesBatch(t *testing.T) {
 // batch computation over the events that were not late.
 func TestEngineMatchesBatchWithLateness(t *testing.T) {
 	for seed := uint64(1); seed <= oracleSeeds(); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed, 0x85ebca6b))
-			lateness := 10_000 + rng.Int64N(80_000)
-			plan := oraclePlan(t, time.Duration(lateness)*time.Millisecond)
-			dec := NewDecoder(plan)
-			run := runOracle(t, NewEngine(plan, dec), dec, rng, randomConfig(rng, lateness))
-			updates, retracts := 0, 0
-			seen := map[string]bool{}
-			for _, r := range run.results {
-				id := windowID(r.Output, r.Key, r.Start)
-				switch {
-				case r.Retract:
-					retracts++
-				case seen[id]:
-					updates++
+		for _, markers := range []bool{false, true} {
+			t.Run(fmt.Sprintf("seed=%d/markers=%v", seed, markers), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 0x85ebca6b))
+				lateness := 10_000 + rng.Int64N(80_000)
+				plan := oraclePlan(t, time.Duration(lateness)*time.Millisecond)
+				dec := NewDecoder(plan)
+				cfg := randomConfig(rng, lateness)
+				cfg.markers = markers
+				run := runOracle(t, NewEngine(plan, dec), dec, rng, cfg)
+				updates, retracts := 0, 0
+				seen := map[string]bool{}
+				for _, r := range run.results {
+					id := windowID(r.Output, r.Key, r.Start)
+					switch {
+					case r.Retract:
+						retracts++
+					case seen[id]:
+						updates++
+					}
+					seen[id] = true
 				}
-				seen[id] = true
-			}
-			if updates == 0 || retracts == 0 {
-				t.Errorf("degenerate run: %d updated finals, %d retractions", updates, retracts)
-			}
-			t.Logf("lateness %dms: %d updated finals, %d retractions", lateness, updates, retracts)
-			compareWithBatch(t, plan, sinkView(run.results), run.accepted)
-		})
+				if updates == 0 || retracts == 0 {
+					t.Errorf("degenerate run: %d updated finals, %d retractions", updates, retracts)
+				}
+				t.Logf("lateness %dms: %d updated finals, %d retractions", lateness, updates, retracts)
+				compareWithBatch(t, plan, sinkView(run.results), run.accepted)
+			})
+		}
 	}
 }
