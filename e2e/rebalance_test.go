@@ -22,13 +22,7 @@ func TestRebalanceExact(t *testing.T) {
 		total = 60_000
 	}
 	const sensors, zones = 1000, 40
-	groups := []string{"--session-timeout", "6s", "--transaction-timeout", "6s"}
-	first := newInstance(t, groups...)
-	first.bin = pulseFastBin
-	a := first.start(t)
-	second := newInstance(t, append([]string{"--brokers", a.kafka}, groups...)...)
-	second.kafka = ""
-	second.bin = pulseFastBin
+	a, second := twoProcesses(t)
 
 	rng := rand.New(rand.NewPCG(9, 9))
 	base := time.Date(2026, 5, 1, 7, 0, 0, 0, time.UTC)
@@ -96,13 +90,7 @@ func TestRebalanceChurn(t *testing.T) {
 	if testing.Short() {
 		total = 40_000
 	}
-	groups := []string{"--session-timeout", "6s", "--transaction-timeout", "6s"}
-	first := newInstance(t, groups...)
-	first.bin = pulseFastBin
-	a := first.start(t)
-	second := newInstance(t, append([]string{"--brokers", a.kafka}, groups...)...)
-	second.kafka = ""
-	second.bin = pulseFastBin
+	a, second := twoProcesses(t)
 	b := second.start(t)
 
 	rng := rand.New(rand.NewPCG(11, 11))
@@ -127,4 +115,19 @@ func TestRebalanceChurn(t *testing.T) {
 	compare(t, b.waitResults(query, len(feed.want)), feed.want)
 	b.stop()
 	a.stop()
+}
+
+// twoProcesses starts A, which serves the embedded broker, and returns it
+// with the instance of B, which joins A's broker with --brokers; both with
+// short session and transaction timeouts so that a dead B's partitions
+// move within seconds.
+func twoProcesses(t *testing.T) (*proc, *instance) {
+	groups := []string{"--session-timeout", "6s", "--transaction-timeout", "6s"}
+	first := newInstance(t, groups...)
+	first.bin = pulseFastBin
+	a := first.start(t)
+	second := newInstance(t, append([]string{"--brokers", a.kafka}, groups...)...)
+	second.kafka = ""
+	second.bin = pulseFastBin
+	return a, second
 }

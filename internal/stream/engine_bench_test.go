@@ -34,7 +34,7 @@ func cityReading(i int, ts int64) []byte {
 // benchAdd measures Engine.Add over 10,000 sensor keys with records
 // decoded beforehand. Event time advances 0.1 ms per event, as 10,000
 // sensors reporting once a second would, over 4 partitions; the engine
-// advances every 10,000 events as a processor does after each poll, so
+// advances every 10,000 events, as a window task does at its markers, so
 // windows fire and their state is dropped.
 func benchAdd(b *testing.B, plan *pipeline.Plan) {
 	const keys = 10_000

@@ -66,7 +66,7 @@ type semStep struct {
 	// Advance calls Advance at this processing time (ms).
 	Advance *int64 `json:"advance"`
 	// Assign registers these input partitions at processing time Now, as
-	// the processor does when it is assigned them.
+	// a window task does for every source partition when it is created.
 	Assign []int32 `json:"assign"`
 	// ExpectFired, for an advance, lists exactly the results of the
 	// checked outputs it fires, as "output/key@start".

@@ -206,3 +206,16 @@ func end(ctx context.Context, sess *kgo.GroupTransactSession, fail *atomic.Point
 	}
 	return committed, nil
 }
+
+// reportAbort logs an aborted transaction of stage with its cause (fail,
+// or a rebalance when nil) and what happens next, and counts it.
+func (c *StageConfig) reportAbort(stage string, fail *atomic.Pointer[error], next string) {
+	if perr := fail.Load(); perr != nil {
+		c.Logger.Warn("transaction aborted; "+next, "pipeline", c.Plan.Name, "stage", stage, "err", *perr)
+	} else {
+		c.Logger.Info("transaction aborted by a rebalance; "+next, "pipeline", c.Plan.Name, "stage", stage)
+	}
+	if m := c.Metrics; m != nil {
+		m.TxnAborts.WithLabelValues(c.Plan.Name, stage).Inc()
+	}
+}

@@ -204,14 +204,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 }
 
 func (s *Shuffler) aborted(now int64) {
-	if perr := s.fail.Load(); perr != nil {
-		s.cfg.Logger.Warn("transaction aborted; its records are read again", "pipeline", s.cfg.Plan.Name, "stage", "shuffle", "err", *perr)
-	} else {
-		s.cfg.Logger.Info("transaction aborted by a rebalance; its records are read again", "pipeline", s.cfg.Plan.Name, "stage", "shuffle")
-	}
-	if m := s.cfg.Metrics; m != nil {
-		m.TxnAborts.WithLabelValues(s.cfg.Plan.Name, "shuffle").Inc()
-	}
+	s.cfg.reportAbort("shuffle", &s.fail, "its records are read again")
 	s.reset(now)
 }
 

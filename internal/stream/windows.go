@@ -41,6 +41,7 @@ type Windower struct {
 	marks    []mark
 	changes  []Change
 	sampled  []int64
+	folded   []int // events folded per output in one process call
 	nrec     uint64
 	lastLive time.Time
 	livePer  time.Duration // shortest emit.partials of a live output
@@ -198,14 +199,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 }
 
 func (w *Windower) aborted() {
-	if perr := w.fail.Load(); perr != nil {
-		w.cfg.Logger.Warn("transaction aborted; tasks restore from their changelogs", "pipeline", w.cfg.Plan.Name, "stage", "windows", "err", *perr)
-	} else {
-		w.cfg.Logger.Info("transaction aborted by a rebalance; tasks restore from their changelogs", "pipeline", w.cfg.Plan.Name, "stage", "windows")
-	}
-	if m := w.cfg.Metrics; m != nil {
-		m.TxnAborts.WithLabelValues(w.cfg.Plan.Name, "windows").Inc()
-	}
+	w.cfg.reportAbort("windows", &w.fail, "tasks restore from their changelogs")
 	w.dropTasks()
 }
 
@@ -293,7 +287,11 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 	now := time.Now().UnixMilli()
 	name := w.cfg.Plan.Name
 	var late, rejected int
-	folded := make([]int, len(w.subs))
+	folded := w.folded[:0]
+	for range w.subs {
+		folded = append(folded, 0)
+	}
+	w.folded = folded
 	var err error
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 || err != nil {
