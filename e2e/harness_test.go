@@ -95,6 +95,15 @@ func newInstance(t *testing.T, extra ...string) *instance {
 
 func (in *instance) start(t *testing.T) *proc {
 	t.Helper()
+	p := in.launch(t)
+	p.waitReady()
+	return p
+}
+
+// launch starts the binary without waiting for it to be ready, for tests
+// where Pulse may rightly stop during startup.
+func (in *instance) launch(t *testing.T) *proc {
+	t.Helper()
 	args := append([]string{"run",
 		"--data-dir", in.dataDir, "--http", in.http, "--kafka-listen", in.kafka,
 		"--partitions", "4", "--max-out-of-orderness", "1s", "--idle-timeout", "2s",
@@ -120,7 +129,6 @@ func (in *instance) start(t *testing.T) *proc {
 			t.Logf("pulse log:\n%s", p.log.String())
 		}
 	})
-	p.waitReady()
 	return p
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,8 +161,25 @@ func TestChangedAggregatesStop(t *testing.T) {
 	if err := os.WriteFile(file, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p = in.start(t)
-	send(p, base+time.Minute.Milliseconds())
+	// Restoring the changed output may fail before or after Pulse reports
+	// ready: send one more event only if it is still up to take it.
+	p = in.launch(t)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if len(p.done) > 0 {
+			break
+		}
+		if resp, err := http.Get(p.url("/readyz")); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				body := fmt.Sprintf(`{"user_id":"u1","at":%d,"page":"/shop/a"}`, base+time.Minute.Milliseconds())
+				// Pulse may be stopping already: a failed post is fine.
+				if resp, err := http.Post(p.url("/v1/streams/clicks/events"), "application/x-ndjson", strings.NewReader(body)); err == nil {
+					resp.Body.Close()
+				}
+				break
+			}
+		}
+	}
 	select {
 	case err := <-p.done:
 		if err == nil {
