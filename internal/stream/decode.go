@@ -37,7 +37,12 @@ type Decoder struct {
 	derSlots [][2]int
 	act      activation
 	city     *event.CityParser // set for source.schema: city
-	strs     map[string]string // interned string values
+	// cityOf says, per slot, which field of a validated city reading
+	// fills it (cityNone: read from the JSON); visit is set when some
+	// slot must be read from the JSON.
+	cityOf []int
+	visit  bool
+	strs   interner // interned string values
 	// whereFirst runs the filter before the derived fields when it reads
 	// none of them, so a derive that fails on events the filter drops
 	// (e.g. a traffic metric on an air reading) never runs for them.
@@ -47,11 +52,14 @@ type Decoder struct {
 
 // NewDecoder returns a decoder for plan.
 func NewDecoder(plan *pipeline.Plan) *Decoder {
-	d := &Decoder{plan: plan, slotOf: map[string]int{}, derIdx: map[string]int{}, strs: map[string]string{}}
+	d := &Decoder{plan: plan, slotOf: map[string]int{}, derIdx: map[string]int{}}
 	for i, dv := range plan.Derive {
 		d.derIdx[dv.Name] = i
 	}
 	d.derived = make([]event.Value, len(plan.Derive))
+	if plan.Source.Schema == "city" {
+		d.city = &event.CityParser{}
+	}
 	for _, o := range plan.Outputs {
 		for _, g := range o.GroupBy {
 			d.Slot(g)
@@ -71,10 +79,52 @@ func NewDecoder(plan *pipeline.Plan) *Decoder {
 			}
 		}
 	}
-	if plan.Source.Schema == "city" {
-		d.city = &event.CityParser{}
-	}
 	return d
+}
+
+// Fields of a city reading that fill slots without a second pass over the
+// JSON; metric m is cityMetric+m.
+const (
+	cityNone = iota
+	citySensor
+	cityZone
+	cityKind
+	cityMetric
+)
+
+func cityField(name string) int {
+	switch name {
+	case "sensor_id":
+		return citySensor
+	case "zone":
+		return cityZone
+	case "kind":
+		return cityKind
+	}
+	if m, ok := event.MetricByName(name); ok {
+		return cityMetric + int(m)
+	}
+	return cityNone
+}
+
+// fromCity fills the slots that the validated city reading holds.
+func (d *Decoder) fromCity(r *Record) {
+	rd := &d.reading
+	for i, f := range d.cityOf {
+		switch f {
+		case cityNone:
+		case citySensor:
+			r.Vals[i] = event.StringValue(rd.SensorID)
+		case cityZone:
+			r.Vals[i] = event.StringValue(rd.Zone)
+		case cityKind:
+			r.Vals[i] = event.StringValue(rd.Kind.String())
+		default:
+			if m := event.Metric(f - cityMetric); rd.HasMetric(m) {
+				r.Vals[i] = event.NumberValue(rd.Values[m])
+			}
+		}
+	}
 }
 
 // Slot returns the slot index of field, adding it if needed.
@@ -85,8 +135,17 @@ func (d *Decoder) Slot(field string) int {
 	i := len(d.slots)
 	d.slotOf[field] = i
 	d.slots = append(d.slots, field)
-	if j, ok := d.derIdx[field]; ok {
+	j, derived := d.derIdx[field]
+	if derived {
 		d.derSlots = append(d.derSlots, [2]int{i, j})
+	}
+	c := cityNone
+	if d.city != nil {
+		c = cityField(field)
+		d.cityOf = append(d.cityOf, c)
+	}
+	if !derived && c == cityNone {
+		d.visit = true
 	}
 	return i
 }
@@ -156,31 +215,45 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 	}
 	r.Vals = r.Vals[:len(d.slots)]
 	clear(r.Vals)
-	obj.Visit(func(k []byte, v *fastjson.Value) {
-		if i, ok := d.slotOf[string(k)]; ok {
-			r.Vals[i] = d.fromJSON(v)
-		}
-	})
+	if d.city != nil {
+		d.fromCity(r)
+	}
+	if d.visit {
+		obj.Visit(func(k []byte, v *fastjson.Value) {
+			if i, ok := d.slotOf[string(k)]; ok && (d.city == nil || d.cityOf[i] == cityNone) {
+				r.Vals[i] = d.fromJSON(v)
+			}
+		})
+	}
 	for _, sd := range d.derSlots {
 		r.Vals[sd[0]] = d.derived[sd[1]]
 	}
 	return nil
 }
 
-// intern returns b as a string, reusing the string of an earlier event
-// with the same bytes: group keys (sensor ids, zones) repeat, and this
-// keeps decoding them free of allocations. The table is bounded.
-func (d *Decoder) intern(b []byte) string {
-	if s, ok := d.strs[string(b)]; ok {
+// interner returns equal strings as one string: group keys (sensor ids,
+// zones) repeat, and this keeps decoding them free of allocations. Its
+// table is bounded.
+type interner struct{ m map[string]string }
+
+func (t *interner) intern(b []byte) string {
+	if s, ok := t.m[string(b)]; ok {
 		return s
 	}
-	if len(d.strs) >= 1<<16 {
-		clear(d.strs)
+	if t.m == nil {
+		t.m = map[string]string{}
+	}
+	if len(t.m) >= 1<<16 {
+		clear(t.m)
 	}
 	s := string(b)
-	d.strs[s] = s
+	t.m[s] = s
 	return s
 }
+
+// intern returns b as a string, reusing the string of an earlier event
+// with the same bytes.
+func (d *Decoder) intern(b []byte) string { return d.strs.intern(b) }
 
 func (d *Decoder) fromJSON(v *fastjson.Value) event.Value {
 	if v == nil {

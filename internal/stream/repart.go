@@ -13,27 +13,41 @@ import (
 
 // A pipeline runs in two stages joined by one repartition topic per
 // output. The shuffle stage reads the source partitions, filters and
-// derives, and writes each event to its output's repartition topic keyed
-// (and partitioned) by the output's group key, so that all events of a
-// group meet in one window task. Alongside, it writes watermark markers to
-// every repartition partition: the highest event time each source
-// partition delivered and whether it is idle. A window task's watermark is
-// the minimum over the source partitions as the markers report them,
-// exactly as if it read the source partitions itself.
+// derives, and writes each event to its output's repartition topic,
+// partitioned by the output's group key, so that all events of a group
+// meet in one window task. Alongside, it writes watermark markers to every
+// repartition partition: the highest event time each source partition
+// delivered and whether it is idle. A window task's watermark is the
+// minimum over the source partitions as the markers report them, exactly
+// as if it read the source partitions itself.
 //
-// Repartition record values: recEvent, the source partition id (uvarint),
-// the decoded record (layout fingerprint, event time, values; see
-// appendRecord), then the source record's value unchanged, for the late
-// topic; or recMarker, a count, then per source partition its id
-// (varint), highest event time (varint) and flags (markSeen, markIdle).
+// Events travel in batches: one repartition record carries every event of
+// one poll bound for its partition (up to maxBatchBytes), so the broker
+// and the clients handle a record per partition and poll, not per event.
+// Repartition record values:
+//   - recBatch, the layout fingerprint (4 bytes, big endian), then the
+//     events, each framed by its length (uvarint): the source partition id
+//     (uvarint), the source offset (uvarint), the ingest time in ms
+//     (varint), the source record's value (length-prefixed, kept for the
+//     late topic), then the decoded record: event time (varint), value
+//     count (uvarint) and values (see appendEvent);
+//   - recMarker, a count, then per source partition its id (varint),
+//     highest event time (varint) and flags (markSeen, markIdle).
+//
 // The shuffle stage decodes each event once: the window stage reads the
-// values, not the JSON.
+// values, not the JSON. The source value comes before the values so that
+// an event whose values no longer fit the pipeline file still reaches the
+// dead-letter topic whole.
 const (
-	recEvent  = 0
 	recMarker = 1
+	recBatch  = 2 // 0 was a single event, before batches
 
 	markSeen = 1
 	markIdle = 2
+
+	// maxBatchBytes bounds a repartition record; a batch that reaches it
+	// is written and a new one begins.
+	maxBatchBytes = 256 << 10
 )
 
 // RepartitionTopic names the repartition topic of a pipeline's output.
@@ -66,12 +80,26 @@ func partitionFor(key []byte, n int32) int32 {
 	return int32(h % uint32(n))
 }
 
-// appendEventValue frames a decoded record and its source value for a
-// repartition topic.
-func appendEventValue(b []byte, pid int32, layout uint32, r *Record, value []byte) []byte {
-	b = append(b, recEvent)
-	b = binary.AppendUvarint(b, uint64(uint32(pid)))
-	b = binary.BigEndian.AppendUint32(b, layout)
+// srcEvent is where a repartitioned event came from.
+type srcEvent struct {
+	pid    int32  // source partition id
+	offset int64  // offset in the source partition
+	ingest int64  // source record timestamp, ms: when it was ingested
+	raw    []byte // the source record's value
+}
+
+// appendBatchHeader begins a batch of events decoded with layout.
+func appendBatchHeader(b []byte, layout uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(b, recBatch), layout)
+}
+
+// appendEvent appends one event of a batch, without its length frame.
+func appendEvent(b []byte, src srcEvent, r *Record) []byte {
+	b = binary.AppendUvarint(b, uint64(uint32(src.pid)))
+	b = binary.AppendUvarint(b, uint64(src.offset))
+	b = binary.AppendVarint(b, src.ingest)
+	b = binary.AppendUvarint(b, uint64(len(src.raw)))
+	b = append(b, src.raw...)
 	b = binary.AppendVarint(b, r.TS)
 	b = binary.AppendUvarint(b, uint64(len(r.Vals)))
 	for _, v := range r.Vals {
@@ -89,7 +117,12 @@ func appendEventValue(b []byte, pid int32, layout uint32, r *Record, value []byt
 			}
 		}
 	}
-	return append(b, value...)
+	return b
+}
+
+// appendFramed appends an event encoded by appendEvent with its length.
+func appendFramed(b, ev []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(ev))), ev...)
 }
 
 // layoutOf fingerprints a decoder's slot layout: the window stage refuses
@@ -105,25 +138,49 @@ func layoutOf(d *Decoder) uint32 {
 
 var errLayout = errors.New("the record was shuffled by another version of the pipeline file (its fields differ): restart every Pulse process with the same pipeline files")
 
-// readEventValue decodes an event record into r, interning strings with
-// intern, and returns its source partition and source value.
-func readEventValue(v []byte, layout uint32, r *Record, intern func([]byte) string) (int32, []byte, error) {
-	if len(v) == 0 || v[0] != recEvent {
-		return 0, nil, errRepartition
+// openBatch checks a batch record's header and returns its framed events.
+// A batch of another layout returns its events with errLayout: their
+// sources can still be read.
+func openBatch(v []byte, layout uint32) ([]byte, error) {
+	if len(v) < 5 || v[0] != recBatch {
+		return nil, errRepartition
 	}
-	rd := &reader{b: v[1:]}
-	pid := rd.uvarint()
-	if rd.err != nil || len(rd.b) < 4 {
-		return 0, nil, errRepartition
+	if binary.BigEndian.Uint32(v[1:]) != layout {
+		return v[5:], errLayout
 	}
-	if binary.BigEndian.Uint32(rd.b) != layout {
-		return 0, nil, errLayout
+	return v[5:], nil
+}
+
+// nextEvent splits the first framed event off events.
+func nextEvent(events []byte) (ev, rest []byte, err error) {
+	n, k := binary.Uvarint(events)
+	if k <= 0 || n > uint64(len(events)-k) {
+		return nil, nil, errRepartition
 	}
-	rd.b = rd.b[4:]
+	return events[k : k+int(n)], events[k+int(n):], nil
+}
+
+// readSource reads where an event came from and returns the rest: its
+// decoded record, for readRecord.
+func readSource(ev []byte) (srcEvent, []byte, error) {
+	rd := &reader{b: ev}
+	src := srcEvent{pid: int32(uint32(rd.uvarint())), offset: int64(rd.uvarint()), ingest: rd.varint()}
+	src.raw = rd.bytes()
+	if rd.err != nil {
+		return srcEvent{}, nil, errRepartition
+	}
+	return src, rd.b, nil
+}
+
+// readRecord decodes the values that follow an event's source into r,
+// interning strings with strs. Slots that need does not list (when need
+// is not nil) are left null: a window task reads only its output's fields.
+func readRecord(b []byte, r *Record, strs *interner, need []bool) error {
+	rd := &reader{b: b}
 	r.TS = rd.varint()
 	n := rd.uvarint()
 	if rd.err != nil || n != uint64(len(r.Vals)) {
-		return 0, nil, errRepartition
+		return errRepartition
 	}
 	for i := range r.Vals {
 		switch k := event.ValueKind(rd.byte()); k {
@@ -131,22 +188,26 @@ func readEventValue(v []byte, layout uint32, r *Record, intern func([]byte) stri
 			r.Vals[i] = event.Value{}
 		case event.Number:
 			if len(rd.b) < 8 {
-				return 0, nil, errRepartition
+				return errRepartition
 			}
 			r.Vals[i] = event.NumberValue(math.Float64frombits(binary.BigEndian.Uint64(rd.b)))
 			rd.b = rd.b[8:]
 		case event.String:
-			r.Vals[i] = event.StringValue(intern(rd.bytes()))
+			if b := rd.bytes(); need == nil || need[i] {
+				r.Vals[i] = event.StringValue(strs.intern(b))
+			} else {
+				r.Vals[i] = event.Value{}
+			}
 		case event.Bool:
 			r.Vals[i] = event.BoolValue(rd.byte() == 1)
 		default:
-			return 0, nil, errRepartition
+			return errRepartition
 		}
 	}
-	if rd.err != nil {
-		return 0, nil, errRepartition
+	if rd.err != nil || len(rd.b) > 0 {
+		return errRepartition
 	}
-	return int32(uint32(pid)), rd.b, nil
+	return nil
 }
 
 // mark is one source partition's entry in a watermark marker.

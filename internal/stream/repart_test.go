@@ -22,30 +22,73 @@ func decodedCity(t testing.TB) (*Decoder, *Record) {
 	return dec, &r
 }
 
-func TestEventValueRoundTrip(t *testing.T) {
+// readBatch reads every event of a batch record.
+func readBatch(v []byte, layout uint32, n int) ([]srcEvent, []Record, error) {
+	events, err := openBatch(v, layout)
+	if err != nil {
+		return nil, nil, err
+	}
+	var srcs []srcEvent
+	var recs []Record
+	for len(events) > 0 {
+		ev, rest, err := nextEvent(events)
+		if err != nil {
+			return nil, nil, err
+		}
+		events = rest
+		src, vals, err := readSource(ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := Record{Vals: make([]event.Value, n)}
+		if err := readRecord(vals, &r, &interner{}, nil); err != nil {
+			return nil, nil, err
+		}
+		srcs, recs = append(srcs, src), append(recs, r)
+	}
+	return srcs, recs, nil
+}
+
+func TestBatchRoundTrip(t *testing.T) {
 	dec, r := decodedCity(t)
 	r.Vals[0] = event.BoolValue(true) // every kind, whatever the slot
 	layout := layoutOf(dec)
-	v := appendEventValue(nil, 3<<16|5, layout, r, []byte(cityJSON))
-	got := Record{Vals: make([]event.Value, len(r.Vals))}
-	pid, raw, err := readEventValue(v, layout, &got, func(b []byte) string { return string(b) })
+	srcs := []srcEvent{
+		{pid: 3<<16 | 5, offset: 17, ingest: 1767254400999, raw: []byte(cityJSON)},
+		{pid: 0, offset: 0, ingest: -1, raw: []byte("{}")},
+	}
+	v := appendBatchHeader(nil, layout)
+	var ev []byte
+	for _, src := range srcs {
+		ev = appendEvent(ev[:0], src, r)
+		v = appendFramed(v, ev)
+	}
+	gotSrcs, got, err := readBatch(v, layout, len(r.Vals))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pid != 3<<16|5 || string(raw) != cityJSON || !reflect.DeepEqual(got, *r) {
-		t.Fatalf("read back pid %d, raw %s, %+v; want %+v", pid, raw, got, *r)
+	if !reflect.DeepEqual(gotSrcs, srcs) || len(got) != 2 || !reflect.DeepEqual(got[0], *r) || !reflect.DeepEqual(got[1], *r) {
+		t.Fatalf("read back %+v %+v; want %+v %+v", gotSrcs, got, srcs, *r)
 	}
-	// Every truncation fails, none panics; another layout is refused.
-	for n := range len(v) - len(cityJSON) {
-		if _, _, err := readEventValue(v[:n], layout, &got, func(b []byte) string { return string(b) }); err == nil {
+	// Every truncation fails, none panics.
+	for n := range len(v) {
+		if _, _, err := readBatch(v[:n], layout, len(r.Vals)); err == nil && n != 5 && n != len(v)-len(ev)-1 {
 			t.Fatalf("%d of %d bytes read without error", n, len(v))
 		}
 	}
-	if _, _, err := readEventValue(v, layout+1, &got, func(b []byte) string { return string(b) }); !errors.Is(err, errLayout) {
+	// Another layout is refused, but the sources can still be read.
+	events, err := openBatch(v, layout+1)
+	if !errors.Is(err, errLayout) {
 		t.Fatalf("other layout: %v", err)
 	}
-	short := Record{Vals: make([]event.Value, len(r.Vals)-1)}
-	if _, _, err := readEventValue(v, layout, &short, func(b []byte) string { return string(b) }); err == nil {
+	first, _, err := nextEvent(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, _, err := readSource(first); err != nil || string(src.raw) != cityJSON || src.offset != 17 {
+		t.Fatalf("source of another layout's event: %+v, %v", src, err)
+	}
+	if _, _, err := readBatch(v, layout, len(r.Vals)-1); err == nil {
 		t.Fatal("a record with another number of values was read")
 	}
 }
@@ -72,11 +115,11 @@ func TestMarkerRoundTrip(t *testing.T) {
 func FuzzRepartition(f *testing.F) {
 	dec, r := decodedCity(f)
 	layout := layoutOf(dec)
-	f.Add(appendEventValue(nil, 1, layout, r, []byte(cityJSON)))
+	ev := appendEvent(nil, srcEvent{pid: 1, offset: 2, ingest: 3, raw: []byte(cityJSON)}, r)
+	f.Add(appendFramed(appendBatchHeader(nil, layout), ev))
 	f.Add(appendMarker(nil, []mark{{pid: 1, maxTS: 99, seen: true}}))
 	f.Fuzz(func(t *testing.T, v []byte) {
-		got := Record{Vals: make([]event.Value, len(r.Vals))}
-		readEventValue(v, layout, &got, func(b []byte) string { return string(b) })
+		readBatch(v, layout, len(r.Vals))
 		parseMarker(nil, v)
 	})
 }
@@ -87,11 +130,24 @@ func BenchmarkRepartitionValue(b *testing.B) {
 	dec, r := decodedCity(b)
 	layout := layoutOf(dec)
 	got := Record{Vals: make([]event.Value, len(r.Vals))}
-	var buf []byte
+	var ev, buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendEventValue(buf[:0], 1, layout, r, []byte(cityJSON))
-		if _, _, err := readEventValue(buf, layout, &got, dec.intern); err != nil {
+		ev = appendEvent(ev[:0], srcEvent{pid: 1, offset: 2, ingest: 3, raw: []byte(cityJSON)}, r)
+		buf = appendFramed(appendBatchHeader(buf[:0], layout), ev)
+		events, err := openBatch(buf, layout)
+		if err != nil {
+			b.Fatal(err)
+		}
+		one, _, err := nextEvent(events)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, vals, err := readSource(one)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := readRecord(vals, &got, &dec.strs, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

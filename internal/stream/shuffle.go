@@ -41,13 +41,23 @@ type Shuffler struct {
 	// lastMarks is what the last marker said, per source partition.
 	lastMarks map[int32]mark
 	buf       []byte
+	ev        []byte    // the event being framed
+	batches   [][]batch // per output, per repartition partition
+	// free holds batch buffers whose records were written, for reuse.
+	free chan []byte
+}
+
+// batch is the repartition record being filled for one partition.
+type batch struct {
+	buf   []byte
+	first time.Time // timestamp of its first source record
 }
 
 // NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
 func NewShuffler(cfg StageConfig) *Shuffler {
 	cfg.defaults(50 * time.Millisecond)
 	plan := cfg.Plan
-	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}}
+	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}, free: make(chan []byte, 64)}
 	s.layout = layoutOf(s.dec)
 	for i, t := range plan.Source.Topics {
 		s.topicID[t] = int32(i)
@@ -129,6 +139,10 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 	cl := sess.Client()
 	if s.nparts, err = partitionCounts(ctx, cl, s.repart); err != nil {
 		return err
+	}
+	s.batches = make([][]batch, len(s.repart))
+	for i, n := range s.nparts {
+		s.batches[i] = make([]batch, n)
 	}
 	for _, t := range plan.Source.Topics {
 		n, err := partitionCounts(ctx, cl, []string{pipeline.DLQTopic(t)})
@@ -273,17 +287,30 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			}
 			accepted++
 			s.wm.Observe(pid, s.rec.TS, now)
-			val := appendEventValue(make([]byte, 0, len(rec.Value)+16*len(s.rec.Vals)+24), pid, s.layout, &s.rec, rec.Value)
-			for i, topic := range s.repart {
+			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: rec.Timestamp.UnixMilli(), raw: rec.Value}, &s.rec)
+			for i := range s.repart {
 				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
-				key := append([]byte(nil), s.buf...)
-				sess.Produce(pctx, &kgo.Record{
-					Topic: topic, Partition: partitionFor(key, s.nparts[i]), Key: key, Value: val, Timestamp: rec.Timestamp,
-				}, s.produced)
+				p := partitionFor(s.buf, s.nparts[i])
+				b := &s.batches[i][p]
+				if len(b.buf) == 0 {
+					b.buf = appendBatchHeader(s.newBuf(), s.layout)
+					b.first = rec.Timestamp
+				}
+				b.buf = appendFramed(b.buf, s.ev)
+				if len(b.buf) >= maxBatchBytes {
+					s.writeBatch(pctx, sess, i, p)
+				}
 			}
 		}
 		s.wm.Touch(pid, now)
 	})
+	for i := range s.batches {
+		for p := range s.batches[i] {
+			if len(s.batches[i][p].buf) > 0 {
+				s.writeBatch(pctx, sess, i, int32(p))
+			}
+		}
+	}
 	m := s.cfg.Metrics
 	if m == nil {
 		return
@@ -295,6 +322,36 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 	}
 	if rejected > 0 {
 		m.PipelineRejected.WithLabelValues(name).Add(float64(rejected))
+	}
+}
+
+// writeBatch writes the batch of output i's repartition partition p and
+// empties it.
+func (s *Shuffler) writeBatch(ctx context.Context, sess *kgo.GroupTransactSession, i int, p int32) {
+	b := &s.batches[i][p]
+	sess.Produce(ctx, &kgo.Record{Topic: s.repart[i], Partition: p, Value: b.buf, Timestamp: b.first}, s.producedBatch)
+	b.buf = nil
+}
+
+// newBuf returns an empty batch buffer, reused when one is free.
+func (s *Shuffler) newBuf() []byte {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return make([]byte, 0, 16<<10)
+	}
+}
+
+// producedBatch is the promise of a batch record: the client is done with
+// its value, which the next batch reuses.
+func (s *Shuffler) producedBatch(r *kgo.Record, err error) {
+	s.produced(r, err)
+	if cap(r.Value) <= 2*maxBatchBytes {
+		select {
+		case s.free <- r.Value[:0]:
+		default:
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,18 +34,22 @@ type Windower struct {
 	asg     assignment
 	ready   atomic.Bool
 
-	tasks    map[string]*task // by repartition topic:partition
-	outParts []int32          // partitions of each output topic
-	lateN    int32
-	fail     atomic.Pointer[error]
-	rec      Record
-	marks    []mark
-	changes  []Change
-	sampled  []int64
-	folded   []int // events folded per output in one process call
-	nrec     uint64
-	lastLive time.Time
-	livePer  time.Duration // shortest emit.partials of a live output
+	tasks      map[string]*task // by repartition topic:partition
+	outParts   []int32          // partitions of each output topic
+	lateN      int32
+	fail       atomic.Pointer[error]
+	rec        Record
+	marks      []mark
+	changes    []Change
+	sampled    []int64
+	folded     []int      // events folded per output in one process call
+	groupSlots [][]int    // per output, the slots of its group key
+	need       [][]bool   // per output, the slots it reads
+	strs       []interner // per output, its interned strings
+	key        []byte
+	nrec       uint64
+	lastLive   time.Time
+	livePer    time.Duration // shortest emit.partials of a live output
 }
 
 type task struct {
@@ -62,6 +67,7 @@ func NewWindower(cfg StageConfig) *Windower {
 	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}, dec: NewDecoder(plan)}
 	w.layout = layoutOf(w.dec)
 	w.rec.Vals = make([]event.Value, w.dec.Slots())
+	w.strs = make([]interner, len(plan.Outputs))
 	for i := range plan.Outputs {
 		sub := *plan
 		sub.Outputs = plan.Outputs[i : i+1]
@@ -69,6 +75,21 @@ func NewWindower(cfg StageConfig) *Windower {
 		t := RepartitionTopic(plan, plan.Outputs[i].Name)
 		w.repart = append(w.repart, t)
 		w.outIdx[t] = i
+		var slots []int
+		for _, g := range plan.Outputs[i].GroupBy {
+			slots = append(slots, w.dec.Slot(g))
+		}
+		w.groupSlots = append(w.groupSlots, slots)
+		need := make([]bool, w.dec.Slots())
+		for _, s := range slots {
+			need[s] = true
+		}
+		for _, a := range plan.Outputs[i].Aggregates {
+			if a.Field != "" {
+				need[w.dec.Slot(a.Field)] = true
+			}
+		}
+		w.need = append(w.need, need)
 		if o := plan.Outputs[i]; o.Live && o.Partials > 0 && (w.livePer == 0 || o.Partials < w.livePer) {
 			w.livePer = o.Partials
 		}
@@ -310,26 +331,54 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				t.pending = t.eng.Advance(now, t.pending)
 				continue
 			}
-			pid, raw, derr := readEventValue(rec.Value, w.layout, &w.rec, w.dec.intern)
-			if derr != nil {
-				// Only a pipeline file changed between the stages, or
-				// another writer, gets here.
+			events, berr := openBatch(rec.Value, w.layout)
+			if errors.Is(berr, errRepartition) {
+				// Only another writer gets here.
 				rejected++
-				w.side(ctx, sess, pipeline.DLQTopic(w.cfg.Plan.Source.Topics[0]), rec, rec.Value, "pulse-error",
-					fmt.Sprintf("window stage of %s: %v", w.cfg.Plan.Name, derr), "")
+				w.side(ctx, sess, w.dlq(0), nil, rec.Value, "pulse-error",
+					fmt.Sprintf("window stage of %s: %v", name, berr), sourceOf(rec), "")
 				continue
 			}
-			if t.eng.Add(pid, &w.rec, now) != 0 {
-				late++
-				o := w.subs[t.out].Outputs[0]
-				w.side(ctx, sess, pipeline.LateTopic(name), rec, raw, "pulse-late-reason", fmt.Sprintf(
-					"event time %s is behind the watermark %s: its %s windows are final",
-					fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), o.Name)
-				continue
-			}
-			folded[t.out]++
-			if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
-				w.sampled = append(w.sampled, rec.Timestamp.UnixMilli())
+			for len(events) > 0 {
+				ev, rest, ferr := nextEvent(events)
+				if ferr != nil {
+					rejected++
+					w.side(ctx, sess, w.dlq(0), nil, events, "pulse-error",
+						fmt.Sprintf("window stage of %s: %v (the rest of the batch)", name, ferr), sourceOf(rec), "")
+					break
+				}
+				events = rest
+				src, vals, serr := readSource(ev)
+				if serr == nil && berr == nil {
+					serr = readRecord(vals, &w.rec, &w.strs[t.out], w.need[t.out])
+				} else if serr == nil {
+					serr = berr
+				}
+				if serr != nil {
+					// A pipeline file changed between the stages, or
+					// another writer.
+					rejected++
+					value, origin := ev, sourceOf(rec)
+					if src.raw != nil {
+						value, origin = src.raw, w.sourceName(src)
+					}
+					w.side(ctx, sess, w.dlq(src.pid), nil, value, "pulse-error",
+						fmt.Sprintf("window stage of %s: %v", name, serr), origin, "")
+					continue
+				}
+				if t.eng.Add(src.pid, &w.rec, now) != 0 {
+					late++
+					o := w.subs[t.out].Outputs[0]
+					w.key = appendGroupText(w.key[:0], w.groupSlots[t.out], &w.rec)
+					w.side(ctx, sess, pipeline.LateTopic(name), w.key, src.raw, "pulse-late-reason", fmt.Sprintf(
+						"event time %s is behind the watermark %s: its %s windows are final",
+						fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), w.sourceName(src), o.Name)
+					continue
+				}
+				folded[t.out]++
+				if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
+					w.sampled = append(w.sampled, src.ingest)
+				}
 			}
 		}
 	})
@@ -356,21 +405,43 @@ func sourceOf(rec *kgo.Record) string {
 	return rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
 }
 
+// dlq names the dead-letter topic of source partition pid's topic.
+func (w *Windower) dlq(pid int32) string {
+	topics := w.cfg.Plan.Source.Topics
+	if t := int(pid >> 16); t < len(topics) {
+		return pipeline.DLQTopic(topics[t])
+	}
+	return pipeline.DLQTopic(topics[0])
+}
+
+// sourceName names an event's source record by topic, partition and
+// offset.
+func (w *Windower) sourceName(src srcEvent) string {
+	topic := "?"
+	if t := int(src.pid >> 16); t < len(w.cfg.Plan.Source.Topics) {
+		topic = w.cfg.Plan.Source.Topics[t]
+	}
+	return topic + "/" + strconv.Itoa(int(src.pid&0xffff)) + "/" + strconv.FormatInt(src.offset, 10)
+}
+
 // side writes an event to a late or dead-letter topic with the reason and
-// its origin in headers.
-func (w *Windower) side(ctx context.Context, sess *kgo.GroupTransactSession, topic string, rec *kgo.Record, value []byte, header, reason, output string) {
+// its origin in headers. The value is copied: it may point into a fetched
+// batch.
+func (w *Windower) side(ctx context.Context, sess *kgo.GroupTransactSession, topic string, key, value []byte, header, reason, source, output string) {
 	// Records of a transaction are written even when shutdown began: the
 	// last transaction commits what was processed.
 	pctx := context.WithoutCancel(ctx)
 	out := &kgo.Record{
-		Topic: topic, Key: rec.Key, Value: value,
+		Topic: topic, Key: bytes.Clone(key), Value: bytes.Clone(value),
 		Headers: []kgo.RecordHeader{
 			{Key: header, Value: []byte(reason)},
 			{Key: "pulse-pipeline", Value: []byte(w.cfg.Plan.Name)},
-			{Key: "pulse-source", Value: []byte(sourceOf(rec))},
+			{Key: "pulse-source", Value: []byte(source)},
 		},
 	}
-	out.Partition = partitionFor(rec.Key, w.lateN)
+	if key != nil {
+		out.Partition = partitionFor(key, w.lateN) // late events, by group
+	}
 	if output != "" {
 		out.Headers = append(out.Headers, kgo.RecordHeader{Key: "pulse-output", Value: []byte(output)})
 	}
