@@ -74,7 +74,8 @@ func TestKcatInterop(t *testing.T) {
 		t.Fatalf("dead-letter topic does not hold the bad record with its reason:\n%s", out)
 	}
 
-	// A reading for a window that is already final goes to city.late.
+	// A reading for a window that is already final goes to city.late, as
+	// the pipeline read it, naming the original record in pulse-source.
 	late := reading{sensor: "kc-late", zone: "kc-zone-00", kind: "air", ts: base.Add(30 * time.Second), metrics: map[string]float64{"pm25": 7}}
 	p.mustPost([]byte(late.json()))
 	waitMetric(t, p, `pulse_late_events_total{pipeline="city"}`, 1)
@@ -83,7 +84,8 @@ func TestKcatInterop(t *testing.T) {
 		t.Fatalf("kcat consume city.late: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "pulse-late-reason=event time 2026-02-01T12:00:30Z is behind the watermark") ||
-		!strings.Contains(string(out), `"kc-late"`) || !strings.Contains(string(out), "pulse-output=") {
+		!strings.Contains(string(out), `"sensor_id":"kc-late"`) || !strings.Contains(string(out), `"pm25":7`) ||
+		!strings.Contains(string(out), "pulse-output=") || !strings.Contains(string(out), "pulse-source=city/") {
 		t.Fatalf("late topic does not hold the late reading with its reason:\n%s", out)
 	}
 	p.stop()

@@ -2,6 +2,7 @@ package event
 
 import (
 	"strconv"
+	"unicode/utf8"
 )
 
 // ValueKind is the type of a Value.
@@ -58,9 +59,45 @@ func (v Value) AppendJSON(dst []byte) []byte {
 	case Number:
 		return strconv.AppendFloat(dst, v.Num, 'g', -1, 64)
 	case String:
-		return strconv.AppendQuote(dst, v.Str)
+		return AppendJSONString(dst, v.Str)
 	case Bool:
 		return strconv.AppendBool(dst, v.B)
 	}
 	return append(dst, "null"...)
+}
+
+// AppendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func AppendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, "\ufffd"...)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
 }

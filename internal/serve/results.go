@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -162,7 +163,7 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	bw := bufio.NewWriter(w)
 	buf := []byte(`{"pipeline":`)
-	buf = strconv.AppendQuote(buf, p.Name)
+	buf = event.AppendJSONString(buf, p.Name)
 	buf = append(buf, `,"results":[`...)
 	for i := range rows {
 		if i > 0 {

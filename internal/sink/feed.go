@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
@@ -233,7 +234,7 @@ func (f *Feed) parse(rec *kgo.Record) (Write, error) {
 		if len(aggs) > 1 {
 			aggs = append(aggs, ',')
 		}
-		aggs = strconv.AppendQuote(aggs, string(k))
+		aggs = event.AppendJSONString(aggs, string(k))
 		aggs = append(aggs, ':')
 		aggs = x.MarshalTo(aggs)
 	})

@@ -233,10 +233,13 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 
 // interner returns equal strings as one string: group keys (sensor ids,
 // zones) repeat, and this keeps decoding them free of allocations. Its
-// table is bounded.
+// table is bounded. A nil interner copies every string.
 type interner struct{ m map[string]string }
 
 func (t *interner) intern(b []byte) string {
+	if t == nil {
+		return string(b) // no table: a copy
+	}
 	if s, ok := t.m[string(b)]; ok {
 		return s
 	}

@@ -28,16 +28,16 @@ import (
 //   - recBatch, the layout fingerprint (4 bytes, big endian), then the
 //     events, each framed by its length (uvarint): the source partition id
 //     (uvarint), the source offset (uvarint), the ingest time in ms
-//     (varint), the source record's value (length-prefixed, kept for the
-//     late topic), then the decoded record: event time (varint), value
-//     count (uvarint) and values (see appendEvent);
+//     (varint), then the decoded record: event time (varint), value count
+//     (uvarint) and values (see appendEvent);
 //   - recMarker, a count, then per source partition its id (varint),
 //     highest event time (varint) and flags (markSeen, markIdle).
 //
 // The shuffle stage decodes each event once: the window stage reads the
-// values, not the JSON. The source value comes before the values so that
-// an event whose values no longer fit the pipeline file still reaches the
-// dead-letter topic whole.
+// values, not the JSON. The source record itself does not travel (it
+// would more than double the bytes): a late event is written as the
+// window stage saw it, with the source topic, partition and offset of the
+// original.
 const (
 	recMarker = 1
 	recBatch  = 2 // 0 was a single event, before batches
@@ -82,10 +82,9 @@ func partitionFor(key []byte, n int32) int32 {
 
 // srcEvent is where a repartitioned event came from.
 type srcEvent struct {
-	pid    int32  // source partition id
-	offset int64  // offset in the source partition
-	ingest int64  // source record timestamp, ms: when it was ingested
-	raw    []byte // the source record's value
+	pid    int32 // source partition id
+	offset int64 // offset in the source partition
+	ingest int64 // source record timestamp, ms: when it was ingested
 }
 
 // appendBatchHeader begins a batch of events decoded with layout.
@@ -98,8 +97,6 @@ func appendEvent(b []byte, src srcEvent, r *Record) []byte {
 	b = binary.AppendUvarint(b, uint64(uint32(src.pid)))
 	b = binary.AppendUvarint(b, uint64(src.offset))
 	b = binary.AppendVarint(b, src.ingest)
-	b = binary.AppendUvarint(b, uint64(len(src.raw)))
-	b = append(b, src.raw...)
 	b = binary.AppendVarint(b, r.TS)
 	b = binary.AppendUvarint(b, uint64(len(r.Vals)))
 	for _, v := range r.Vals {
@@ -139,8 +136,8 @@ func layoutOf(d *Decoder) uint32 {
 var errLayout = errors.New("the record was shuffled by another version of the pipeline file (its fields differ): restart every Pulse process with the same pipeline files")
 
 // openBatch checks a batch record's header and returns its framed events.
-// A batch of another layout returns its events with errLayout: their
-// sources can still be read.
+// A batch of another layout returns its events with errLayout: where they
+// came from can still be read.
 func openBatch(v []byte, layout uint32) ([]byte, error) {
 	if len(v) < 5 || v[0] != recBatch {
 		return nil, errRepartition
@@ -165,7 +162,6 @@ func nextEvent(events []byte) (ev, rest []byte, err error) {
 func readSource(ev []byte) (srcEvent, []byte, error) {
 	rd := &reader{b: ev}
 	src := srcEvent{pid: int32(uint32(rd.uvarint())), offset: int64(rd.uvarint()), ingest: rd.varint()}
-	src.raw = rd.bytes()
 	if rd.err != nil {
 		return srcEvent{}, nil, errRepartition
 	}

@@ -3,6 +3,8 @@ package stream
 import (
 	"strconv"
 	"time"
+
+	"github.com/pulsehq/pulse/internal/event"
 )
 
 // AppendResultJSON appends r as the JSON object the results API, live
@@ -10,16 +12,16 @@ import (
 // window bounds, final, then the named aggregates.
 func AppendResultJSON(dst []byte, r *Result) []byte {
 	dst = append(dst, `{"output":`...)
-	dst = strconv.AppendQuote(dst, r.Output)
+	dst = event.AppendJSONString(dst, r.Output)
 	dst = append(dst, `,"key":{`...)
 	for i, g := range r.GroupBy {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = strconv.AppendQuote(dst, g)
+		dst = event.AppendJSONString(dst, g)
 		dst = append(dst, ':')
 		if i < len(r.Key) {
-			dst = strconv.AppendQuote(dst, r.Key[i])
+			dst = event.AppendJSONString(dst, r.Key[i])
 		} else {
 			dst = append(dst, `""`...)
 		}

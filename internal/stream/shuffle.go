@@ -287,7 +287,7 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			}
 			accepted++
 			s.wm.Observe(pid, s.rec.TS, now)
-			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: rec.Timestamp.UnixMilli(), raw: rec.Value}, &s.rec)
+			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: rec.Timestamp.UnixMilli()}, &s.rec)
 			for i := range s.repart {
 				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
 				p := partitionFor(s.buf, s.nparts[i])

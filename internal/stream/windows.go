@@ -349,6 +349,7 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				}
 				events = rest
 				src, vals, serr := readSource(ev)
+				known := serr == nil // where the event came from
 				if serr == nil && berr == nil {
 					serr = readRecord(vals, &w.rec, &w.strs[t.out], w.need[t.out])
 				} else if serr == nil {
@@ -357,12 +358,14 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				if serr != nil {
 					// A pipeline file changed between the stages, or
 					// another writer.
+					// The dead letter names the source record; its
+					// value is the undecodable entry.
 					rejected++
-					value, origin := ev, sourceOf(rec)
-					if src.raw != nil {
-						value, origin = src.raw, w.sourceName(src)
+					origin := sourceOf(rec)
+					if known {
+						origin = w.sourceName(src)
 					}
-					w.side(ctx, sess, w.dlq(src.pid), nil, value, "pulse-error",
+					w.side(ctx, sess, w.dlq(src.pid), nil, ev, "pulse-error",
 						fmt.Sprintf("window stage of %s: %v", name, serr), origin, "")
 					continue
 				}
@@ -370,7 +373,14 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 					late++
 					o := w.subs[t.out].Outputs[0]
 					w.key = appendGroupText(w.key[:0], w.groupSlots[t.out], &w.rec)
-					w.side(ctx, sess, pipeline.LateTopic(name), w.key, src.raw, "pulse-late-reason", fmt.Sprintf(
+					// Every field, not only this output's: the late
+					// record shows the event as the pipeline read it.
+					full := Record{Vals: make([]event.Value, len(w.rec.Vals))}
+					if readRecord(vals, &full, nil, nil) != nil {
+						full = w.rec
+					}
+					value := appendEventJSON(nil, &w.cfg.Plan.Source, w.dec.slots, &full)
+					w.side(ctx, sess, pipeline.LateTopic(name), w.key, value, "pulse-late-reason", fmt.Sprintf(
 						"event time %s is behind the watermark %s: its %s windows are final",
 						fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), w.sourceName(src), o.Name)
 					continue
