@@ -2,9 +2,11 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
-# port instead of POSTing to the HTTP ingest API.
+# port instead of POSTing to the HTTP ingest API. Latency quantiles are
+# reported for the whole run and for the steady state: from WARMUP seconds
+# after the load starts (group joins, first fetches) to its end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
@@ -23,7 +25,11 @@ start=$(date +%s.%N)
 via=(--target "http://$http")
 [ "${VIA:-http}" = kafka ] && via=(--brokers "$kafka")
 "$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
-  --sensors "$sensors" --zones "$zones" --concurrency 8
+  --sensors "$sensors" --zones "$zones" --concurrency 8 &
+lg=$!
+hist() { curl -s "http://$http/metrics" | grep -E '^pulse_pipeline_live_latency_seconds_(bucket|count)\{pipeline="city"'; }
+sleep "${WARMUP:-5}"; warm=$(hist)
+wait $lg; steady=$(hist)
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the
 # window stage folded every accepted event into zone_1m, at most 60 s.
 for _ in $(seq 300); do
@@ -37,13 +43,16 @@ after=$(metric 'pulse_window_events_total{output="zone_1m",pipeline="city"}')
 awk -v a="$after" -v b="$before" -v s="$start" -v e="$end" 'BEGIN {
   printf "pipeline: %d events through both stages in %.1f s (load start until lag 0) = %.0f events/s\n", a-b, e-s, (a-b)/(e-s) }'
 # p50/p99 of ingest -> live partial result, from the histogram's buckets
-# (upper bound of the bucket holding the quantile).
-curl -s "http://$http/metrics" | awk '
-  /^pulse_pipeline_live_latency_seconds_bucket\{pipeline="city"/ {
-    match($0, /le="[^"]+"/); le = substr($0, RSTART+4, RLENGTH-5); n++; les[n] = le; cum[n] = $2 }
-  /^pulse_pipeline_live_latency_seconds_count\{pipeline="city"/ { total = $2 }
+# (upper bound of the bucket holding the quantile); "steady" subtracts the
+# counts at the end of the warm-up from those at the end of the load.
+quantiles() { awk -v label="$1" '
+  FNR == NR { if ($1 ~ /_bucket/) { match($0, /le="[^"]+"/); base[substr($0, RSTART+4, RLENGTH-5)] = $2 } else total0 = $2; next }
+  /_bucket/ { match($0, /le="[^"]+"/); le = substr($0, RSTART+4, RLENGTH-5); n++; les[n] = le; cum[n] = $2 - base[le] }
+  /_count/ { total = $2 - total0 }
   END {
-    if (total == 0) { print "live latency: no samples"; exit }
+    if (total <= 0) { printf "ingest -> live partial latency (%s): no samples\n", label; exit }
     for (i = 1; i <= n; i++) { if (!p50 && cum[i] >= 0.5 * total) p50 = les[i]; if (!p99 && cum[i] >= 0.99 * total) p99 = les[i] }
-    printf "ingest -> live partial latency (%d samples): p50 <= %s s, p99 <= %s s\n", total, p50, p99 }' 
+    printf "ingest -> live partial latency (%s, %d samples): p50 <= %s s, p99 <= %s s\n", label, total, p50, p99 }' "$2" "$3"; }
+quantiles "whole run" <(echo "# no baseline") <(hist)
+quantiles "steady, after ${WARMUP:-5} s of load" <(echo "$warm") <(echo "$steady")
 echo "pulse RSS: $(ps -o rss= -p $pid) KiB"

@@ -11,7 +11,9 @@ import (
 )
 
 // kafkaSender produces readings straight to a Kafka topic, keyed by sensor
-// and stamped with the event time, as Pulse's ingest would.
+// and stamped with the time they are produced, as Pulse's ingest does: the
+// pipeline's ingest-to-live latency is measured from that stamp, so it must
+// not be the (deliberately out-of-order) event time.
 type kafkaSender struct {
 	cl     *kgo.Client
 	topic  string
@@ -61,10 +63,9 @@ func (w *kafkaWorker) fill(c *City, n int, now time.Time) {
 	w.buf, w.ends, w.recs = w.buf[:0], w.ends[:0], w.recs[:0]
 	for range n {
 		var idx int
-		var ts int64
-		w.buf, idx, ts = c.next(w.buf, now, false)
+		w.buf, idx, _ = c.next(w.buf, now, false)
 		w.ends = append(w.ends, len(w.buf))
-		w.recs = append(w.recs, kgo.Record{Topic: w.s.topic, Key: c.sensors[idx].key, Timestamp: time.UnixMilli(ts)})
+		w.recs = append(w.recs, kgo.Record{Topic: w.s.topic, Key: c.sensors[idx].key})
 	}
 	start := 0
 	for i, end := range w.ends {

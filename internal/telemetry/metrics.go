@@ -82,7 +82,7 @@ func New() *Metrics {
 		LiveLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pulse_pipeline_live_latency_seconds",
 			Help:    "From a record's ingest (its Kafka timestamp) to the live-view update that includes it; sampled, one record in 64.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2.5, 5, 10},
+			Buckets: []float64{.001, .0025, .005, .01, .02, .03, .04, .05, .06, .07, .08, .09, .1, .125, .15, .2, .3, .5, .75, 1, 2.5, 5, 10},
 		}, []string{"pipeline"}),
 		WindowEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_window_events_total",
