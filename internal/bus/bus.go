@@ -39,8 +39,14 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, topics 
 }
 
 // Compacted is the topic configuration of changelog topics: the log keeps
-// the latest record of each key.
-var Compacted = map[string]*string{"cleanup.policy": ptr("compact")}
+// the latest record of each key, and nothing expires by age or size.
+// "delete" is there only so that the owner may delete records before a
+// snapshot (Kafka refuses DeleteRecords on compact-only topics).
+var Compacted = map[string]*string{
+	"cleanup.policy":  ptr("compact,delete"),
+	"retention.ms":    ptr("-1"),
+	"retention.bytes": ptr("-1"),
+}
 
 func ptr(s string) *string { return &s }
 

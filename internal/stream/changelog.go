@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // A window task's state lives in memory and in a compacted changelog
@@ -62,6 +64,38 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 
+// AppendSnapshot appends the changelog records of the whole state: a
+// tombstone for every group dropped since the last call, the state of
+// every group, and the meta record. Once a snapshot is committed, the
+// records before it in the changelog partition are no longer needed
+// (Windower deletes them), so the changelog stays about as large as the
+// state without waiting for the broker's compaction. It clears what
+// changed, as AppendChanges does.
+func (e *Engine) AppendSnapshot(dst []Change) []Change {
+	for _, o := range e.outs {
+		for _, id := range o.touched {
+			if o.keys.Get(id) == nil {
+				dst = append(dst, Change{Key: appendGroupKey(nil, o.def.Name, id)})
+			}
+		}
+		o.touched = o.touched[:0]
+		o.keys.Each(func(ks *keyState) {
+			ks.logged = false
+			dst = append(dst, Change{Key: appendGroupKey(nil, o.def.Name, ks.id), Value: o.appendGroup(nil, ks)})
+		})
+	}
+	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
+}
+
+// Groups returns how many groups the engine holds, over all outputs.
+func (e *Engine) Groups() int {
+	n := 0
+	for _, o := range e.outs {
+		n += o.keys.Len()
+	}
+	return n
+}
+
 func appendGroupKey(b []byte, output, id string) []byte {
 	b = append(b, groupKey)
 	b = appendString(b, output)
@@ -73,7 +107,9 @@ func (e *Engine) appendMeta(b []byte) []byte {
 	b = append(b, changelogVersion)
 	b = binary.AppendVarint(b, e.fired)
 	b = binary.AppendUvarint(b, uint64(len(e.wm.parts)))
-	for p, pw := range e.wm.parts {
+	// In partition order: equal states encode alike.
+	for _, p := range slices.Sorted(maps.Keys(e.wm.parts)) {
+		pw := e.wm.parts[p]
 		b = binary.AppendVarint(b, int64(p))
 		b = binary.AppendVarint(b, pw.maxTS)
 		var flags byte

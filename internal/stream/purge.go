@@ -43,3 +43,33 @@ func (w *Windower) purge(ctx context.Context, cl *kgo.Client) {
 		w.cfg.Logger.Warn("purge repartition records", "pipeline", w.cfg.Plan.Name, "err", err)
 	}
 }
+
+// truncateChangelogs deletes, in the changelog partitions of the tasks
+// that just committed a snapshot, the records before it: the snapshot
+// holds the whole state, so restoring reads it and what follows. Changelog
+// topics are created with cleanup.policy "compact,delete" (and no
+// retention limit) because Kafka refuses DeleteRecords on compact-only
+// topics; compaction still bounds a topic whose records cannot be deleted.
+func (w *Windower) truncateChangelogs(ctx context.Context, cl *kgo.Client) {
+	var offs kadm.Offsets
+	for _, t := range w.tasks {
+		if at := t.snapAt.Swap(-1); at > 0 {
+			offs.AddOffset(ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name), t.part, at, -1)
+		}
+	}
+	if len(offs) == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).DeleteRecords(dctx, offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !w.truncWarned {
+		// Nothing depends on it but disk and restore time.
+		w.truncWarned = true
+		w.cfg.Logger.Warn("cannot delete changelog records before a snapshot; compaction keeps the changelog bounded instead (set cleanup.policy=compact,delete on the changelog topics to let Pulse delete them)",
+			"pipeline", w.cfg.Plan.Name, "err", err)
+	}
+}

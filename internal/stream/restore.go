@@ -91,6 +91,9 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 				}
 				if !rec.Attrs.IsControl() {
 					records++
+					// What a restore reads counts toward the next
+					// snapshot: a long changelog gets one soon.
+					byTP[k].sinceSnap++
 					if err := byTP[k].eng.RestoreChange(rec.Key, rec.Value, now); err != nil {
 						rerr = &fatalError{fmt.Errorf("changelog %s partition %d offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)}
 						return

@@ -50,6 +50,8 @@ type Windower struct {
 	nrec       uint64
 	lastLive   time.Time
 	livePer    time.Duration // shortest emit.partials of a live output
+	// truncWarned is set once deleting changelog records failed.
+	truncWarned bool
 }
 
 type task struct {
@@ -58,7 +60,22 @@ type task struct {
 	eng     *Engine
 	pending []Result
 	lastPub time.Time
+	// sinceSnap counts the changelog records written since the last
+	// snapshot; snapAt is the offset of the first record of the snapshot
+	// in the transaction in progress (-1: none), set by snapPromise.
+	sinceSnap   int
+	snapAt      atomic.Int64
+	snapPromise func(*kgo.Record, error)
 }
+
+// A task writes a snapshot of its whole state instead of its changes once
+// it has written snapshotRatio times as many changelog records as it holds
+// groups (and at least snapshotMin) since the last one; after the commit,
+// the records before the snapshot are deleted.
+const (
+	snapshotRatio = 2
+	snapshotMin   = 100
+)
 
 // NewWindower returns the window stage of cfg.Plan; Run starts it.
 func NewWindower(cfg StageConfig) *Windower {
@@ -173,7 +190,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 				w.fail.CompareAndSwap(nil, &err)
 				break
 			}
-			w.publishLive(time.Now())
+			w.publishLive(time.Now(), false)
 			if !inTxn {
 				if parts, changed := w.asg.take(); changed {
 					w.syncAssignment(parts)
@@ -186,6 +203,9 @@ func (w *Windower) runSession(ctx context.Context) error {
 			}
 			continue
 		}
+		// Live views first: the commit pauses this loop for a few round
+		// trips, and what was folded so far should not wait for it.
+		w.publishLive(time.Now(), true)
 		commitStart := time.Now()
 		fired := w.flush(ctx, sess)
 		committed, err := end(ctx, sess, &w.fail)
@@ -199,6 +219,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 			}
 		}
 		if committed {
+			w.truncateChangelogs(ctx, cl)
 			if time.Since(lastPurge) >= purgeEvery {
 				w.purge(ctx, cl)
 				lastPurge = time.Now()
@@ -274,7 +295,15 @@ func (w *Windower) newTask(out int, part int32) *task {
 	for _, pid := range w.sources {
 		eng.Assign(pid, 0)
 	}
-	return &task{out: out, part: part, eng: eng}
+	t := &task{out: out, part: part, eng: eng}
+	t.snapAt.Store(-1)
+	t.snapPromise = func(r *kgo.Record, err error) {
+		w.produced(r, err)
+		if err == nil {
+			t.snapAt.Store(r.Offset)
+		}
+	}
+	return t
 }
 
 // restoreFresh creates and restores, together, the tasks of the partitions
@@ -479,10 +508,21 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 		}
 		fired += len(t.pending)
 		t.pending = t.pending[:0]
-		w.changes = t.eng.AppendChanges(w.changes[:0])
+		snapshot := t.sinceSnap >= max(snapshotRatio*t.eng.Groups(), snapshotMin)
+		if snapshot {
+			w.changes = t.eng.AppendSnapshot(w.changes[:0])
+			t.sinceSnap = 0
+		} else {
+			w.changes = t.eng.AppendChanges(w.changes[:0])
+		}
+		t.sinceSnap += len(w.changes)
 		topic := ChangelogTopic(w.cfg.Plan, o.Name)
-		for _, c := range w.changes {
-			sess.Produce(pctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, w.produced)
+		for i, c := range w.changes {
+			promise := w.produced
+			if snapshot && i == 0 {
+				promise = t.snapPromise
+			}
+			sess.Produce(pctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
 		}
 		open += t.eng.OpenWindows()
 		if x := t.eng.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {
@@ -499,18 +539,18 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 }
 
 // publishLive refreshes the live partial results of the tasks of every
-// live output whose emit.partials interval has passed and that someone
-// watches.
-func (w *Windower) publishLive(now time.Time) {
+// live output whose emit.partials interval has passed (or all, with
+// force) and that someone watches.
+func (w *Windower) publishLive(now time.Time, force bool) {
 	b := w.cfg.Board
-	if b == nil || w.livePer <= 0 || now.Sub(w.lastLive) < w.livePer {
+	if b == nil || w.livePer <= 0 || (!force && now.Sub(w.lastLive) < w.livePer) {
 		return
 	}
 	w.lastLive = now
 	name := w.cfg.Plan.Name
 	for _, t := range w.tasks {
 		o := w.cfg.Plan.Outputs[t.out]
-		if !o.Live || o.Partials <= 0 || now.Sub(t.lastPub) < o.Partials || !b.Watched(name, o.Name, now) {
+		if !o.Live || o.Partials <= 0 || (!force && now.Sub(t.lastPub) < o.Partials) || !b.Watched(name, o.Name, now) {
 			continue
 		}
 		t.lastPub = now
