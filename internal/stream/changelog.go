@@ -16,11 +16,14 @@ import (
 // each group whose state was dropped, so the changelog after compaction is
 // the task's state. Restoring reads it back record by record.
 //
-// Keys: metaKey, or groupKey followed by the output name (length
-// prefixed) and the group id. Values start with changelogVersion.
+// Keys: metaKey, snapshotKey, or groupKey followed by the output name
+// (length prefixed) and the group id. Values start with changelogVersion.
+// A snapshot begins with a snapshotKey record: what follows it holds the
+// whole state, so a restore that meets one starts over from it.
 const (
 	metaKey          = 0
 	groupKey         = 1
+	snapshotKey      = 2
 	changelogVersion = 1
 )
 
@@ -64,14 +67,15 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 
-// AppendSnapshot appends the changelog records of the whole state: a
-// tombstone for every group dropped since the last call, the state of
-// every group, and the meta record. Once a snapshot is committed, the
+// AppendSnapshot appends the changelog records of the whole state: the
+// snapshot marker, a tombstone for every group dropped since the last
+// call, the state of every group, and the meta record. Once a snapshot is committed, the
 // records before it in the changelog partition are no longer needed
 // (Windower deletes them), so the changelog stays about as large as the
 // state without waiting for the broker's compaction. It clears what
 // changed, as AppendChanges does.
 func (e *Engine) AppendSnapshot(dst []Change) []Change {
+	dst = append(dst, Change{Key: []byte{snapshotKey}, Value: []byte{changelogVersion}})
 	for _, o := range e.outs {
 		for _, id := range o.touched {
 			if o.keys.Get(id) == nil {
@@ -86,6 +90,11 @@ func (e *Engine) AppendSnapshot(dst []Change) []Change {
 	}
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
+
+// IsSnapshotStart reports whether a changelog record key marks the start
+// of a snapshot: a restore reading in offset order drops what it restored
+// so far and continues from there.
+func IsSnapshotStart(key []byte) bool { return len(key) == 1 && key[0] == snapshotKey }
 
 // Groups returns how many groups the engine holds, over all outputs.
 func (e *Engine) Groups() int {
@@ -176,6 +185,11 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	}
 	if key[0] == metaKey {
 		return e.restoreMeta(value, now)
+	}
+	if key[0] == snapshotKey {
+		// Marks where a snapshot begins; the reader of the changelog
+		// in offset order starts over there (IsSnapshotStart).
+		return nil
 	}
 	if key[0] != groupKey {
 		return fmt.Errorf("changelog key of unknown type %d", key[0])

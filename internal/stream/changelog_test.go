@@ -272,7 +272,7 @@ func TestSnapshotRestore(t *testing.T) {
 }
 
 // TestSnapshotHoldsState checks that a snapshot alone restores the state:
-// one record per group plus the meta record, the keys of the compacted
+// its marker, one record per group and the meta record, the keys of the compacted
 // changes it replaces, and an engine restored from it holds the same open
 // windows. (Sketch states may encode their bins in another order after a
 // restore, so records are compared by what they restore, not byte by
@@ -284,9 +284,10 @@ func TestSnapshotHoldsState(t *testing.T) {
 	e := changes.restore(t, f.plan, 0)
 	snap := changelogTable{}
 	snap.apply(e.AppendSnapshot(nil))
-	if len(snap) != e.Groups()+1 {
-		t.Fatalf("snapshot has %d records for %d groups", len(snap), e.Groups())
+	if len(snap) != e.Groups()+2 {
+		t.Fatalf("snapshot has %d records for %d groups (want the marker, the groups and the meta record)", len(snap), e.Groups())
 	}
+	delete(snap, string([]byte{snapshotKey}))
 	if !slices.Equal(slices.Sorted(maps.Keys(snap)), slices.Sorted(maps.Keys(changes))) {
 		t.Fatal("the snapshot's keys differ from the compacted changes'")
 	}
@@ -295,6 +296,69 @@ func TestSnapshotHoldsState(t *testing.T) {
 		want, got := normalize(f.plan, e.Partials(i, nil)), normalize(f.plan, again.Partials(i, nil))
 		if len(want) == 0 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("output %d: restored from the snapshot %d windows, from the changes %d", i, len(got), len(want))
+		}
+	}
+}
+
+// TestRestoreJumpsToSnapshot reads a changelog in offset order as a
+// window task restores it, with a snapshot in the middle, and simulates
+// the records before the snapshot being deleted while the restore reads
+// them: after any prefix, the read jumps to the snapshot. The restored
+// windows equal those of a restore that read everything.
+func TestRestoreJumpsToSnapshot(t *testing.T) {
+	f := newSnapshotFixture(t, 4000)
+	plan := f.plan
+	dec := NewDecoder(plan)
+	e := NewEngine(plan, dec)
+	e.EnableChangelog()
+	var log []Change
+	var rec Record
+	steps := f.run.steps
+	snapAt, advances := -1, 0
+	for i, s := range steps {
+		if s.ev != nil {
+			if err := dec.Decode(s.ev.json(), &rec); err != nil {
+				t.Fatal(err)
+			}
+			e.Add(s.ev.part, &rec, s.now)
+			continue
+		}
+		e.Advance(s.now, nil)
+		if advances++; i > len(steps)/2 && snapAt < 0 {
+			snapAt = len(log)
+			log = e.AppendSnapshot(log)
+		} else {
+			log = e.AppendChanges(log)
+		}
+	}
+	if snapAt < 0 || !IsSnapshotStart(log[snapAt].Key) {
+		t.Fatalf("no snapshot in the log (%d advances)", advances)
+	}
+	// A window task's engine holds one output: restore each output's
+	// task and compare it with the whole run's engine.
+	w := NewWindower(StageConfig{Plan: plan})
+	restore := func(out, prefix int) *Engine {
+		tk := w.newTask(out, 0)
+		for j := range log {
+			if j >= prefix && j < snapAt {
+				continue // deleted while the restore read
+			}
+			if err := w.restoreRecord(tk, log[j].Key, log[j].Value, 0); err != nil {
+				t.Fatalf("record %d: %v", j, err)
+			}
+		}
+		if tk.sinceSnap != len(log)-snapAt {
+			t.Fatalf("prefix %d: %d records since the snapshot, want %d", prefix, tk.sinceSnap, len(log)-snapAt)
+		}
+		return tk.eng
+	}
+	for i := range plan.Outputs {
+		want := normalize(plan, e.Partials(i, nil))
+		for _, prefix := range []int{0, 1, snapAt / 3, snapAt / 2, snapAt - 1, snapAt} {
+			got := normalize(plan, restore(i, prefix).Partials(0, nil))
+			if len(want) == 0 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("output %d, prefix %d: %d open windows, want %d", i, prefix, len(got), len(want))
+			}
 		}
 	}
 }

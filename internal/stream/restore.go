@@ -91,10 +91,7 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 				}
 				if !rec.Attrs.IsControl() {
 					records++
-					// What a restore reads counts toward the next
-					// snapshot: a long changelog gets one soon.
-					byTP[k].sinceSnap++
-					if err := byTP[k].eng.RestoreChange(rec.Key, rec.Value, now); err != nil {
+					if err := w.restoreRecord(byTP[k], rec.Key, rec.Value, now); err != nil {
 						rerr = &fatalError{fmt.Errorf("changelog %s partition %d offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)}
 						return
 					}
@@ -118,4 +115,18 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 		m.RestoredRecords.WithLabelValues(w.cfg.Plan.Name).Add(float64(records))
 	}
 	return nil
+}
+
+// restoreRecord applies one changelog record, read in offset order, to t.
+func (w *Windower) restoreRecord(t *task, key, value []byte, now int64) error {
+	if IsSnapshotStart(key) {
+		// The snapshot holds the whole state: start over, so that what
+		// came before it (or was deleted under this read, which then
+		// jumps to the snapshot) cannot leak in.
+		t.eng, t.sinceSnap = w.newEngine(t.out), 0
+	}
+	// What a restore reads counts toward the next snapshot: a long
+	// changelog gets one soon.
+	t.sinceSnap++
+	return t.eng.RestoreChange(key, value, now)
 }

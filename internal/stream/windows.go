@@ -289,13 +289,7 @@ func (w *Windower) produced(_ *kgo.Record, err error) {
 
 // newTask returns the engine of one repartition partition, before restore.
 func (w *Windower) newTask(out int, part int32) *task {
-	eng := NewEngine(w.subs[out], w.dec)
-	eng.EnableChangelog()
-	eng.UseMarkers()
-	for _, pid := range w.sources {
-		eng.Assign(pid, 0)
-	}
-	t := &task{out: out, part: part, eng: eng}
+	t := &task{out: out, part: part, eng: w.newEngine(out)}
 	t.snapAt.Store(-1)
 	t.snapPromise = func(r *kgo.Record, err error) {
 		w.produced(r, err)
@@ -304,6 +298,17 @@ func (w *Windower) newTask(out int, part int32) *task {
 		}
 	}
 	return t
+}
+
+// newEngine returns an empty engine for a task of output out.
+func (w *Windower) newEngine(out int) *Engine {
+	eng := NewEngine(w.subs[out], w.dec)
+	eng.EnableChangelog()
+	eng.UseMarkers()
+	for _, pid := range w.sources {
+		eng.Assign(pid, 0)
+	}
+	return eng
 }
 
 // restoreFresh creates and restores, together, the tasks of the partitions
