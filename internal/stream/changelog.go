@@ -91,10 +91,10 @@ func (e *Engine) AppendSnapshot(dst []Change) []Change {
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 
-// IsSnapshotStart reports whether a changelog record key marks the start
+// isSnapshotStart reports whether a changelog record key marks the start
 // of a snapshot: a restore reading in offset order drops what it restored
 // so far and continues from there.
-func IsSnapshotStart(key []byte) bool { return len(key) == 1 && key[0] == snapshotKey }
+func isSnapshotStart(key []byte) bool { return len(key) == 1 && key[0] == snapshotKey }
 
 // Groups returns how many groups the engine holds, over all outputs.
 func (e *Engine) Groups() int {
@@ -188,7 +188,7 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	}
 	if key[0] == snapshotKey {
 		// Marks where a snapshot begins; the reader of the changelog
-		// in offset order starts over there (IsSnapshotStart).
+		// in offset order starts over there (isSnapshotStart).
 		return nil
 	}
 	if key[0] != groupKey {

@@ -129,6 +129,20 @@ func (f *snapshotFixture) replaySnapshots(t testing.TB, cut, flushEvery, snapEve
 	return batches
 }
 
+// sameAsUninterrupted fails unless a replay's batches equal those of the
+// uninterrupted run.
+func (f *snapshotFixture) sameAsUninterrupted(t *testing.T, got [][]Result) {
+	t.Helper()
+	if len(got) != len(f.batches) {
+		t.Fatalf("%d batches, want %d", len(got), len(f.batches))
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], f.batches[i]) {
+			t.Fatalf("batch %d of %d differs: %d results, uninterrupted %d", i, len(got), len(got[i]), len(f.batches[i]))
+		}
+	}
+}
+
 // changelogTable is a compacted changelog: the latest value of each key.
 type changelogTable map[string][]byte
 
@@ -228,15 +242,7 @@ func TestChangelogRestore(t *testing.T) {
 	for _, every := range []int{1, 3} {
 		for name, cut := range cuts {
 			t.Run(fmt.Sprintf("%s (step %d, flush every %d)", name, cut, every), func(t *testing.T) {
-				got := f.replay(t, cut, every, nil)
-				if len(got) != len(f.batches) {
-					t.Fatalf("%d batches, want %d", len(got), len(f.batches))
-				}
-				for i := range got {
-					if !reflect.DeepEqual(got[i], f.batches[i]) {
-						t.Fatalf("batch %d of %d differs: %d results, uninterrupted %d", i, len(got), len(got[i]), len(f.batches[i]))
-					}
-				}
+				f.sameAsUninterrupted(t, f.replay(t, cut, every, nil))
 			})
 		}
 	}
@@ -256,15 +262,7 @@ func TestSnapshotRestore(t *testing.T) {
 		for _, snapEvery := range []int{1, 4} {
 			for name, cut := range cuts {
 				t.Run(fmt.Sprintf("%s (step %d), snapshot every %d, truncate %v", name, cut, snapEvery, truncate), func(t *testing.T) {
-					got := f.replaySnapshots(t, cut, 1, snapEvery, truncate, nil)
-					if len(got) != len(f.batches) {
-						t.Fatalf("%d batches, want %d", len(got), len(f.batches))
-					}
-					for i := range got {
-						if !reflect.DeepEqual(got[i], f.batches[i]) {
-							t.Fatalf("batch %d of %d differs: %d results, uninterrupted %d", i, len(got), len(got[i]), len(f.batches[i]))
-						}
-					}
+					f.sameAsUninterrupted(t, f.replaySnapshots(t, cut, 1, snapEvery, truncate, nil))
 				})
 			}
 		}
@@ -331,7 +329,7 @@ func TestRestoreJumpsToSnapshot(t *testing.T) {
 			log = e.AppendChanges(log)
 		}
 	}
-	if snapAt < 0 || !IsSnapshotStart(log[snapAt].Key) {
+	if snapAt < 0 || !isSnapshotStart(log[snapAt].Key) {
 		t.Fatalf("no snapshot in the log (%d advances)", advances)
 	}
 	// A window task's engine holds one output: restore each output's

@@ -150,6 +150,15 @@ func (d *Decoder) Slot(field string) int {
 	return i
 }
 
+// groupSlots returns the slots of an output's group-by fields, in order.
+func (d *Decoder) groupSlots(o *pipeline.Output) []int {
+	var slots []int
+	for _, g := range o.GroupBy {
+		slots = append(slots, d.Slot(g))
+	}
+	return slots
+}
+
 // Slots returns the number of slots.
 func (d *Decoder) Slots() int { return len(d.slots) }
 
@@ -254,10 +263,6 @@ func (t *interner) intern(b []byte) string {
 	return s
 }
 
-// intern returns b as a string, reusing the string of an earlier event
-// with the same bytes.
-func (d *Decoder) intern(b []byte) string { return d.strs.intern(b) }
-
 func (d *Decoder) fromJSON(v *fastjson.Value) event.Value {
 	if v == nil {
 		return event.Value{}
@@ -271,7 +276,7 @@ func (d *Decoder) fromJSON(v *fastjson.Value) event.Value {
 		return event.NumberValue(f)
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
-		return event.StringValue(d.intern(b))
+		return event.StringValue(d.strs.intern(b))
 	case fastjson.TypeTrue:
 		return event.BoolValue(true)
 	case fastjson.TypeFalse:

@@ -104,9 +104,7 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 		def := &plan.Outputs[i]
 		o := &outState{def: def, keys: memStore{},
 			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
-		for _, g := range def.GroupBy {
-			o.groupSlots = append(o.groupSlots, dec.Slot(g))
-		}
+		o.groupSlots = dec.groupSlots(def)
 		for _, a := range def.Aggregates {
 			o.names = append(o.names, a.Name)
 			if a.Field == "" {

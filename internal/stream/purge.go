@@ -29,16 +29,7 @@ func (w *Windower) purge(ctx context.Context, cl *kgo.Client) {
 			}
 		}
 	}
-	if len(offs) == 0 {
-		return
-	}
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).DeleteRecords(dctx, offs)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
+	if err := deleteRecords(ctx, cl, offs); err != nil {
 		// The next purge tries again; nothing depends on it but disk.
 		w.cfg.Logger.Warn("purge repartition records", "pipeline", w.cfg.Plan.Name, "err", err)
 	}
@@ -57,19 +48,24 @@ func (w *Windower) truncateChangelogs(ctx context.Context, cl *kgo.Client) {
 			offs.AddOffset(ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name), t.part, at, -1)
 		}
 	}
-	if len(offs) == 0 {
-		return
-	}
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).DeleteRecords(dctx, offs)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil && !w.truncWarned {
+	if err := deleteRecords(ctx, cl, offs); err != nil && !w.truncWarned {
 		// Nothing depends on it but disk and restore time.
 		w.truncWarned = true
 		w.cfg.Logger.Warn("cannot delete changelog records before a snapshot; compaction keeps the changelog bounded instead (set cleanup.policy=compact,delete on the changelog topics to let Pulse delete them)",
 			"pipeline", w.cfg.Plan.Name, "err", err)
 	}
+}
+
+// deleteRecords deletes the records before offs (DeleteRecords), if any.
+func deleteRecords(ctx context.Context, cl *kgo.Client, offs kadm.Offsets) error {
+	if len(offs) == 0 {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).DeleteRecords(dctx, offs)
+	if err != nil {
+		return err
+	}
+	return resp.Error()
 }

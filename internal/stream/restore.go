@@ -119,7 +119,7 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 
 // restoreRecord applies one changelog record, read in offset order, to t.
 func (w *Windower) restoreRecord(t *task, key, value []byte, now int64) error {
-	if IsSnapshotStart(key) {
+	if isSnapshotStart(key) {
 		// The snapshot holds the whole state: start over, so that what
 		// came before it (or was deleted under this read, which then
 		// jumps to the snapshot) cannot leak in.

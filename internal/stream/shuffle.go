@@ -16,7 +16,7 @@ import (
 // Shuffler is a pipeline's first stage, one member of the consumer group
 // "pulse.<pipeline>.shuffle": it reads its share of the source partitions,
 // decodes, filters and derives, and writes every event to the repartition
-// topic of each output, keyed by the output's group key, with the
+// topic of each output, partitioned by the output's group key, with the
 // watermark markers of its partitions. Outputs, dead letters and the
 // consumed offsets commit in one transaction.
 type Shuffler struct {
@@ -41,16 +41,10 @@ type Shuffler struct {
 	// lastMarks is what the last marker said, per source partition.
 	lastMarks map[int32]mark
 	buf       []byte
-	ev        []byte    // the event being framed
-	batches   [][]batch // per output, per repartition partition
+	ev        []byte     // the event being framed
+	batches   [][][]byte // per output and repartition partition, the record being filled
 	// free holds batch buffers whose records were written, for reuse.
 	free chan []byte
-}
-
-// batch is the repartition record being filled for one partition.
-type batch struct {
-	buf   []byte
-	first time.Time // timestamp of its first source record
 }
 
 // NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
@@ -62,12 +56,8 @@ func NewShuffler(cfg StageConfig) *Shuffler {
 	for i, t := range plan.Source.Topics {
 		s.topicID[t] = int32(i)
 	}
-	for _, o := range plan.Outputs {
-		var slots []int
-		for _, g := range o.GroupBy {
-			slots = append(slots, s.dec.Slot(g))
-		}
-		s.groupSlots = append(s.groupSlots, slots)
+	for i, o := range plan.Outputs {
+		s.groupSlots = append(s.groupSlots, s.dec.groupSlots(&plan.Outputs[i]))
 		s.repart = append(s.repart, RepartitionTopic(plan, o.Name))
 	}
 	s.reset(0)
@@ -140,9 +130,9 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 	if s.nparts, err = partitionCounts(ctx, cl, s.repart); err != nil {
 		return err
 	}
-	s.batches = make([][]batch, len(s.repart))
+	s.batches = make([][][]byte, len(s.repart))
 	for i, n := range s.nparts {
-		s.batches[i] = make([]batch, n)
+		s.batches[i] = make([][]byte, n)
 	}
 	for _, t := range plan.Source.Topics {
 		n, err := partitionCounts(ctx, cl, []string{pipeline.DLQTopic(t)})
@@ -292,12 +282,11 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
 				p := partitionFor(s.buf, s.nparts[i])
 				b := &s.batches[i][p]
-				if len(b.buf) == 0 {
-					b.buf = appendBatchHeader(s.newBuf(), s.layout)
-					b.first = rec.Timestamp
+				if len(*b) == 0 {
+					*b = appendBatchHeader(s.newBuf(), s.layout)
 				}
-				b.buf = appendFramed(b.buf, s.ev)
-				if len(b.buf) >= maxBatchBytes {
+				*b = appendFramed(*b, s.ev)
+				if len(*b) >= maxBatchBytes {
 					s.writeBatch(pctx, sess, i, p)
 				}
 			}
@@ -306,7 +295,7 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 	})
 	for i := range s.batches {
 		for p := range s.batches[i] {
-			if len(s.batches[i][p].buf) > 0 {
+			if len(s.batches[i][p]) > 0 {
 				s.writeBatch(pctx, sess, i, int32(p))
 			}
 		}
@@ -328,9 +317,8 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 // writeBatch writes the batch of output i's repartition partition p and
 // empties it.
 func (s *Shuffler) writeBatch(ctx context.Context, sess *kgo.GroupTransactSession, i int, p int32) {
-	b := &s.batches[i][p]
-	sess.Produce(ctx, &kgo.Record{Topic: s.repart[i], Partition: p, Value: b.buf, Timestamp: b.first}, s.producedBatch)
-	b.buf = nil
+	sess.Produce(ctx, &kgo.Record{Topic: s.repart[i], Partition: p, Value: s.batches[i][p]}, s.producedBatch)
+	s.batches[i][p] = nil
 }
 
 // newBuf returns an empty batch buffer, reused when one is free.

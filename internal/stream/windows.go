@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +45,8 @@ type Windower struct {
 	changes    []Change
 	sampled    []int64
 	folded     []int      // events folded per output in one process call
+	late       int        // late events in one process call
+	rejected   int        // dead letters in one process call
 	groupSlots [][]int    // per output, the slots of its group key
 	need       [][]bool   // per output, the slots it reads
 	strs       []interner // per output, its interned strings
@@ -92,10 +96,7 @@ func NewWindower(cfg StageConfig) *Windower {
 		t := RepartitionTopic(plan, plan.Outputs[i].Name)
 		w.repart = append(w.repart, t)
 		w.outIdx[t] = i
-		var slots []int
-		for _, g := range plan.Outputs[i].GroupBy {
-			slots = append(slots, w.dec.Slot(g))
-		}
+		slots := w.dec.groupSlots(&plan.Outputs[i])
 		w.groupSlots = append(w.groupSlots, slots)
 		need := make([]bool, w.dec.Slots())
 		for _, s := range slots {
@@ -341,12 +342,11 @@ func (w *Windower) restoreFresh(ctx context.Context, cl *kgo.Client, fetches kgo
 func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
 	now := time.Now().UnixMilli()
 	name := w.cfg.Plan.Name
-	var late, rejected int
-	folded := w.folded[:0]
+	w.late, w.rejected = 0, 0
+	w.folded = w.folded[:0]
 	for range w.subs {
-		folded = append(folded, 0)
+		w.folded = append(w.folded, 0)
 	}
-	w.folded = folded
 	var err error
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 || err != nil {
@@ -354,92 +354,90 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 		}
 		t := w.tasks[tpKey(ft.Topic, ft.Partition)]
 		for _, rec := range ft.Records {
-			if len(rec.Value) > 0 && rec.Value[0] == recMarker {
-				if w.marks, err = parseMarker(w.marks[:0], rec.Value); err != nil {
-					err = fmt.Errorf("%s at %s: %w", sourceOf(rec), ft.Topic, err)
-					return
-				}
-				for _, m := range w.marks {
-					t.eng.Mark(m.pid, m.maxTS, m.seen, m.idle)
-				}
-				t.pending = t.eng.Advance(now, t.pending)
+			if len(rec.Value) == 0 || rec.Value[0] != recMarker {
+				w.foldBatch(ctx, sess, t, rec, now)
 				continue
 			}
-			events, berr := openBatch(rec.Value, w.layout)
-			if errors.Is(berr, errRepartition) {
-				// Only another writer gets here.
-				rejected++
-				w.side(ctx, sess, w.dlq(0), nil, rec.Value, "pulse-error",
-					fmt.Sprintf("window stage of %s: %v", name, berr), sourceOf(rec), "")
-				continue
+			if w.marks, err = parseMarker(w.marks[:0], rec.Value); err != nil {
+				err = fmt.Errorf("%s at %s: %w", sourceOf(rec), ft.Topic, err)
+				return
 			}
-			for len(events) > 0 {
-				ev, rest, ferr := nextEvent(events)
-				if ferr != nil {
-					rejected++
-					w.side(ctx, sess, w.dlq(0), nil, events, "pulse-error",
-						fmt.Sprintf("window stage of %s: %v (the rest of the batch)", name, ferr), sourceOf(rec), "")
-					break
-				}
-				events = rest
-				src, vals, serr := readSource(ev)
-				known := serr == nil // where the event came from
-				if serr == nil && berr == nil {
-					serr = readRecord(vals, &w.rec, &w.strs[t.out], w.need[t.out])
-				} else if serr == nil {
-					serr = berr
-				}
-				if serr != nil {
-					// A pipeline file changed between the stages, or
-					// another writer.
-					// The dead letter names the source record; its
-					// value is the undecodable entry.
-					rejected++
-					origin := sourceOf(rec)
-					if known {
-						origin = w.sourceName(src)
-					}
-					w.side(ctx, sess, w.dlq(src.pid), nil, ev, "pulse-error",
-						fmt.Sprintf("window stage of %s: %v", name, serr), origin, "")
-					continue
-				}
-				if t.eng.Add(src.pid, &w.rec, now) != 0 {
-					late++
-					o := w.subs[t.out].Outputs[0]
-					w.key = appendGroupText(w.key[:0], w.groupSlots[t.out], &w.rec)
-					// Every field, not only this output's: the late
-					// record shows the event as the pipeline read it.
-					full := Record{Vals: make([]event.Value, len(w.rec.Vals))}
-					if readRecord(vals, &full, nil, nil) != nil {
-						full = w.rec
-					}
-					value := appendEventJSON(nil, &w.cfg.Plan.Source, w.dec.slots, &full)
-					w.side(ctx, sess, pipeline.LateTopic(name), w.key, value, "pulse-late-reason", fmt.Sprintf(
-						"event time %s is behind the watermark %s: its %s windows are final",
-						fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), w.sourceName(src), o.Name)
-					continue
-				}
-				folded[t.out]++
-				if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
-					w.sampled = append(w.sampled, src.ingest)
-				}
+			for _, m := range w.marks {
+				t.eng.Mark(m.pid, m.maxTS, m.seen, m.idle)
 			}
+			t.pending = t.eng.Advance(now, t.pending)
 		}
 	})
 	if m := w.cfg.Metrics; m != nil {
-		for i, n := range folded {
+		for i, n := range w.folded {
 			if n > 0 {
 				m.WindowEvents.WithLabelValues(name, w.subs[i].Outputs[0].Name).Add(float64(n))
 			}
 		}
-		if late > 0 {
-			m.LateEvents.WithLabelValues(name).Add(float64(late))
+		if w.late > 0 {
+			m.LateEvents.WithLabelValues(name).Add(float64(w.late))
 		}
-		if rejected > 0 {
-			m.PipelineRejected.WithLabelValues(name).Add(float64(rejected))
+		if w.rejected > 0 {
+			m.PipelineRejected.WithLabelValues(name).Add(float64(w.rejected))
 		}
 	}
 	return err
+}
+
+// foldBatch folds the events of one repartition batch into task t; late
+// events go to the late topic, undecodable ones (only a pipeline file
+// that changed between the stages, or another writer, gets there) to the
+// dead-letter topic.
+func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession, t *task, rec *kgo.Record, now int64) {
+	name := w.cfg.Plan.Name
+	reject := func(value []byte, origin string, err error) {
+		w.rejected++
+		w.side(ctx, sess, w.dlq(origin), nil, value, "pulse-error", fmt.Sprintf("window stage of %s: %v", name, err), origin, "")
+	}
+	events, berr := openBatch(rec.Value, w.layout)
+	if errors.Is(berr, errRepartition) {
+		reject(rec.Value, sourceOf(rec), berr)
+		return
+	}
+	for len(events) > 0 {
+		ev, rest, err := nextEvent(events)
+		if err != nil {
+			reject(events, sourceOf(rec), fmt.Errorf("%w (the rest of the batch)", err))
+			return
+		}
+		events = rest
+		src, vals, err := readSource(ev)
+		if err != nil {
+			reject(ev, sourceOf(rec), err)
+			continue
+		}
+		if err = berr; err == nil {
+			err = readRecord(vals, &w.rec, &w.strs[t.out], w.need[t.out])
+		}
+		if err != nil {
+			reject(ev, w.sourceName(src), err) // names the source record
+			continue
+		}
+		if t.eng.Add(src.pid, &w.rec, now) != 0 {
+			w.late++
+			o := w.subs[t.out].Outputs[0]
+			w.key = appendGroupText(w.key[:0], w.groupSlots[t.out], &w.rec)
+			// Every field, not only this output's: the late record
+			// shows the event as the pipeline read it.
+			full := Record{Vals: make([]event.Value, len(w.rec.Vals))}
+			if readRecord(vals, &full, nil, nil) != nil {
+				full = w.rec
+			}
+			w.side(ctx, sess, pipeline.LateTopic(name), w.key, appendEventJSON(nil, &w.cfg.Plan.Source, w.dec.slots, &full),
+				"pulse-late-reason", fmt.Sprintf("event time %s is behind the watermark %s: its %s windows are final",
+					fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), w.sourceName(src), o.Name)
+			continue
+		}
+		w.folded[t.out]++
+		if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
+			w.sampled = append(w.sampled, src.ingest)
+		}
+	}
 }
 
 func fmtMillis(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
@@ -449,23 +447,24 @@ func sourceOf(rec *kgo.Record) string {
 	return rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
 }
 
-// dlq names the dead-letter topic of source partition pid's topic.
-func (w *Windower) dlq(pid int32) string {
-	topics := w.cfg.Plan.Source.Topics
-	if t := int(pid >> 16); t < len(topics) {
-		return pipeline.DLQTopic(topics[t])
-	}
-	return pipeline.DLQTopic(topics[0])
-}
-
 // sourceName names an event's source record by topic, partition and
-// offset.
+// offset, as sourceOf does for a record at hand.
 func (w *Windower) sourceName(src srcEvent) string {
 	topic := "?"
 	if t := int(src.pid >> 16); t < len(w.cfg.Plan.Source.Topics) {
 		topic = w.cfg.Plan.Source.Topics[t]
 	}
 	return topic + "/" + strconv.Itoa(int(src.pid&0xffff)) + "/" + strconv.FormatInt(src.offset, 10)
+}
+
+// dlq names the dead-letter topic for a record from origin (a
+// sourceName or sourceOf): that of its source topic, or of the first.
+func (w *Windower) dlq(origin string) string {
+	topics := w.cfg.Plan.Source.Topics
+	if i := strings.IndexByte(origin, '/'); i > 0 && slices.Contains(topics, origin[:i]) {
+		return pipeline.DLQTopic(origin[:i])
+	}
+	return pipeline.DLQTopic(topics[0])
 }
 
 // side writes an event to a late or dead-letter topic with the reason and
