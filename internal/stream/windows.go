@@ -53,7 +53,10 @@ type Windower struct {
 	key        []byte
 	nrec       uint64
 	lastLive   time.Time
-	livePer    time.Duration // shortest emit.partials of a live output
+	// unpublished is set when events were folded since the last live
+	// refresh.
+	unpublished bool
+	livePer     time.Duration // shortest emit.partials of a live output
 	// truncWarned is set once deleting changelog records failed.
 	truncWarned bool
 }
@@ -166,6 +169,11 @@ func (w *Windower) runSession(ctx context.Context) error {
 			wait := min(time.Until(deadline), 100*time.Millisecond)
 			if wait <= 0 {
 				break
+			}
+			if w.unpublished && w.livePer > 0 {
+				// Wake up for the next live refresh rather than wait
+				// for the next records: what was folded is due then.
+				wait = min(wait, max(time.Until(w.lastLive.Add(w.livePer)), time.Millisecond))
 			}
 			fetches := poll(ctx, sess, wait, &w.cfg)
 			// Tasks restore before the transaction that processes their
@@ -434,6 +442,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			continue
 		}
 		w.folded[t.out]++
+		w.unpublished = true
 		if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
 			w.sampled = append(w.sampled, src.ingest)
 		}
@@ -551,6 +560,7 @@ func (w *Windower) publishLive(now time.Time, force bool) {
 		return
 	}
 	w.lastLive = now
+	w.unpublished = false
 	name := w.cfg.Plan.Name
 	for _, t := range w.tasks {
 		o := w.cfg.Plan.Outputs[t.out]
