@@ -27,3 +27,50 @@ type State interface {
 	AppendBinary(dst []byte) []byte
 	Decode(src []byte) error
 }
+
+// NewStates returns an empty state of each of fs, in order, as fs[i].New
+// would. The states of count, sum, avg, min and max are allocated in one
+// block per type instead of one object each, so that the states of one
+// window sit together in memory: folding an event into them then touches
+// a few cache lines rather than one per aggregate, and a new window costs
+// a few allocations rather than one per aggregate.
+func NewStates(fs []Func) []State {
+	states := make([]State, len(fs))
+	var nc, ns, ne int
+	for _, f := range fs {
+		if f, ok := f.(*fn); ok {
+			switch f.block {
+			case countBlock:
+				nc++
+			case sumBlock:
+				ns++
+			case extremeBlock:
+				ne++
+			}
+		}
+	}
+	counts := make([]countState, nc)
+	sums := make([]sumState, ns)
+	extremes := make([]extremeState, ne)
+	for i, f := range fs {
+		x, ok := f.(*fn)
+		if !ok {
+			states[i] = f.New()
+			continue
+		}
+		switch x.block {
+		case countBlock:
+			counts[0].field = x.field
+			states[i], counts = &counts[0], counts[1:]
+		case sumBlock:
+			sums[0].avg = x.name == "avg"
+			states[i], sums = &sums[0], sums[1:]
+		case extremeBlock:
+			extremes[0].max = x.name == "max"
+			states[i], extremes = &extremes[0], extremes[1:]
+		default:
+			states[i] = x.New()
+		}
+	}
+	return states
+}

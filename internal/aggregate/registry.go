@@ -7,20 +7,36 @@ type fn struct {
 	name     string
 	field    bool
 	newState func() State
+	// block is set for the functions whose states NewStates allocates in
+	// blocks: count, sum, avg, min and max.
+	block blockKind
 }
+
+type blockKind uint8
+
+const (
+	noBlock blockKind = iota
+	countBlock
+	sumBlock
+	extremeBlock
+)
 
 func (f *fn) Name() string     { return f.name }
 func (f *fn) NeedsField() bool { return f.field }
 func (f *fn) New() State       { return f.newState() }
 
 // countEvents is count(): every Add counts, whatever the value.
-var countEvents Func = &fn{"count", false, func() State { return &countState{} }}
+var countEvents Func = &fn{"count", false, func() State { return &countState{} }, countBlock}
 
 // CountField is count(x): it counts the non-null values of x. Its name is
 // "count", like count(), and LookupWithField("count") returns it.
-var CountField Func = &fn{"count", true, func() State { return &countState{field: true} }}
+var CountField Func = &fn{"count", true, func() State { return &countState{field: true} }, countBlock}
 
-func numeric(name string, newState func() State) Func { return &fn{name, true, newState} }
+func numeric(name string, newState func() State) Func { return &fn{name, true, newState, noBlock} }
+
+func blocked(name string, block blockKind, newState func() State) Func {
+	return &fn{name, true, newState, block}
+}
 
 func percentile(name string, q float64) Func {
 	return numeric(name, func() State { return &sketchState{q: q} })
@@ -29,10 +45,10 @@ func percentile(name string, q float64) Func {
 // withField maps every name to its function of one field.
 var withField = map[string]Func{
 	"count":          CountField,
-	"sum":            numeric("sum", func() State { return &sumState{} }),
-	"avg":            numeric("avg", func() State { return &sumState{avg: true} }),
-	"min":            numeric("min", func() State { return &extremeState{} }),
-	"max":            numeric("max", func() State { return &extremeState{max: true} }),
+	"sum":            blocked("sum", sumBlock, func() State { return &sumState{} }),
+	"avg":            blocked("avg", sumBlock, func() State { return &sumState{avg: true} }),
+	"min":            blocked("min", extremeBlock, func() State { return &extremeState{} }),
+	"max":            blocked("max", extremeBlock, func() State { return &extremeState{max: true} }),
 	"first":          numeric("first", func() State { return &orderState{} }),
 	"last":           numeric("last", func() State { return &orderState{last: true} }),
 	"stddev":         numeric("stddev", func() State { return &stddevState{} }),

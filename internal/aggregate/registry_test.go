@@ -183,3 +183,48 @@ func TestMergeMismatchPanics(t *testing.T) {
 	}()
 	lookupField(t, "min").New().Merge(lookupField(t, "max").New())
 }
+
+// TestNewStates: the states NewStates allocates in blocks behave as those
+// of New, one by one, and do not share memory.
+func TestNewStates(t *testing.T) {
+	var fs []Func
+	for _, name := range Names() {
+		f, _ := LookupWithField(name)
+		fs = append(fs, f)
+	}
+	count, _ := Lookup("count")
+	fs = append(fs, count, fs[1], fs[2], fs[3], fs[4]) // a second block of each
+	rng := rand.New(rand.NewPCG(7, 7))
+	states := NewStates(fs)
+	if len(states) != len(fs) {
+		t.Fatalf("%d states for %d functions", len(states), len(fs))
+	}
+	for i, f := range fs {
+		one := f.New()
+		for range 50 {
+			v := event.NumberValue(float64(rng.IntN(1000)) / 10)
+			if rng.IntN(5) == 0 {
+				v = event.Value{}
+			}
+			states[i].Add(v, 1)
+			one.Add(v, 1)
+		}
+		if got, want := states[i].AppendBinary(nil), one.AppendBinary(nil); !slices.Equal(got, want) {
+			t.Errorf("%s (#%d): state %x, want %x", f.Name(), i, got, want)
+		}
+	}
+	// Adding to one state changes no other: every block element is its own.
+	before := make([][]byte, len(states))
+	for i, s := range states {
+		before[i] = s.AppendBinary(nil)
+	}
+	for i, s := range states {
+		s.Add(event.NumberValue(12345), 2)
+		for j, o := range states {
+			if j != i && !slices.Equal(o.AppendBinary(nil), before[j]) {
+				t.Fatalf("adding to %s (#%d) changed %s (#%d)", fs[i].Name(), i, fs[j].Name(), j)
+			}
+		}
+		before[i] = s.AppendBinary(nil)
+	}
+}

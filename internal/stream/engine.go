@@ -54,10 +54,15 @@ type keyState struct {
 }
 
 type outState struct {
-	def              *pipeline.Output
-	names            []string
-	groupSlots       []int
-	aggSlots         []int // -1: count()
+	def        *pipeline.Output
+	names      []string
+	groupSlots []int
+	aggSlots   []int // -1: count()
+	// byField groups the aggregates by their input slot, so that a record
+	// looks at each field once and skips the aggregates of its null
+	// fields together (a city reading carries 3 or 4 of 11 metrics).
+	byField          []fieldAggs
+	funcs            []aggregate.Func
 	keys             GroupStore
 	timers           timers
 	open             int
@@ -107,15 +112,41 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 		o.groupSlots = dec.groupSlots(def)
 		for _, a := range def.Aggregates {
 			o.names = append(o.names, a.Name)
+			o.funcs = append(o.funcs, a.Func)
 			if a.Field == "" {
 				o.aggSlots = append(o.aggSlots, -1)
 			} else {
 				o.aggSlots = append(o.aggSlots, dec.Slot(a.Field))
 			}
 		}
+		o.byField = groupByField(o.aggSlots)
 		e.outs = append(e.outs, o)
 	}
 	return e
+}
+
+// fieldAggs lists the aggregates (indexes into a window's states) that
+// read one slot; slot -1 is count().
+type fieldAggs struct {
+	slot int
+	aggs []int
+}
+
+// groupByField groups aggregate indexes by slot, slots in order of first
+// use.
+func groupByField(slots []int) []fieldAggs {
+	var out []fieldAggs
+	at := map[int]int{}
+	for i, s := range slots {
+		j, ok := at[s]
+		if !ok {
+			j = len(out)
+			at[s] = j
+			out = append(out, fieldAggs{slot: s})
+		}
+		out[j].aggs = append(out[j].aggs, i)
+	}
+	return out
 }
 
 // UseMarkers makes the engine take partition watermarks from Mark only:
@@ -206,24 +237,23 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 }
 
 func (e *Engine) newWin(o *outState, start, end int64) *win {
-	w := &win{start: start, end: end, states: make([]aggregate.State, len(o.def.Aggregates))}
-	for i, a := range o.def.Aggregates {
-		w.states[i] = a.Func.New()
-	}
+	w := &win{start: start, end: end, states: aggregate.NewStates(o.funcs)}
 	o.open++
 	return w
 }
 
 func (e *Engine) fold(o *outState, ks *keyState, w *win, r *Record) {
-	for i, s := range w.states {
+	for _, f := range o.byField {
 		var v event.Value
-		if slot := o.aggSlots[i]; slot >= 0 {
-			v = r.Vals[slot]
+		if f.slot >= 0 {
+			v = r.Vals[f.slot]
 			if v.Kind == event.Null {
 				continue // every function of a field ignores nulls
 			}
 		}
-		s.Add(v, r.TS)
+		for _, i := range f.aggs {
+			w.states[i].Add(v, r.TS)
+		}
 	}
 	if w.fired && !w.dirty {
 		w.dirty = true

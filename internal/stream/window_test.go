@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -170,5 +171,13 @@ func TestWatermarksMarkers(t *testing.T) {
 	w.Unassign(0)
 	if got := w.Current(0); got != 19_000 {
 		t.Fatalf("Current = %d after unassigning partition 0, want 19000", got)
+	}
+}
+
+func TestGroupByField(t *testing.T) {
+	got := groupByField([]int{-1, 3, 3, 5, 3, -1, 5})
+	want := []fieldAggs{{-1, []int{0, 5}}, {3, []int{1, 2, 4}}, {5, []int{3, 6}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("groupByField = %v, want %v", got, want)
 	}
 }
