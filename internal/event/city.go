@@ -92,14 +92,19 @@ func (m Metric) Kind() Kind { return metricSpecs[m].kind }
 // Range returns the inclusive range of valid values of m.
 func (m Metric) Range() (lo, hi float64) { return metricSpecs[m].min, metricSpecs[m].max }
 
+// metricsByName maps field names to metrics.
+var metricsByName = func() map[string]Metric {
+	m := make(map[string]Metric, NumMetrics)
+	for i := range metricSpecs {
+		m[metricSpecs[i].name] = Metric(i)
+	}
+	return m
+}()
+
 // MetricByName returns the metric with the given JSON field name.
 func MetricByName(name string) (Metric, bool) {
-	for i := range metricSpecs {
-		if metricSpecs[i].name == name {
-			return Metric(i), true
-		}
-	}
-	return 0, false
+	m, ok := metricsByName[name]
+	return m, ok
 }
 
 // Reading is one decoded and validated city sensor reading.
@@ -175,7 +180,7 @@ func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 	}
 	*r = Reading{}
 	var tsVal *fastjson.Value
-	var kindName string
+	var kindName []byte
 	var fieldErr error
 	var pending [NumMetrics]*fastjson.Value
 	obj.Visit(func(key []byte, val *fastjson.Value) {
@@ -188,7 +193,7 @@ func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 		case "zone":
 			r.Zone, fieldErr = stringField("zone", val)
 		case "kind":
-			kindName, fieldErr = stringField("kind", val)
+			kindName, fieldErr = stringBytes("kind", val)
 		case "ts":
 			tsVal = val
 		default:
@@ -207,10 +212,10 @@ func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 	if r.Zone == "" {
 		return invalid("missing field zone: every reading names its zone")
 	}
-	if kindName == "" {
+	if len(kindName) == 0 {
 		return invalid("missing field kind: one of traffic, air, weather")
 	}
-	kind, ok := ParseKind(kindName)
+	kind, ok := ParseKind(string(kindName)) // no copy: a switch on the bytes
 	if !ok {
 		return invalid("kind %q is unknown: use traffic, air or weather", kindName)
 	}
@@ -274,14 +279,21 @@ func kindMetricNames(k Kind) string {
 }
 
 func stringField(name string, v *fastjson.Value) (string, error) {
+	b, err := stringBytes(name, v)
+	return string(b), err
+}
+
+// stringBytes returns the bytes of string field name, which point into
+// the parser's buffer.
+func stringBytes(name string, v *fastjson.Value) ([]byte, error) {
 	b, err := v.StringBytes()
 	if err != nil {
-		return "", invalid("field %s must be a string, got %s", name, v.Type())
+		return nil, invalid("field %s must be a string, got %s", name, v.Type())
 	}
 	if len(b) > 256 {
-		return "", invalid("field %s is %d bytes long, at most 256 are allowed", name, len(b))
+		return nil, invalid("field %s is %d bytes long, at most 256 are allowed", name, len(b))
 	}
-	return string(b), nil
+	return b, nil
 }
 
 func parseTS(v *fastjson.Value) (int64, error) {
@@ -310,8 +322,8 @@ const maxEpochMs = 1e15
 // ParseTime parses an RFC 3339 time, or a decimal string of epoch
 // milliseconds, into epoch milliseconds.
 func ParseTime(s string) (int64, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UnixMilli(), nil
+	if ms, ok := parseRFC3339Millis(s); ok {
+		return ms, nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 && n <= maxEpochMs {
 		return n, nil
