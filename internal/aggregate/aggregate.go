@@ -74,3 +74,15 @@ func NewStates(fs []Func) []State {
 	}
 	return states
 }
+
+// KeepsValues reports whether the states of f keep values passed to Add
+// beyond the call (first and last do); the others read them and keep only
+// numbers, counts and hashes. Callers may pass strings that point into
+// memory they reuse only to functions that keep none.
+func KeepsValues(f Func) bool {
+	switch f.Name() {
+	case "first", "last":
+		return true
+	}
+	return false
+}

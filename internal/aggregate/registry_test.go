@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/pulsehq/pulse/internal/event"
 )
@@ -226,5 +227,25 @@ func TestNewStates(t *testing.T) {
 			}
 		}
 		before[i] = s.AppendBinary(nil)
+	}
+}
+
+// TestKeepsValues: only first and last hold on to values they were given;
+// every other state keeps numbers, counts or hashes. A string passed to
+// one of those may point into memory the caller reuses.
+func TestKeepsValues(t *testing.T) {
+	for _, name := range Names() {
+		f, _ := LookupWithField(name)
+		if want := name == "first" || name == "last"; KeepsValues(f) != want {
+			t.Errorf("KeepsValues(%s) = %v", name, !want)
+		}
+		s := f.New()
+		b := []byte("a string in a reused buffer")
+		s.Add(event.StringValue(unsafe.String(&b[0], len(b))), 1) // no copy
+		before := s.AppendBinary(nil)
+		copy(b, "XXXXXXXXXXXXXXXXXXXXXXXXXXX")
+		if !KeepsValues(f) && !slices.Equal(s.AppendBinary(nil), before) {
+			t.Errorf("%s changed when the input's memory did", name)
+		}
 	}
 }

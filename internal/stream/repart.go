@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"strconv"
+	"unsafe"
 
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
@@ -168,10 +169,21 @@ func readSource(ev []byte) (srcEvent, []byte, error) {
 	return src, rd.b, nil
 }
 
-// readRecord decodes the values that follow an event's source into r,
-// interning strings with strs. Slots that need does not list (when need
-// is not nil) are left null: a window task reads only its output's fields.
-func readRecord(b []byte, r *Record, strs *interner, need []bool) error {
+// slotUse says how a window task reads one slot of the events it folds.
+type slotUse uint8
+
+const (
+	skipSlot slotUse = iota // not read: left null
+	viewSlot                // read during the fold only: strings point into b
+	keepSlot                // kept by an aggregate (first, last): strings interned
+)
+
+// readRecord decodes the values that follow an event's source into r.
+// With need nil every value is decoded and strings are interned with strs.
+// Otherwise need[i] says how to read slot i: skipped, or for strings, as a
+// view of b without a copy (the caller must not keep r's strings once b
+// may change), or interned.
+func readRecord(b []byte, r *Record, strs *interner, need []slotUse) error {
 	rd := &reader{b: b}
 	r.TS = rd.varint()
 	n := rd.uvarint()
@@ -189,9 +201,15 @@ func readRecord(b []byte, r *Record, strs *interner, need []bool) error {
 			r.Vals[i] = event.NumberValue(math.Float64frombits(binary.BigEndian.Uint64(rd.b)))
 			rd.b = rd.b[8:]
 		case event.String:
-			if b := rd.bytes(); need == nil || need[i] {
+			b := rd.bytes()
+			switch {
+			case need == nil || need[i] == keepSlot:
 				r.Vals[i] = event.StringValue(strs.intern(b))
-			} else {
+			case need[i] == viewSlot && len(b) > 0:
+				r.Vals[i] = event.StringValue(unsafe.String(&b[0], len(b)))
+			case need[i] == viewSlot:
+				r.Vals[i] = event.StringValue("")
+			default:
 				r.Vals[i] = event.Value{}
 			}
 		case event.Bool:

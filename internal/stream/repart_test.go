@@ -155,3 +155,76 @@ func BenchmarkRepartitionValue(b *testing.B) {
 		}
 	}
 }
+
+// TestFoldedStringsNotKept: a window task reads the strings of group keys
+// and of aggregates that keep no value (count_distinct) as views of the
+// fetched batch, without copies. The state must not point into the batch:
+// once the batch's memory is overwritten, the results are unchanged.
+func TestFoldedStringsNotKept(t *testing.T) {
+	plan := testPlan(t, `
+name: views
+source: {topic: t, key: sensor_id, time: {field: ts}}
+outputs:
+  - name: zones
+    group_by: [zone]
+    window: {tumbling: 1m}
+    aggregates:
+      n: count()
+      sensors: count_distinct(sensor_id)
+      kinds: count_distinct(kind)
+      first_sensor: first(sensor_id)
+`)
+	w := NewWindower(StageConfig{Plan: plan})
+	if got := w.need[0][w.dec.Slot("zone")]; got != viewSlot {
+		t.Errorf("group key slot read as %d, want a view", got)
+	}
+	if got := w.need[0][w.dec.Slot("kind")]; got != viewSlot {
+		t.Errorf("slot of count_distinct(kind) read as %d, want a view", got)
+	}
+	if got := w.need[0][w.dec.Slot("sensor_id")]; got != keepSlot {
+		t.Errorf("slot of first(sensor_id) and count_distinct(sensor_id) read as %d, want interned", got)
+	}
+	var batch []byte
+	var bounds []int
+	var r Record
+	for i, js := range []string{
+		`{"sensor_id":"s-1","zone":"north","kind":"traffic","ts":1000}`,
+		`{"sensor_id":"s-2","zone":"north","kind":"air","ts":2000}`,
+		`{"sensor_id":"s-1","zone":"south","kind":"weather","ts":3000}`,
+	} {
+		if err := w.dec.Decode([]byte(js), &r); err != nil {
+			t.Fatal(err)
+		}
+		batch = appendEvent(batch, srcEvent{offset: int64(i)}, &r)
+		bounds = append(bounds, len(batch))
+	}
+	eng := w.newEngine(0)
+	start := 0
+	for _, end := range bounds {
+		_, vals, err := readSource(batch[start:end])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := readRecord(vals, &w.rec, &w.strs[0], w.need[0]); err != nil {
+			t.Fatal(err)
+		}
+		if eng.Add(0, &w.rec, 0) != 0 {
+			t.Fatal("late")
+		}
+		start = end
+	}
+	for i := range batch {
+		batch[i] = 'X'
+	}
+	got := map[string]string{}
+	for _, res := range eng.Partials(0, nil) {
+		got[res.Key[0]] = string(AppendValuesJSON(nil, &res))
+	}
+	want := map[string]string{
+		"north": `{"n":2,"sensors":2,"kinds":2,"first_sensor":"s-1"}`,
+		"south": `{"n":1,"sensors":1,"kinds":1,"first_sensor":"s-1"}`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("results after the batch was overwritten:\n got %v\nwant %v", got, want)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pulsehq/pulse/internal/aggregate"
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
@@ -44,12 +45,12 @@ type Windower struct {
 	marks      []mark
 	changes    []Change
 	sampled    []int64
-	folded     []int      // events folded per output in one process call
-	late       int        // late events in one process call
-	rejected   int        // dead letters in one process call
-	groupSlots [][]int    // per output, the slots of its group key
-	need       [][]bool   // per output, the slots it reads
-	strs       []interner // per output, its interned strings
+	folded     []int       // events folded per output in one process call
+	late       int         // late events in one process call
+	rejected   int         // dead letters in one process call
+	groupSlots [][]int     // per output, the slots of its group key
+	need       [][]slotUse // per output, how it reads each slot
+	strs       []interner  // per output, its interned strings
 	key        []byte
 	nrec       uint64
 	lastLive   time.Time
@@ -101,14 +102,22 @@ func NewWindower(cfg StageConfig) *Windower {
 		w.outIdx[t] = i
 		slots := w.dec.groupSlots(&plan.Outputs[i])
 		w.groupSlots = append(w.groupSlots, slots)
-		need := make([]bool, w.dec.Slots())
+		// Group keys are copied when a group is created, and most
+		// aggregates keep no input value: those slots are read without
+		// copying their strings.
+		need := make([]slotUse, w.dec.Slots())
 		for _, s := range slots {
-			need[s] = true
+			need[s] = viewSlot
 		}
 		for _, a := range plan.Outputs[i].Aggregates {
-			if a.Field != "" {
-				need[w.dec.Slot(a.Field)] = true
+			if a.Field == "" {
+				continue
 			}
+			use := viewSlot
+			if aggregate.KeepsValues(a.Func) {
+				use = keepSlot
+			}
+			need[w.dec.Slot(a.Field)] = max(need[w.dec.Slot(a.Field)], use)
 		}
 		w.need = append(w.need, need)
 		if o := plan.Outputs[i]; o.Live && o.Partials > 0 && (w.livePer == 0 || o.Partials < w.livePer) {
