@@ -39,6 +39,7 @@ type Feed struct {
 	targets map[string]target // by topic
 	ready   atomic.Bool
 	p       fastjson.Parser
+	writes  []Write
 }
 
 type target struct {
@@ -128,7 +129,6 @@ func (f *Feed) run(ctx context.Context) error {
 	cl.AddConsumePartitions(assign)
 	f.ready.Store(true)
 	defer f.ready.Store(false)
-	var writes []Write
 	for {
 		fetches := cl.PollRecords(ctx, 20000)
 		if ctx.Err() != nil {
@@ -143,46 +143,72 @@ func (f *Feed) run(ctx context.Context) error {
 		if ferr != nil {
 			return ferr
 		}
-		writes = writes[:0]
-		next := map[string]int64{}
-		var malformed int
-		fetches.EachRecord(func(rec *kgo.Record) {
-			next[rec.Topic+":"+strconv.Itoa(int(rec.Partition))] = rec.Offset + 1
-			w, err := f.parse(rec)
-			if err != nil {
-				malformed++
-				f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-				return
+		// Once a minute every window of a busy output fires at once:
+		// tens of thousands of results. They are stored in chunks, each
+		// followed by a pause as long as it took, so that the feed takes
+		// at most about half a core and the pipeline stages sharing the
+		// machine keep their latency. Each chunk commits with the offsets
+		// of its own records, so a crash between chunks loses nothing.
+		recs := fetches.Records()
+		for len(recs) > 0 {
+			n := min(len(recs), feedChunk)
+			began := time.Now()
+			if err := f.store(ctx, recs[:n]); err != nil {
+				return err
 			}
-			writes = append(writes, w)
-		})
-		if len(next) == 0 {
-			continue
-		}
-		// The commit must not be cut short by shutdown: what was read is
-		// stored, or nothing is.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := f.cfg.Store.Commit(cctx, writes, next)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if m := f.cfg.Metrics; m != nil {
-			var up, retract int
-			for _, w := range writes {
-				if w.Retract {
-					retract++
-				} else {
-					up++
+			if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
+				select {
+				case <-ctx.Done(): // the rest is stored at once
+				case <-time.After(time.Since(began)):
 				}
-			}
-			m.SinkRows.WithLabelValues("sqlite", "upserted").Add(float64(up))
-			m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(retract))
-			if malformed > 0 {
-				m.SinkRows.WithLabelValues("sqlite", "malformed").Add(float64(malformed))
 			}
 		}
 	}
+}
+
+// feedChunk is how many result records one SQLite transaction stores at
+// most.
+const feedChunk = 1000
+
+// store writes the results of recs and their offsets in one transaction.
+// The commit is not cut short by shutdown: what was read is stored, or
+// nothing is.
+func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
+	f.writes = f.writes[:0]
+	next := map[string]int64{}
+	var malformed int
+	for _, rec := range recs {
+		next[rec.Topic+":"+strconv.Itoa(int(rec.Partition))] = rec.Offset + 1
+		w, err := f.parse(rec)
+		if err != nil {
+			malformed++
+			f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			continue
+		}
+		f.writes = append(f.writes, w)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	err := f.cfg.Store.Commit(cctx, f.writes, next)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if m := f.cfg.Metrics; m != nil {
+		var up, retract int
+		for _, w := range f.writes {
+			if w.Retract {
+				retract++
+			} else {
+				up++
+			}
+		}
+		m.SinkRows.WithLabelValues("sqlite", "upserted").Add(float64(up))
+		m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(retract))
+		if malformed > 0 {
+			m.SinkRows.WithLabelValues("sqlite", "malformed").Add(float64(malformed))
+		}
+	}
+	return nil
 }
 
 // resultFields are the fields of a result record that are not aggregates.

@@ -1,0 +1,78 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/stream"
+)
+
+// TestFeedStoresInChunks runs the feed against an in-process broker with
+// more results than one SQLite transaction stores: every result lands
+// once, and the stored offsets end at the topic's end.
+func TestFeedStoresInChunks(t *testing.T) {
+	plan, err := pipeline.BuiltinNamed("city")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := plan.Outputs[0]
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, plan.Outputs[0].Topic, plan.Outputs[1].Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	prod, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	const n = 2*feedChunk + 500
+	var recs []*kgo.Record
+	for i := range n {
+		r := result(o.Name, fmt.Sprintf("s-%04d", i), t0, float64(i))
+		recs = append(recs, &kgo.Record{Topic: o.Topic, Partition: int32(i % 2), Value: stream.AppendResultJSON(nil, &r)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := openTest(t)
+	feed := NewFeed(FeedConfig{Store: store, Plans: []*pipeline.Plan{plan}, Opts: opts})
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- feed.Run(fctx) }()
+	want := map[string]int64{o.Topic + ":0": n / 2, o.Topic + ":1": n / 2}
+	for {
+		offs := offsetsOf(t, store)
+		if offs[o.Topic+":0"] == want[o.Topic+":0"] && offs[o.Topic+":1"] == want[o.Topic+":1"] {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stored offsets %v, want %v", offs, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rows := query(t, store, Query{Pipeline: plan.Name, Outputs: []string{o.Name}, Limit: 10 * n})
+	if len(rows) != n {
+		t.Fatalf("%d rows stored, want %d", len(rows), n)
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if seen[r.Key[0]] {
+			t.Fatalf("result of %s stored twice", r.Key[0])
+		}
+		seen[r.Key[0]] = true
+	}
+}
