@@ -2,11 +2,14 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
 # port instead of POSTing to the HTTP ingest API. Latency quantiles are
 # reported for the whole run and for the steady state: from WARMUP seconds
-# after the load starts (group joins, first fetches) to its end.
+# after the load starts (group joins, first fetches) to its end. During the
+# load a client watches the live view of output WATCH (the dashboard's
+# default, zone_1m), so that its partial results are computed and pushed as
+# for an open dashboard; WATCH= watches nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
@@ -24,12 +27,18 @@ before=$(metric 'pulse_pipeline_events_total{pipeline="city"}'); before=${before
 start=$(date +%s.%N)
 via=(--target "http://$http")
 [ "${VIA:-http}" = kafka ] && via=(--brokers "$kafka")
+watch=${WATCH-zone_1m}
+if [ -n "$watch" ]; then
+  curl -sN "http://$http/v1/pipelines/city/live?output=$watch" >/dev/null &
+  watcher=$!
+fi
 "$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
   --sensors "$sensors" --zones "$zones" --concurrency 8 &
 lg=$!
 hist() { curl -s "http://$http/metrics" | grep -E '^pulse_pipeline_live_latency_seconds_(bucket|count)\{pipeline="city"'; }
 sleep "${WARMUP:-5}"; warm=$(hist)
 wait $lg; steady=$(hist)
+[ -n "${watcher:-}" ] && kill "$watcher" 2>/dev/null
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the
 # window stage folded every accepted event into zone_1m, at most 60 s.
 for _ in $(seq 300); do

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,7 +37,7 @@ type runFlags struct {
 	demoSensors, demoZones, partitions                int
 	maxBody                                           int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
-	liveEvery, produceTimeout, maxFuture              time.Duration
+	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	nodeID                                            string
 }
@@ -63,7 +64,8 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
-	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and how often live views push them (default 500ms)")
+	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them (default 500ms)")
+	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results (default: --live-interval, else 500ms)")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
@@ -193,7 +195,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	})
 	srv, err := serve.New(serve.Config{
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
-		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: f.liveEvery, Logger: log,
+		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
 		Ready: func(ctx context.Context) error {
 			if err := bus.Ping(ctx, producer); err != nil {
 				return err
