@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +89,28 @@ func TestKcatInterop(t *testing.T) {
 		!strings.Contains(string(out), "pulse-output=") || !strings.Contains(string(out), "pulse-source=city/") {
 		t.Fatalf("late topic does not hold the late reading with its reason:\n%s", out)
 	}
+
+	// A record in a repartition topic that is not a batch of this pipeline
+	// (another writer's, here kcat's) goes from the running window stage
+	// to the dead-letter topic, named by its own coordinates, and the
+	// stage goes on folding.
+	before, _ := strconv.ParseFloat(metricValue(t, p, `pulse_window_events_total{output="zone_1m",pipeline="city"}`), 64)
+	bad := exec.Command(kcat, "-P", "-b", p.kafka, "-t", "city.zone_1m.repartition", "-p", "0")
+	bad.Stdin = strings.NewReader("not a repartition batch\n")
+	if out, err := bad.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce to the repartition topic: %v\n%s", err, out)
+	}
+	waitMetric(t, p, `pulse_pipeline_rejected_events_total{pipeline="city"}`, 2) // the submarine, and this
+	out, err = exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat consume: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "pulse-error=window stage of city:") || !strings.Contains(string(out), "pulse-source=city.zone_1m.repartition/0/") ||
+		!strings.Contains(string(out), "not a repartition batch") {
+		t.Fatalf("dead-letter topic does not hold the foreign repartition record with its reason:\n%s", out)
+	}
+	next := reading{sensor: "kc-after", zone: "kc-zone-01", kind: "air", ts: end.Add(90 * time.Second), metrics: map[string]float64{"pm25": 3}}
+	p.mustPost([]byte(next.json()))
+	waitMetric(t, p, `pulse_window_events_total{output="zone_1m",pipeline="city"}`, before+1)
 	p.stop()
 }
