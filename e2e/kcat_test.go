@@ -51,6 +51,10 @@ func TestKcatInterop(t *testing.T) {
 	want := oracle(rs)
 	rows := p.waitResults("to="+end.Format(time.RFC3339), len(want))
 	compare(t, rows, want)
+	// One event in 64 is timed at each point of the pipeline.
+	for _, point := range []string{"shuffle_polled", "shuffle_committed", "window_folded"} {
+		waitMetric(t, p, `pulse_pipeline_stage_latency_seconds_count{pipeline="city",point="`+point+`"}`, float64(len(rs)/64))
+	}
 
 	// The same results as CSV: a header, then one line per window.
 	resp, err := http.Get(p.url("/v1/pipelines/city/results?format=csv&output=zone_1m&to=" + end.Format(time.RFC3339)))
@@ -66,29 +70,16 @@ func TestKcatInterop(t *testing.T) {
 		t.Errorf("csv: %d lines, header %v; want 7 lines, header output,zone,window_start,window_end,count,...", len(recs), recs[0])
 	}
 
-	consume := exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n")
-	out, err := consume.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kcat consume: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), `pulse-error=kind "submarine" is unknown`) || !strings.Contains(string(out), `"kc-bad"`) {
-		t.Fatalf("dead-letter topic does not hold the bad record with its reason:\n%s", out)
-	}
+	kcatRead(t, kcat, p.kafka, "city.dlq", "the bad record with its reason", `pulse-error=kind "submarine" is unknown`, `"kc-bad"`)
 
 	// A reading for a window that is already final goes to city.late, as
 	// the pipeline read it, naming the original record in pulse-source.
 	late := reading{sensor: "kc-late", zone: "kc-zone-00", kind: "air", ts: base.Add(30 * time.Second), metrics: map[string]float64{"pm25": 7}}
 	p.mustPost([]byte(late.json()))
 	waitMetric(t, p, `pulse_late_events_total{pipeline="city"}`, 1)
-	out, err = exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.late", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kcat consume city.late: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "pulse-late-reason=event time 2026-02-01T12:00:30Z is behind the watermark") ||
-		!strings.Contains(string(out), `"sensor_id":"kc-late"`) || !strings.Contains(string(out), `"pm25":7`) ||
-		!strings.Contains(string(out), "pulse-output=") || !strings.Contains(string(out), "pulse-source=city/") {
-		t.Fatalf("late topic does not hold the late reading with its reason:\n%s", out)
-	}
+	kcatRead(t, kcat, p.kafka, "city.late", "the late reading with its reason",
+		"pulse-late-reason=event time 2026-02-01T12:00:30Z is behind the watermark", `"sensor_id":"kc-late"`, `"pm25":7`,
+		"pulse-output=", "pulse-source=city/")
 
 	// A record in a repartition topic that is not a batch of this pipeline
 	// (another writer's, here kcat's) goes from the running window stage
@@ -101,16 +92,36 @@ func TestKcatInterop(t *testing.T) {
 		t.Fatalf("kcat produce to the repartition topic: %v\n%s", err, out)
 	}
 	waitMetric(t, p, `pulse_pipeline_rejected_events_total{pipeline="city"}`, 2) // the submarine, and this
-	out, err = exec.Command(kcat, "-C", "-b", p.kafka, "-t", "city.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kcat consume: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "pulse-error=window stage of city:") || !strings.Contains(string(out), "pulse-source=city.zone_1m.repartition/0/") ||
-		!strings.Contains(string(out), "not a repartition batch") {
-		t.Fatalf("dead-letter topic does not hold the foreign repartition record with its reason:\n%s", out)
-	}
+	kcatRead(t, kcat, p.kafka, "city.dlq", "the foreign repartition record with its reason",
+		"pulse-error=window stage of city:", "pulse-source=city.zone_1m.repartition/0/", "not a repartition batch")
 	next := reading{sensor: "kc-after", zone: "kc-zone-01", kind: "air", ts: end.Add(90 * time.Second), metrics: map[string]float64{"pm25": 3}}
 	p.mustPost([]byte(next.json()))
 	waitMetric(t, p, `pulse_window_events_total{output="zone_1m",pipeline="city"}`, before+1)
 	p.stop()
+}
+
+// kcatRead reads topic from the beginning with kcat, headers and values,
+// until the output holds every one of want. The window stage's late and
+// dead-letter records commit with its next checkpoint, and kcat reads
+// committed records only, so it retries for up to 30 s.
+func kcatRead(t *testing.T, kcat, broker, topic, what string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command(kcat, "-C", "-b", broker, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat consume %s: %v\n%s", topic, err, out)
+		}
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(string(out), w)
+		}
+		if !missing {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not hold %s:\n%s", topic, what, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -42,6 +42,8 @@ type Shuffler struct {
 	lastMarks map[int32]mark
 	buf       []byte
 	ev        []byte     // the event being framed
+	nrec      uint64     // events accepted, for sampling latency
+	sampled   []int64    // ingest times of the sampled events of this transaction
 	batches   [][][]byte // per output and repartition partition, the record being filled
 	// free holds batch buffers whose records were written, for reuse.
 	free chan []byte
@@ -198,9 +200,15 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if !committed {
+		if committed {
+			done := time.Now().UnixMilli()
+			for _, ingest := range s.sampled {
+				s.observe("shuffle_committed", done, ingest)
+			}
+		} else {
 			s.aborted(now.UnixMilli())
 		}
+		s.sampled = s.sampled[:0]
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -236,6 +244,14 @@ func (s *Shuffler) syncAssignment(now int64) {
 	}
 	s.own = own
 	s.cfg.Logger.Info("source partitions assigned", "pipeline", s.cfg.Plan.Name, "partitions", len(own))
+}
+
+// observe records the latency from an event's ingest to point at now, in
+// ms.
+func (s *Shuffler) observe(point string, now, ingest int64) {
+	if m := s.cfg.Metrics; m != nil {
+		m.StageLatency.WithLabelValues(s.cfg.Plan.Name, point).Observe(float64(now-ingest) / 1000)
+	}
 }
 
 func (s *Shuffler) produced(_ *kgo.Record, err error) {
@@ -276,6 +292,10 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				continue
 			}
 			accepted++
+			if s.nrec++; s.nrec%64 == 0 && len(s.sampled) < 1<<16 {
+				s.sampled = append(s.sampled, rec.Timestamp.UnixMilli())
+				s.observe("shuffle_polled", now, rec.Timestamp.UnixMilli())
+			}
 			s.wm.Observe(pid, s.rec.TS, now)
 			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: rec.Timestamp.UnixMilli()}, &s.rec)
 			for i := range s.repart {

@@ -454,6 +454,9 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 		w.unpublished = true
 		if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
 			w.sampled = append(w.sampled, src.ingest)
+			if m := w.cfg.Metrics; m != nil {
+				m.StageLatency.WithLabelValues(name, "window_folded").Observe(float64(time.Now().UnixMilli()-src.ingest) / 1000)
+			}
 		}
 	}
 }

@@ -5,6 +5,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// latencyBuckets has 10 ms steps up to 200 ms, the range of a healthy
+// pipeline, so that a quantile read off the buckets is exact to 10 ms.
+var latencyBuckets = []float64{.001, .0025, .005, .01, .02, .03, .04, .05, .06, .07, .08, .09, .1,
+	.11, .12, .13, .14, .15, .16, .17, .18, .19, .2, .25, .3, .5, .75, 1, 2.5, 5, 10}
+
 // Metrics holds every Pulse metric. Tests create their own with New so
 // that parallel servers do not share counters.
 type Metrics struct {
@@ -22,6 +27,7 @@ type Metrics struct {
 	Watermark        *prometheus.GaugeVec     // pipeline
 	Checkpoints      *prometheus.HistogramVec // pipeline
 	LiveLatency      *prometheus.HistogramVec // pipeline
+	StageLatency     *prometheus.HistogramVec // pipeline, point
 	WindowEvents     *prometheus.CounterVec   // pipeline, output
 	TxnAborts        *prometheus.CounterVec   // pipeline, stage
 	RestoredRecords  *prometheus.CounterVec   // pipeline
@@ -80,14 +86,16 @@ func New() *Metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"pipeline"}),
 		LiveLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "pulse_pipeline_live_latency_seconds",
-			Help: "From a record's ingest (its Kafka timestamp) to the live-view update that includes it; sampled, one record in 64.",
-			// 10 ms steps up to 200 ms: the range of a healthy pipeline,
-			// where a quantile read off the buckets should be exact to
-			// 10 ms.
-			Buckets: []float64{.001, .0025, .005, .01, .02, .03, .04, .05, .06, .07, .08, .09, .1,
-				.11, .12, .13, .14, .15, .16, .17, .18, .19, .2, .25, .3, .5, .75, 1, 2.5, 5, 10},
+			Name:    "pulse_pipeline_live_latency_seconds",
+			Help:    "From a record's ingest (its Kafka timestamp) to the live-view update that includes it; sampled, one record in 64.",
+			Buckets: latencyBuckets,
 		}, []string{"pipeline"}),
+		StageLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pulse_pipeline_stage_latency_seconds",
+			Help: "From a record's ingest (its Kafka timestamp) to a point of the pipeline: shuffle_polled (the shuffle stage read it), " +
+				"shuffle_committed (its transaction committed: the window stage may read it), window_folded (a window task folded it); sampled, one record in 64.",
+			Buckets: latencyBuckets,
+		}, []string{"pipeline", "point"}),
 		WindowEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_window_events_total",
 			Help: "Events the window stage folded into an output's windows (counted again when an aborted transaction is replayed).",
@@ -105,7 +113,7 @@ func New() *Metrics {
 			Help: "Result rows a sink wrote (outcome upserted) or withdrew (outcome retracted).",
 		}, []string{"sink", "outcome"}),
 	}
-	m.Registry.MustRegister(m.LiveLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows,
+	m.Registry.MustRegister(m.LiveLatency, m.StageLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
