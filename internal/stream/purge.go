@@ -2,9 +2,11 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -48,12 +50,20 @@ func (w *Windower) truncateChangelogs(ctx context.Context, cl *kgo.Client) {
 			offs.AddOffset(ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name), t.part, at, -1)
 		}
 	}
-	if err := deleteRecords(ctx, cl, offs); err != nil && !w.truncWarned {
-		// Nothing depends on it but disk and restore time.
-		w.truncWarned = true
+	err := deleteRecords(ctx, cl, offs)
+	if err == nil || ctx.Err() != nil || w.truncWarned {
+		// At shutdown: the first snapshot after the restart deletes them.
+		return
+	}
+	// Nothing depends on it but disk and restore time: warn once.
+	w.truncWarned = true
+	if errors.Is(err, kerr.PolicyViolation) {
 		w.cfg.Logger.Warn("cannot delete changelog records before a snapshot; compaction keeps the changelog bounded instead (set cleanup.policy=compact,delete on the changelog topics to let Pulse delete them)",
 			"pipeline", w.cfg.Plan.Name, "err", err)
+		return
 	}
+	w.cfg.Logger.Warn("cannot delete changelog records before a snapshot; later snapshots try again",
+		"pipeline", w.cfg.Plan.Name, "err", err)
 }
 
 // deleteRecords deletes the records before offs (DeleteRecords), if any.
