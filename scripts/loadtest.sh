@@ -6,7 +6,9 @@
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
 # port instead of POSTing to the HTTP ingest API. Latency quantiles are
 # reported for the whole run and for the steady state: from WARMUP seconds
-# after the load starts (group joins, first fetches) to its end. During the
+# after the load starts (group joins, first fetches) to its end, the steady
+# state also at each point on the way (shuffle poll, shuffle commit, window
+# fold: pulse_pipeline_stage_latency_seconds). During the
 # load a client watches the live view of output WATCH (the dashboard's
 # default, zone_1m), so that its partial results are computed and pushed as
 # for an open dashboard; WATCH= watches nothing.
@@ -35,9 +37,12 @@ fi
 "$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
   --sensors "$sensors" --zones "$zones" --concurrency 8 &
 lg=$!
-hist() { curl -s "http://$http/metrics" | grep -E '^pulse_pipeline_live_latency_seconds_(bucket|count)\{pipeline="city"'; }
-sleep "${WARMUP:-5}"; warm=$(hist)
-wait $lg; steady=$(hist)
+snap() { curl -s "http://$http/metrics"; }
+# sel METRIC LABELS: the bucket and count lines of one latency histogram.
+sel() { grep -E "^pulse_pipeline_$1_(bucket|count)\{pipeline=\"city\"$2[,}]"; }
+hist() { snap | sel live_latency_seconds ""; }
+sleep "${WARMUP:-5}"; warm=$(snap)
+wait $lg; steady=$(snap)
 [ -n "${watcher:-}" ] && kill "$watcher" 2>/dev/null
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the
 # window stage folded every accepted event into zone_1m, at most 60 s.
@@ -59,9 +64,13 @@ quantiles() { awk -v label="$1" '
   /_bucket/ { match($0, /le="[^"]+"/); le = substr($0, RSTART+4, RLENGTH-5); n++; les[n] = le; cum[n] = $2 - base[le] }
   /_count/ { total = $2 - total0 }
   END {
-    if (total <= 0) { printf "ingest -> live partial latency (%s): no samples\n", label; exit }
+    if (total <= 0) { printf "ingest -> %s: no samples\n", label; exit }
     for (i = 1; i <= n; i++) { if (!p50 && cum[i] >= 0.5 * total) p50 = les[i]; if (!p99 && cum[i] >= 0.99 * total) p99 = les[i] }
-    printf "ingest -> live partial latency (%s, %d samples): p50 <= %s s, p99 <= %s s\n", label, total, p50, p99 }' "$2" "$3"; }
-quantiles "whole run" <(echo "# no baseline") <(hist)
-quantiles "steady, after ${WARMUP:-5} s of load" <(echo "$warm") <(echo "$steady")
+    printf "ingest -> %s, %d samples): p50 <= %s s, p99 <= %s s\n", label, total, p50, p99 }' "$2" "$3"; }
+quantiles "live partial latency (whole run" <(echo "# no baseline") <(hist)
+quantiles "live partial latency (steady, after ${WARMUP:-5} s of load" <(echo "$warm" | sel live_latency_seconds "") <(echo "$steady" | sel live_latency_seconds "")
+# The same steady window at each point on the way (pulse_pipeline_stage_latency_seconds).
+for point in shuffle_polled shuffle_committed window_folded; do
+  quantiles "$point (steady" <(echo "$warm" | sel stage_latency_seconds ",point=\"$point\"") <(echo "$steady" | sel stage_latency_seconds ",point=\"$point\"")
+done
 echo "pulse RSS: $(ps -o rss= -p $pid) KiB"
