@@ -28,51 +28,88 @@ type State interface {
 	Decode(src []byte) error
 }
 
-// NewStates returns an empty state of each of fs, in order, as fs[i].New
-// would. The states of count, sum, avg, min and max are allocated in one
-// block per type instead of one object each, so that the states of one
-// window sit together in memory: folding an event into them then touches
-// a few cache lines rather than one per aggregate, and a new window costs
-// a few allocations rather than one per aggregate.
-func NewStates(fs []Func) []State {
-	states := make([]State, len(fs))
-	var nc, ns, ne int
-	for _, f := range fs {
-		if f, ok := f.(*fn); ok {
-			switch f.block {
-			case countBlock:
-				nc++
-			case sumBlock:
-				ns++
-			case extremeBlock:
-				ne++
-			}
-		}
-	}
-	counts := make([]countState, nc)
-	sums := make([]sumState, ns)
-	extremes := make([]extremeState, ne)
+// Layout places the states of a list of aggregates (one output's) in
+// memory. Count, sum, avg, min and max states are allocated in one block
+// per type instead of one object each, so that the states of one window
+// sit together: folding an event into them touches a few cache lines
+// rather than one per aggregate, and a new window costs a few allocations
+// rather than one per aggregate. Add updates those states directly,
+// without an interface call.
+type Layout struct {
+	fs         []Func
+	kind       []blockKind
+	idx        []int32 // index of aggregate i in its block
+	nc, ns, ne int
+}
+
+// Blocks holds the states of one window's count, sum, avg, min and max
+// aggregates, by type; the State values New returns point into them.
+type Blocks struct {
+	counts   []countState
+	sums     []sumState
+	extremes []extremeState
+}
+
+// NewLayout returns the layout of the states of fs.
+func NewLayout(fs []Func) *Layout {
+	l := &Layout{fs: fs, kind: make([]blockKind, len(fs)), idx: make([]int32, len(fs))}
 	for i, f := range fs {
 		x, ok := f.(*fn)
 		if !ok {
-			states[i] = f.New()
 			continue
 		}
+		l.kind[i] = x.block
 		switch x.block {
 		case countBlock:
-			counts[0].field = x.field
-			states[i], counts = &counts[0], counts[1:]
+			l.idx[i], l.nc = int32(l.nc), l.nc+1
 		case sumBlock:
-			sums[0].avg = x.name == "avg"
-			states[i], sums = &sums[0], sums[1:]
+			l.idx[i], l.ns = int32(l.ns), l.ns+1
 		case extremeBlock:
-			extremes[0].max = x.name == "max"
-			states[i], extremes = &extremes[0], extremes[1:]
+			l.idx[i], l.ne = int32(l.ne), l.ne+1
+		}
+	}
+	return l
+}
+
+// New returns an empty state of each aggregate, in order, as its Func's
+// New would, and sets b to the blocks they point into.
+func (l *Layout) New(b *Blocks) []State {
+	states := make([]State, len(l.fs))
+	b.counts = make([]countState, l.nc)
+	b.sums = make([]sumState, l.ns)
+	b.extremes = make([]extremeState, l.ne)
+	for i, f := range l.fs {
+		k := l.idx[i]
+		switch l.kind[i] {
+		case countBlock:
+			b.counts[k].field = f.NeedsField()
+			states[i] = &b.counts[k]
+		case sumBlock:
+			b.sums[k].avg = f.Name() == "avg"
+			states[i] = &b.sums[k]
+		case extremeBlock:
+			b.extremes[k].max = f.Name() == "max"
+			states[i] = &b.extremes[k]
 		default:
-			states[i] = x.New()
+			states[i] = f.New()
 		}
 	}
 	return states
+}
+
+// Add folds v into aggregate i of a window whose states New returned
+// along with b: the same as states[i].Add(v, ts).
+func (l *Layout) Add(b *Blocks, states []State, i int, v event.Value, ts int64) {
+	switch l.kind[i] {
+	case countBlock:
+		b.counts[l.idx[i]].Add(v, ts)
+	case sumBlock:
+		b.sums[l.idx[i]].Add(v, ts)
+	case extremeBlock:
+		b.extremes[l.idx[i]].Add(v, ts)
+	default:
+		states[i].Add(v, ts)
+	}
 }
 
 // KeepsValues reports whether the states of f keep values passed to Add

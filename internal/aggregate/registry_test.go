@@ -185,9 +185,10 @@ func TestMergeMismatchPanics(t *testing.T) {
 	lookupField(t, "min").New().Merge(lookupField(t, "max").New())
 }
 
-// TestNewStates: the states NewStates allocates in blocks behave as those
-// of New, one by one, and do not share memory.
-func TestNewStates(t *testing.T) {
+// TestLayout: the states a Layout allocates in blocks behave as those of
+// New, one by one, whether folded through Layout.Add or State.Add, and do
+// not share memory.
+func TestLayout(t *testing.T) {
 	var fs []Func
 	for _, name := range Names() {
 		f, _ := LookupWithField(name)
@@ -196,7 +197,9 @@ func TestNewStates(t *testing.T) {
 	count, _ := Lookup("count")
 	fs = append(fs, count, fs[1], fs[2], fs[3], fs[4]) // a second block of each
 	rng := rand.New(rand.NewPCG(7, 7))
-	states := NewStates(fs)
+	l := NewLayout(fs)
+	var blocks Blocks
+	states := l.New(&blocks)
 	if len(states) != len(fs) {
 		t.Fatalf("%d states for %d functions", len(states), len(fs))
 	}
@@ -207,7 +210,11 @@ func TestNewStates(t *testing.T) {
 			if rng.IntN(5) == 0 {
 				v = event.Value{}
 			}
-			states[i].Add(v, 1)
+			if i%2 == 0 {
+				l.Add(&blocks, states, i, v, 1)
+			} else {
+				states[i].Add(v, 1)
+			}
 			one.Add(v, 1)
 		}
 		if got, want := states[i].AppendBinary(nil), one.AppendBinary(nil); !slices.Equal(got, want) {

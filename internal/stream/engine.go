@@ -28,8 +28,9 @@ type Result struct {
 type win struct {
 	start, end int64
 	states     []aggregate.State
-	fired      bool // the watermark passed its end: its final is due
-	dirty      bool // changed since it fired: emit it again
+	blocks     aggregate.Blocks // where the common states live (Layout)
+	fired      bool             // the watermark passed its end: its final is due
+	dirty      bool             // changed since it fired: emit it again
 	// emitted is set while a final emitted for the window under its
 	// current start stands (a sink holds it): that is what a retraction
 	// withdraws.
@@ -62,7 +63,7 @@ type outState struct {
 	// looks at each field once and skips the aggregates of its null
 	// fields together (a city reading carries 3 or 4 of 11 metrics).
 	byField          []fieldAggs
-	funcs            []aggregate.Func
+	layout           *aggregate.Layout
 	keys             GroupStore
 	timers           timers
 	open             int
@@ -110,9 +111,10 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 		o := &outState{def: def, keys: memStore{},
 			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
 		o.groupSlots = dec.groupSlots(def)
+		var funcs []aggregate.Func
 		for _, a := range def.Aggregates {
 			o.names = append(o.names, a.Name)
-			o.funcs = append(o.funcs, a.Func)
+			funcs = append(funcs, a.Func)
 			if a.Field == "" {
 				o.aggSlots = append(o.aggSlots, -1)
 			} else {
@@ -120,6 +122,7 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 			}
 		}
 		o.byField = groupByField(o.aggSlots)
+		o.layout = aggregate.NewLayout(funcs)
 		e.outs = append(e.outs, o)
 	}
 	return e
@@ -237,7 +240,8 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 }
 
 func (e *Engine) newWin(o *outState, start, end int64) *win {
-	w := &win{start: start, end: end, states: aggregate.NewStates(o.funcs)}
+	w := &win{start: start, end: end}
+	w.states = o.layout.New(&w.blocks)
 	o.open++
 	return w
 }
@@ -252,7 +256,7 @@ func (e *Engine) fold(o *outState, ks *keyState, w *win, r *Record) {
 			}
 		}
 		for _, i := range f.aggs {
-			w.states[i].Add(v, r.TS)
+			o.layout.Add(&w.blocks, w.states, i, v, r.TS)
 		}
 	}
 	if w.fired && !w.dirty {
