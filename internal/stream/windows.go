@@ -179,7 +179,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 			if wait <= 0 {
 				break
 			}
-			if w.unpublished && w.livePer > 0 {
+			if w.unpublished && w.livePer > 0 && w.cfg.Board != nil {
 				// Wake up for the next live refresh rather than wait
 				// for the next records: what was folded is due then.
 				wait = min(wait, max(time.Until(w.lastLive.Add(w.livePer)), time.Millisecond))
