@@ -272,8 +272,8 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 		tp := tpKey(ft.Topic, ft.Partition)
 		pid := s.partID(ft.Topic, ft.Partition)
 		s.hwm[tp] = ft.HighWatermark
+		s.next[tp] = ft.Records[len(ft.Records)-1].Offset + 1
 		for _, rec := range ft.Records {
-			s.next[tp] = rec.Offset + 1
 			if err := s.dec.Decode(rec.Value, &s.rec); err != nil {
 				if errors.Is(err, ErrFiltered) {
 					filtered++
