@@ -39,6 +39,7 @@ type Layout struct {
 	fs         []Func
 	kind       []blockKind
 	idx        []int32 // index of aggregate i in its block
+	empty      []State // a new state of each blocked aggregate, copied into the blocks
 	nc, ns, ne int
 }
 
@@ -52,13 +53,14 @@ type Blocks struct {
 
 // NewLayout returns the layout of the states of fs.
 func NewLayout(fs []Func) *Layout {
-	l := &Layout{fs: fs, kind: make([]blockKind, len(fs)), idx: make([]int32, len(fs))}
+	l := &Layout{fs: fs, kind: make([]blockKind, len(fs)), idx: make([]int32, len(fs)), empty: make([]State, len(fs))}
 	for i, f := range fs {
 		x, ok := f.(*fn)
-		if !ok {
+		if !ok || x.block == noBlock {
 			continue
 		}
 		l.kind[i] = x.block
+		l.empty[i] = x.New()
 		switch x.block {
 		case countBlock:
 			l.idx[i], l.nc = int32(l.nc), l.nc+1
@@ -82,13 +84,13 @@ func (l *Layout) New(b *Blocks) []State {
 		k := l.idx[i]
 		switch l.kind[i] {
 		case countBlock:
-			b.counts[k].field = f.NeedsField()
+			b.counts[k] = *l.empty[i].(*countState)
 			states[i] = &b.counts[k]
 		case sumBlock:
-			b.sums[k].avg = f.Name() == "avg"
+			b.sums[k] = *l.empty[i].(*sumState)
 			states[i] = &b.sums[k]
 		case extremeBlock:
-			b.extremes[k].max = f.Name() == "max"
+			b.extremes[k] = *l.empty[i].(*extremeState)
 			states[i] = &b.extremes[k]
 		default:
 			states[i] = f.New()

@@ -7,7 +7,7 @@ type fn struct {
 	name     string
 	field    bool
 	newState func() State
-	// block is set for the functions whose states NewStates allocates in
+	// block is set for the functions whose states a Layout allocates in
 	// blocks: count, sum, avg, min and max.
 	block blockKind
 }

@@ -13,10 +13,11 @@ import (
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
-// TestFeedStoresInChunks runs the feed against an in-process broker with
-// more results than one SQLite transaction stores: every result lands
-// once, and the stored offsets end at the topic's end.
-func TestFeedStoresInChunks(t *testing.T) {
+// TestFeedStoresEveryResultOnce runs the feed against an in-process
+// broker with more results than one SQLite transaction stores (so the
+// chunked, paced path runs; the test would pass without chunks too): every
+// result lands once, and the stored offsets end at the topic's end.
+func TestFeedStoresEveryResultOnce(t *testing.T) {
 	plan, err := pipeline.BuiltinNamed("city")
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,6 @@ type outState struct {
 	def        *pipeline.Output
 	names      []string
 	groupSlots []int
-	aggSlots   []int // -1: count()
 	// byField groups the aggregates by their input slot, so that a record
 	// looks at each field once and skips the aggregates of its null
 	// fields together (a city reading carries 3 or 4 of 11 metrics).
@@ -112,16 +111,17 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
 		o.groupSlots = dec.groupSlots(def)
 		var funcs []aggregate.Func
+		var slots []int // per aggregate, its input slot; -1: count()
 		for _, a := range def.Aggregates {
 			o.names = append(o.names, a.Name)
 			funcs = append(funcs, a.Func)
 			if a.Field == "" {
-				o.aggSlots = append(o.aggSlots, -1)
+				slots = append(slots, -1)
 			} else {
-				o.aggSlots = append(o.aggSlots, dec.Slot(a.Field))
+				slots = append(slots, dec.Slot(a.Field))
 			}
 		}
-		o.byField = groupByField(o.aggSlots)
+		o.byField = groupByField(slots)
 		o.layout = aggregate.NewLayout(funcs)
 		e.outs = append(e.outs, o)
 	}

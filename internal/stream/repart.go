@@ -169,7 +169,9 @@ func readSource(ev []byte) (srcEvent, []byte, error) {
 	return src, rd.b, nil
 }
 
-// slotUse says how a window task reads one slot of the events it folds.
+// slotUse says how a window task reads one slot of the events it folds;
+// the values are ordered, so that max gives the use a slot needs when
+// several readers share it.
 type slotUse uint8
 
 const (
@@ -205,10 +207,8 @@ func readRecord(b []byte, r *Record, strs *interner, need []slotUse) error {
 			switch {
 			case need == nil || need[i] == keepSlot:
 				r.Vals[i] = event.StringValue(strs.intern(b))
-			case need[i] == viewSlot && len(b) > 0:
-				r.Vals[i] = event.StringValue(unsafe.String(&b[0], len(b)))
 			case need[i] == viewSlot:
-				r.Vals[i] = event.StringValue("")
+				r.Vals[i] = event.StringValue(unsafe.String(unsafe.SliceData(b), len(b)))
 			default:
 				r.Vals[i] = event.Value{}
 			}

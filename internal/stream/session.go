@@ -219,3 +219,12 @@ func (c *StageConfig) reportAbort(stage string, fail *atomic.Pointer[error], nex
 		m.TxnAborts.WithLabelValues(c.Plan.Name, stage).Inc()
 	}
 }
+
+// observeLatency records, for a sampled event, the time from its ingest to
+// point of the pipeline (pulse_pipeline_stage_latency_seconds); times in
+// ms.
+func (c *StageConfig) observeLatency(point string, now, ingest int64) {
+	if m := c.Metrics; m != nil {
+		m.StageLatency.WithLabelValues(c.Plan.Name, point).Observe(float64(now-ingest) / 1000)
+	}
+}

@@ -203,7 +203,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 		if committed {
 			done := time.Now().UnixMilli()
 			for _, ingest := range s.sampled {
-				s.observe("shuffle_committed", done, ingest)
+				s.cfg.observeLatency("shuffle_committed", done, ingest)
 			}
 		} else {
 			s.aborted(now.UnixMilli())
@@ -246,14 +246,6 @@ func (s *Shuffler) syncAssignment(now int64) {
 	s.cfg.Logger.Info("source partitions assigned", "pipeline", s.cfg.Plan.Name, "partitions", len(own))
 }
 
-// observe records the latency from an event's ingest to point at now, in
-// ms.
-func (s *Shuffler) observe(point string, now, ingest int64) {
-	if m := s.cfg.Metrics; m != nil {
-		m.StageLatency.WithLabelValues(s.cfg.Plan.Name, point).Observe(float64(now-ingest) / 1000)
-	}
-}
-
 func (s *Shuffler) produced(_ *kgo.Record, err error) {
 	if err != nil {
 		s.fail.CompareAndSwap(nil, &err)
@@ -292,12 +284,13 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				continue
 			}
 			accepted++
+			ingest := rec.Timestamp.UnixMilli()
 			if s.nrec++; s.nrec%64 == 0 && len(s.sampled) < 1<<16 {
-				s.sampled = append(s.sampled, rec.Timestamp.UnixMilli())
-				s.observe("shuffle_polled", now, rec.Timestamp.UnixMilli())
+				s.sampled = append(s.sampled, ingest)
+				s.cfg.observeLatency("shuffle_polled", now, ingest)
 			}
 			s.wm.Observe(pid, s.rec.TS, now)
-			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: rec.Timestamp.UnixMilli()}, &s.rec)
+			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: ingest}, &s.rec)
 			for i := range s.repart {
 				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
 				p := partitionFor(s.buf, s.nparts[i])

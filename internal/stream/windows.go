@@ -93,6 +93,7 @@ func NewWindower(cfg StageConfig) *Windower {
 	w.layout = layoutOf(w.dec)
 	w.rec.Vals = make([]event.Value, w.dec.Slots())
 	w.strs = make([]interner, len(plan.Outputs))
+	w.folded = make([]int, len(plan.Outputs))
 	for i := range plan.Outputs {
 		sub := *plan
 		sub.Outputs = plan.Outputs[i : i+1]
@@ -360,10 +361,7 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 	now := time.Now().UnixMilli()
 	name := w.cfg.Plan.Name
 	w.late, w.rejected = 0, 0
-	w.folded = w.folded[:0]
-	for range w.subs {
-		w.folded = append(w.folded, 0)
-	}
+	clear(w.folded)
 	var err error
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 || err != nil {
@@ -454,9 +452,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 		w.unpublished = true
 		if w.nrec++; w.nrec%64 == 0 && len(w.sampled) < 1<<16 {
 			w.sampled = append(w.sampled, src.ingest)
-			if m := w.cfg.Metrics; m != nil {
-				m.StageLatency.WithLabelValues(name, "window_folded").Observe(float64(time.Now().UnixMilli()-src.ingest) / 1000)
-			}
+			w.cfg.observeLatency("window_folded", time.Now().UnixMilli(), src.ingest)
 		}
 	}
 }
