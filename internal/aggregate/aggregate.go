@@ -125,3 +125,19 @@ func KeepsValues(f Func) bool {
 	}
 	return false
 }
+
+// IsNew reports whether s is known to encode exactly as a new state of its
+// function: nothing was folded into it. It returns false when it cannot
+// tell cheaply; encoding s and comparing the bytes then decides. A
+// changelog writes new states as a single byte.
+func IsNew(s State) bool {
+	switch x := s.(type) { // concrete types: cheaper than asserting an interface
+	case *countState:
+		return x.isNew()
+	case *sumState:
+		return x.isNew()
+	case *extremeState:
+		return x.isNew()
+	}
+	return false
+}

@@ -24,6 +24,8 @@ func (s *countState) Add(v event.Value, _ int64) {
 	}
 }
 
+func (s *countState) isNew() bool { return s.n == 0 }
+
 func (s *countState) Merge(o State) {
 	c, ok := o.(*countState)
 	if !ok {
@@ -101,6 +103,11 @@ func (s *sumState) Add(v event.Value, _ int64) {
 	}
 }
 
+// isNew compares bits: a sum of -0 encodes unlike a new state's 0.
+func (s *sumState) isNew() bool {
+	return s.n == 0 && math.Float64bits(s.k.sum) == 0 && math.Float64bits(s.k.c) == 0
+}
+
 func (s *sumState) Merge(o State) {
 	t, ok := o.(*sumState)
 	if !ok || t.avg != s.avg {
@@ -151,6 +158,8 @@ func (s *extremeState) fold(x float64) {
 		s.v, s.seen = x, true
 	}
 }
+
+func (s *extremeState) isNew() bool { return !s.seen && math.Float64bits(s.v) == 0 }
 
 func (s *extremeState) Merge(o State) {
 	t, ok := o.(*extremeState)

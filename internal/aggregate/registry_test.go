@@ -256,3 +256,47 @@ func TestKeepsValues(t *testing.T) {
 		}
 	}
 }
+
+// TestIsNew: IsNew never calls a state new unless it encodes exactly as a
+// new state of its function; it knows the blocked states (count, sum, avg,
+// min, max), also when they live in a Layout's blocks, and a sum or
+// extreme whose float is -0 (only a decoded one can be) is not new.
+func TestIsNew(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, tf := range allFuncs(t) {
+		t.Run(tf.label, func(t *testing.T) {
+			fresh := tf.f.New().AppendBinary(nil)
+			blocked := tf.f.(*fn).block != noBlock
+			if got := IsNew(tf.f.New()); got != blocked {
+				t.Fatalf("IsNew of a new state = %v, want %v", got, blocked)
+			}
+			for trial := range 200 {
+				s := feed(tf.f, randomInputs(r, r.IntN(4), 1000))
+				if IsNew(s) && !slices.Equal(s.AppendBinary(nil), fresh) {
+					t.Fatalf("trial %d: IsNew, but %x encodes unlike a new state %x", trial, s.AppendBinary(nil), fresh)
+				}
+			}
+			if !blocked {
+				return
+			}
+			var b Blocks
+			for _, s := range NewLayout([]Func{tf.f}).New(&b) {
+				if !IsNew(s) {
+					t.Fatal("a new state in a layout's blocks is not new")
+				}
+			}
+			// The last 8 bytes are a float (the compensation of a
+			// sum, the value of an extreme; for count, its
+			// integer): its sign bit set is not new.
+			neg := slices.Clone(fresh)
+			neg[len(neg)-1] |= 0x80
+			s := tf.f.New()
+			if err := s.Decode(neg); err != nil {
+				t.Fatalf("decode %x: %v", neg, err)
+			}
+			if IsNew(s) {
+				t.Fatalf("%x (the sign bit set) is called new", neg)
+			}
+		})
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"unsafe"
+
+	"github.com/pulsehq/pulse/internal/aggregate"
 )
 
 // A window task's state lives in memory and in a compacted changelog
@@ -48,9 +51,10 @@ func (e *Engine) EnableChangelog() { e.logging = true }
 // for every group dropped, and the meta record. Call it after Advance, so
 // that no retraction is pending.
 func (e *Engine) AppendChanges(dst []Change) []Change {
+	var a arena
 	for _, o := range e.outs {
 		for _, id := range o.touched {
-			key := appendGroupKey(nil, o.def.Name, id)
+			key := a.keep(appendGroupKey(a.free(), o.def.Name, id))
 			ks := o.keys.Get(id)
 			if ks == nil {
 				dst = append(dst, Change{Key: key})
@@ -60,7 +64,7 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 				continue // listed twice (dropped and created again): written
 			}
 			ks.logged = false
-			dst = append(dst, Change{Key: key, Value: o.appendGroup(nil, ks)})
+			dst = append(dst, Change{Key: key, Value: a.keep(o.appendGroup(a.free(), ks))})
 		}
 		o.touched = o.touched[:0]
 	}
@@ -76,16 +80,18 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 // changed, as AppendChanges does.
 func (e *Engine) AppendSnapshot(dst []Change) []Change {
 	dst = append(dst, Change{Key: []byte{snapshotKey}, Value: []byte{changelogVersion}})
+	var a arena
 	for _, o := range e.outs {
 		for _, id := range o.touched {
 			if o.keys.Get(id) == nil {
-				dst = append(dst, Change{Key: appendGroupKey(nil, o.def.Name, id)})
+				dst = append(dst, Change{Key: a.keep(appendGroupKey(a.free(), o.def.Name, id))})
 			}
 		}
 		o.touched = o.touched[:0]
 		o.keys.Each(func(ks *keyState) {
 			ks.logged = false
-			dst = append(dst, Change{Key: appendGroupKey(nil, o.def.Name, ks.id), Value: o.appendGroup(nil, ks)})
+			key := a.keep(appendGroupKey(a.free(), o.def.Name, ks.id))
+			dst = append(dst, Change{Key: key, Value: a.keep(o.appendGroup(a.free(), ks))})
 		})
 	}
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
@@ -144,7 +150,8 @@ func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
 		b = binary.AppendVarint(b, g[1])
 	}
 	b = binary.AppendUvarint(b, uint64(len(ks.wins)))
-	var st []byte
+	st := o.scratch[:0]
+	defer func() { o.scratch = st }()
 	for _, w := range ks.wins {
 		b = binary.AppendVarint(b, w.start)
 		b = binary.AppendVarint(b, w.end)
@@ -161,6 +168,10 @@ func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(len(w.states)))
 		for i, s := range w.states {
+			if aggregate.IsNew(s) {
+				b = append(b, 0) // as below, without encoding it
+				continue
+			}
 			st = s.AppendBinary(st[:0])
 			if bytes.Equal(st, o.emptyState(i)) {
 				// Most aggregates of a window never saw a value (a
@@ -415,4 +426,35 @@ func joinKey(key []string) string {
 		b = append(b, k...)
 	}
 	return string(b)
+}
+
+// arena hands out the keys and values of one checkpoint's changelog
+// records from blocks of arenaBlock bytes: they are thousands of small
+// slices that all live until the broker acknowledges them, and one
+// allocation per block replaces one or more per record.
+type arena struct{ buf []byte }
+
+const (
+	arenaBlock = 64 << 10
+	arenaMin   = 1 << 10 // a block with less room left is not appended to
+)
+
+// free returns an empty slice at the free end of the current block, to
+// append one key or value to.
+func (a *arena) free() []byte {
+	if cap(a.buf)-len(a.buf) < arenaMin {
+		a.buf = make([]byte, 0, arenaBlock)
+	}
+	return a.buf[len(a.buf):]
+}
+
+// keep takes v, appended to the slice free returned, out of the free
+// space and returns it with its capacity capped, so that appending to it
+// cannot overwrite the next one. A v that outgrew the block is its own
+// allocation, and the block's free space stays.
+func (a *arena) keep(v []byte) []byte {
+	if len(v) > 0 && len(a.buf) < cap(a.buf) && unsafe.SliceData(v) == unsafe.SliceData(a.buf[len(a.buf):]) {
+		a.buf = a.buf[:len(a.buf)+len(v)]
+	}
+	return v[:len(v):len(v)]
 }

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"maps"
@@ -549,4 +550,33 @@ func TestTimersBounded(t *testing.T) {
 		t.Fatalf("up to %.1f timers per window or group", maxRatio)
 	}
 	t.Logf("at most %.2f timers per open window or group", maxRatio)
+}
+
+// TestArena: slices kept from an arena hold what was appended to them
+// after many more were taken, also ones larger than a block, and appending
+// to a kept slice cannot write into the next one.
+func TestArena(t *testing.T) {
+	var a arena
+	var kept [][]byte
+	var want [][]byte
+	for i := range 2000 {
+		n := i % 300
+		if i%500 == 7 {
+			n = arenaBlock + 10 // outgrows any block
+		}
+		v := bytes.Repeat([]byte{byte(i)}, n)
+		kept = append(kept, a.keep(append(a.free(), v...)))
+		want = append(want, v)
+	}
+	for i, k := range kept {
+		_ = append(k, 0xff) // must not land in kept[i+1]
+		if !bytes.Equal(k, want[i]) {
+			t.Fatalf("slice %d: %d bytes differ from what was appended", i, len(k))
+		}
+	}
+	for i, k := range kept {
+		if !bytes.Equal(k, want[i]) {
+			t.Fatalf("slice %d changed after appending to another", i)
+		}
+	}
 }

@@ -70,6 +70,7 @@ type outState struct {
 	retracts         []Result
 	size, slide, gap int64
 	empty            [][]byte // encodings of new aggregate states, for the changelog
+	scratch          []byte   // appendGroup's buffer for one state
 	// touched lists the ids of groups changed since the last changelog
 	// flush; a group that is gone by then is written as a tombstone.
 	touched []string

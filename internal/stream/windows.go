@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +46,6 @@ type Windower struct {
 	fail       atomic.Pointer[error]
 	rec        Record
 	marks      []mark
-	changes    []Change
 	sampled    []int64
 	folded     []int       // events folded per output in one process call
 	late       int         // late events in one process call
@@ -67,6 +69,7 @@ type task struct {
 	part    int32
 	eng     *Engine
 	pending []Result
+	changes []Change // the changelog records of a flush
 	lastPub time.Time
 	// sinceSnap counts the changelog records written since the last
 	// snapshot; snapAt is the offset of the first record of the snapshot
@@ -509,42 +512,21 @@ func (w *Windower) side(ctx context.Context, sess *kgo.GroupTransactSession, top
 }
 
 // flush fires what is due in every task and writes the final results and
-// the state changes to the transaction; it returns how many results.
+// the state changes to the transaction; it returns how many results. The
+// stage folds nothing meanwhile, so the tasks, each its own engine, are
+// flushed in parallel: encoding 10,000 changed groups takes a core some
+// 10 ms, a pause every event that arrives during it waits out.
 func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) int {
 	// Records of a transaction are written even when shutdown began: the
 	// last transaction commits what was processed.
 	pctx := context.WithoutCancel(ctx)
 	now := time.Now().UnixMilli()
-	fired, open := 0, 0
+	tasks := slices.Collect(maps.Values(w.tasks))
+	var fired atomic.Int64
+	parallel(len(tasks), func(i int) { fired.Add(int64(w.flushTask(pctx, sess, tasks[i], now))) })
+	open := 0
 	wm := int64(NoWatermark)
-	for _, t := range w.tasks {
-		o := &w.cfg.Plan.Outputs[t.out]
-		t.pending = t.eng.Advance(now, t.pending)
-		for i := range t.pending {
-			r := &t.pending[i]
-			key := []byte(joinKey(r.Key))
-			sess.Produce(pctx, &kgo.Record{
-				Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
-			}, w.produced)
-		}
-		fired += len(t.pending)
-		t.pending = t.pending[:0]
-		snapshot := t.sinceSnap >= max(snapshotRatio*t.eng.Groups(), snapshotMin)
-		if snapshot {
-			w.changes = t.eng.AppendSnapshot(w.changes[:0])
-			t.sinceSnap = 0
-		} else {
-			w.changes = t.eng.AppendChanges(w.changes[:0])
-		}
-		t.sinceSnap += len(w.changes)
-		topic := ChangelogTopic(w.cfg.Plan, o.Name)
-		for i, c := range w.changes {
-			promise := w.produced
-			if snapshot && i == 0 {
-				promise = t.snapPromise
-			}
-			sess.Produce(pctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
-		}
+	for _, t := range tasks {
 		open += t.eng.OpenWindows()
 		if x := t.eng.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {
 			wm = x
@@ -556,7 +538,64 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 			m.Watermark.WithLabelValues(w.cfg.Plan.Name).Set(float64(wm) / 1000)
 		}
 	}
+	return int(fired.Load())
+}
+
+// flushTask fires what is due in task t and writes its final results and
+// state changes; it returns how many results. Tasks may flush
+// concurrently: each touches only its own engine.
+func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
+	o := &w.cfg.Plan.Outputs[t.out]
+	t.pending = t.eng.Advance(now, t.pending)
+	for i := range t.pending {
+		r := &t.pending[i]
+		key := []byte(joinKey(r.Key))
+		sess.Produce(ctx, &kgo.Record{
+			Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
+		}, w.produced)
+	}
+	fired := len(t.pending)
+	t.pending = t.pending[:0]
+	snapshot := t.sinceSnap >= max(snapshotRatio*t.eng.Groups(), snapshotMin)
+	if snapshot {
+		t.changes = t.eng.AppendSnapshot(t.changes[:0])
+		t.sinceSnap = 0
+	} else {
+		t.changes = t.eng.AppendChanges(t.changes[:0])
+	}
+	t.sinceSnap += len(t.changes)
+	topic := ChangelogTopic(w.cfg.Plan, o.Name)
+	for i, c := range t.changes {
+		promise := w.produced
+		if snapshot && i == 0 {
+			promise = t.snapPromise
+		}
+		sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
+	}
+	clear(t.changes) // the records hold them until they are written
 	return fired
+}
+
+// parallel calls fn(0) to fn(n-1) on up to GOMAXPROCS goroutines and
+// returns when all returned.
+func parallel(n int, fn func(int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // publishLive refreshes the live partial results of the tasks of every
