@@ -8,6 +8,9 @@ import (
 // TestRestartExact sends readings over HTTP in three phases with a SIGTERM
 // and a kill -9 between them, and checks that the stored window results
 // equal a batch computation over every reading: nothing lost, nothing twice.
+// The first life runs one worker per stage, the later ones two: the second
+// worker's transactions are fenced at the restart after the kill as the
+// first's are.
 func TestRestartExact(t *testing.T) {
 	base := time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
 	rs := generate(7, "rs", 30, 3, base, 5*time.Minute, 3*time.Second, 500*time.Millisecond)
@@ -38,6 +41,7 @@ func TestRestartExact(t *testing.T) {
 	send(p, phases[0])
 	p.stop()
 
+	in.extra = append(in.extra, "--workers", "2")
 	p = in.start(t)
 	send(p, phases[1])
 	// Crash once the pipeline has processed part of the phase.

@@ -34,7 +34,7 @@ type runFlags struct {
 	pipelinesDir                                      string
 	demo                                              bool
 	demoRate                                          float64
-	demoSensors, demoZones, partitions                int
+	demoSensors, demoZones, partitions, workers       int
 	maxBody                                           int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
@@ -55,6 +55,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&f.demoSensors, "demo-sensors", 1000, "sensors the --demo simulator runs")
 	fs.IntVar(&f.demoZones, "demo-zones", 20, "zones the --demo simulator's sensors are spread over")
 	fs.IntVar(&f.partitions, "partitions", 8, "partitions of the topics Pulse creates")
+	fs.IntVar(&f.workers, "workers", 1, "workers per stage of each pipeline in this process, each a member of the stage's consumer group with its own share of the partitions (more use more cores)")
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
@@ -70,6 +71,9 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
 		return err
+	}
+	if f.workers < 1 {
+		return fmt.Errorf("--workers %d: a stage needs at least 1 worker", f.workers)
 	}
 	log, err := newLogger(f.logLevel)
 	if err != nil {
@@ -169,11 +173,14 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
 	for _, plan := range plans {
-		win := stream.NewWindower(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery})
-		sh := stream.NewShuffler(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery})
-		pipeComps = append(pipeComps, lifecycle.Component{Name: "pipeline " + plan.Name + " windows", Run: win.Run})
-		shuffles = append(shuffles, lifecycle.Component{Name: "pipeline " + plan.Name + " shuffle", Run: sh.Run})
-		ready = append(ready, win.Ready, sh.Ready)
+		for i, win := range stream.NewWindowers(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery}, f.workers) {
+			pipeComps = append(pipeComps, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" windows", i), Run: win.Run})
+			ready = append(ready, win.Ready)
+		}
+		for i, sh := range stream.NewShufflers(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery}, f.workers) {
+			shuffles = append(shuffles, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" shuffle", i), Run: sh.Run})
+			ready = append(ready, sh.Ready)
+		}
 	}
 	pipeComps = append(pipeComps, shuffles...)
 	clients := []*kgo.Client{producer}
@@ -228,6 +235,14 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}})
 	}
 	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}
+
+// workerName names worker i of a stage in the logs.
+func workerName(stage string, i int) string {
+	if i == 0 {
+		return stage
+	}
+	return fmt.Sprintf("%s %d", stage, i)
 }
 
 // nodeID returns the flag's value, or the id kept in dataDir, creating it

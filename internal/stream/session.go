@@ -35,17 +35,19 @@ type Cluster struct {
 	TxnTimeout time.Duration
 }
 
-// session starts a transactional consumer in group for a stage of plan.
-func (c Cluster) session(plan *pipeline.Plan, stage string, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+// session starts a transactional consumer in group for a worker of a stage
+// of plan.
+func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {
 	group := "pulse." + plan.Name + "." + stage
+	member := group + "." + c.Node + workerSuffix(worker)
 	opts := append([]kgo.Opt{}, c.Opts...)
 	opts = append(opts,
 		kgo.ClientID("pulse-"+plan.Name+"-"+stage),
 		kgo.ConsumerGroup(group),
-		kgo.TransactionalID(group+"."+c.Node),
+		kgo.TransactionalID(member),
 		// A static member: a restarted process takes its old place in
 		// the group at once instead of waiting for a rebalance.
-		kgo.InstanceID(group+"."+c.Node),
+		kgo.InstanceID(member),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -95,6 +97,9 @@ type StageConfig struct {
 	// the window stage sees it; the window stage's how often results,
 	// changelog and offsets are committed.
 	CommitEvery time.Duration
+
+	worker int           // this worker's index among the stage's workers
+	gauges *workerGauges // shared by the stage's workers; nil: one worker
 }
 
 func (c *StageConfig) defaults(every time.Duration) {

@@ -38,6 +38,8 @@ type Shuffler struct {
 	low  map[string]int64
 	rec  Record
 	fail atomic.Pointer[error] // first failed produce of the transaction
+	// counts are the transaction's events, counted once it commits.
+	counts shuffleCounts
 	// lastMarks is what the last marker said, per source partition.
 	lastMarks map[int32]mark
 	buf       []byte
@@ -123,7 +125,7 @@ func (e *fatalError) Unwrap() error { return e.err }
 
 func (s *Shuffler) runSession(ctx context.Context) error {
 	plan := s.cfg.Plan
-	sess, err := s.cfg.Cluster.session(plan, "shuffle", append(s.asg.opts(), kgo.ConsumeTopics(plan.Source.Topics...))...)
+	sess, err := s.cfg.Cluster.session(plan, "shuffle", s.cfg.worker, append(s.asg.opts(), kgo.ConsumeTopics(plan.Source.Topics...))...)
 	if err != nil {
 		return err
 	}
@@ -162,6 +164,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			}
 			inTxn = true
 			s.fail.Store(nil)
+			s.counts = shuffleCounts{}
 			return nil
 		}
 		s.syncAssignment(time.Now().UnixMilli())
@@ -201,6 +204,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			return err
 		}
 		if committed {
+			s.counts.publish(&s.cfg)
 			done := time.Now().UnixMilli()
 			for _, ingest := range s.sampled {
 				s.cfg.observeLatency("shuffle_committed", done, ingest)
@@ -313,17 +317,28 @@ func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			}
 		}
 	}
-	m := s.cfg.Metrics
+	s.counts.accepted += accepted
+	s.counts.filtered += filtered
+	s.counts.rejected += rejected
+}
+
+// shuffleCounts counts the events of a transaction, for the metrics once
+// it commits: the events of an aborted one are read and counted again.
+type shuffleCounts struct{ accepted, filtered, rejected int }
+
+// publish adds what a committed transaction did to the metrics.
+func (c shuffleCounts) publish(cfg *StageConfig) {
+	m := cfg.Metrics
 	if m == nil {
 		return
 	}
-	name := s.cfg.Plan.Name
-	m.PipelineEvents.WithLabelValues(name).Add(float64(accepted))
-	if filtered > 0 {
-		m.PipelineFiltered.WithLabelValues(name).Add(float64(filtered))
+	name := cfg.Plan.Name
+	m.PipelineEvents.WithLabelValues(name).Add(float64(c.accepted))
+	if c.filtered > 0 {
+		m.PipelineFiltered.WithLabelValues(name).Add(float64(c.filtered))
 	}
-	if rejected > 0 {
-		m.PipelineRejected.WithLabelValues(name).Add(float64(rejected))
+	if c.rejected > 0 {
+		m.PipelineRejected.WithLabelValues(name).Add(float64(c.rejected))
 	}
 }
 
@@ -437,7 +452,5 @@ func (s *Shuffler) refreshOffsets(ctx context.Context, cl *kgo.Client) {
 		s.wm.SetBacklog(pid, s.hwm[tp] > next)
 		lag += max(s.hwm[tp]-next, 0)
 	}
-	if m := s.cfg.Metrics; m != nil {
-		m.ConsumerLag.WithLabelValues(s.cfg.Plan.Name).Set(float64(lag))
-	}
+	s.cfg.setGauge(gaugeLag, float64(lag), true)
 }

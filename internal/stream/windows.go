@@ -47,9 +47,9 @@ type Windower struct {
 	rec        Record
 	marks      []mark
 	sampled    []int64
-	folded     []int       // events folded per output in one process call
-	late       int         // late events in one process call
-	rejected   int         // dead letters in one process call
+	folded     []int       // events folded per output in the transaction
+	late       int         // late events in the transaction
+	rejected   int         // dead letters in the transaction
 	groupSlots [][]int     // per output, the slots of its group key
 	need       [][]slotUse // per output, how it reads each slot
 	strs       []interner  // per output, its interned strings
@@ -141,7 +141,7 @@ func (w *Windower) Run(ctx context.Context) error {
 
 func (w *Windower) runSession(ctx context.Context) error {
 	plan := w.cfg.Plan
-	sess, err := w.cfg.Cluster.session(plan, "windows", append(w.asg.opts(), kgo.ConsumeTopics(w.repart...))...)
+	sess, err := w.cfg.Cluster.session(plan, "windows", w.cfg.worker, append(w.asg.opts(), kgo.ConsumeTopics(w.repart...))...)
 	if err != nil {
 		return err
 	}
@@ -206,6 +206,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 				}
 				inTxn = true
 				w.fail.Store(nil)
+				w.publishCounts(false) // those of a session that failed mid-transaction
 				deadline = time.Now().Add(w.cfg.CommitEvery)
 			}
 			if err := w.process(ctx, sess, fetches); err != nil {
@@ -240,6 +241,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 				return fatal
 			}
 		}
+		w.publishCounts(committed)
 		if committed {
 			w.truncateChangelogs(ctx, cl)
 			if time.Since(lastPurge) >= purgeEvery {
@@ -362,9 +364,6 @@ func (w *Windower) restoreFresh(ctx context.Context, cl *kgo.Client, fetches kgo
 // restored.
 func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
 	now := time.Now().UnixMilli()
-	name := w.cfg.Plan.Name
-	w.late, w.rejected = 0, 0
-	clear(w.folded)
 	var err error
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 || err != nil {
@@ -386,7 +385,15 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			t.pending = t.eng.Advance(now, t.pending)
 		}
 	})
-	if m := w.cfg.Metrics; m != nil {
+	return err
+}
+
+// publishCounts adds the events of the transaction that committed to the
+// metrics and clears the counts; an aborted transaction's are cleared
+// without, as its events are read and counted again.
+func (w *Windower) publishCounts(committed bool) {
+	if m := w.cfg.Metrics; m != nil && committed {
+		name := w.cfg.Plan.Name
 		for i, n := range w.folded {
 			if n > 0 {
 				m.WindowEvents.WithLabelValues(name, w.subs[i].Outputs[0].Name).Add(float64(n))
@@ -399,7 +406,8 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			m.PipelineRejected.WithLabelValues(name).Add(float64(w.rejected))
 		}
 	}
-	return err
+	w.late, w.rejected = 0, 0
+	clear(w.folded)
 }
 
 // foldBatch folds the events of one repartition batch into task t; late
@@ -532,12 +540,8 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 			wm = x
 		}
 	}
-	if m := w.cfg.Metrics; m != nil {
-		m.OpenWindows.WithLabelValues(w.cfg.Plan.Name).Set(float64(open))
-		if wm != NoWatermark {
-			m.Watermark.WithLabelValues(w.cfg.Plan.Name).Set(float64(wm) / 1000)
-		}
-	}
+	w.cfg.setGauge(gaugeOpen, float64(open), true)
+	w.cfg.setGauge(gaugeWatermark, float64(wm)/1000, wm != NoWatermark)
 	return int(fired.Load())
 }
 
