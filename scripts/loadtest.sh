@@ -74,3 +74,5 @@ for point in shuffle_polled shuffle_committed window_folded; do
   quantiles "$point (steady" <(echo "$warm" | sel stage_latency_seconds ",point=\"$point\"") <(echo "$steady" | sel stage_latency_seconds ",point=\"$point\"")
 done
 echo "pulse RSS: $(ps -o rss= -p $pid) KiB"
+# CPU Pulse used from its start (ready) until the pipeline caught up.
+awk -v hz="$(getconf CLK_TCK)" -v s="$start" -v e="$end" '{ cpu = ($14 + $15) / hz; printf "pulse CPU: %.1f s (%.2f cores over the load and catch-up)\n", cpu, cpu / (e - s) }' /proc/$pid/stat

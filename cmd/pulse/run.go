@@ -61,7 +61,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
-	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 20*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
+	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")

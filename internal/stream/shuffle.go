@@ -53,7 +53,7 @@ type Shuffler struct {
 
 // NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
 func NewShuffler(cfg StageConfig) *Shuffler {
-	cfg.defaults(20 * time.Millisecond)
+	cfg.defaults(10 * time.Millisecond)
 	plan := cfg.Plan
 	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}, free: make(chan []byte, 64)}
 	s.layout = layoutOf(s.dec)
