@@ -199,12 +199,19 @@ func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duratio
 // its writes failed (fail holds the first failure). A commit runs to its
 // end even when shutdown began meanwhile.
 func end(ctx context.Context, sess *kgo.GroupTransactSession, fail *atomic.Pointer[error]) (committed bool, err error) {
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// Every write of the transaction has its answer before the choice:
+	// End flushes too, but a write failing then (a batch too large for
+	// the broker, a denied topic) would not stop the commit, and the
+	// transaction would commit its offsets without that write.
+	if err := sess.Client().Flush(ectx); err != nil {
+		return false, fmt.Errorf("flush transaction: %w", err)
+	}
 	try := kgo.TryCommit
 	if fail.Load() != nil {
 		try = kgo.TryAbort
 	}
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
 	committed, err = sess.End(ectx, try)
 	if err != nil {
 		return false, fmt.Errorf("end transaction: %w", err)
