@@ -151,7 +151,6 @@ func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(ks.wins)))
 	st := o.scratch[:0]
-	defer func() { o.scratch = st }()
 	for _, w := range ks.wins {
 		b = binary.AppendVarint(b, w.start)
 		b = binary.AppendVarint(b, w.end)
@@ -183,6 +182,7 @@ func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
 			b = append(b, st...)
 		}
 	}
+	o.scratch = st
 	return b
 }
 

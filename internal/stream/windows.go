@@ -576,7 +576,7 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 		}
 		sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
 	}
-	clear(t.changes) // the records hold them until they are written
+	clear(t.changes) // the produced records hold the bytes; the task need not keep them alive
 	return fired
 }
 

@@ -14,20 +14,16 @@ import (
 
 // NewShufflers returns the shuffle stage of cfg.Plan as n workers (at
 // least one); Run starts each.
-func NewShufflers(cfg StageConfig, n int) []*Shuffler {
-	out := make([]*Shuffler, 0, max(n, 1))
-	for _, c := range cfg.workers(n) {
-		out = append(out, NewShuffler(c))
-	}
-	return out
-}
+func NewShufflers(cfg StageConfig, n int) []*Shuffler { return newWorkers(cfg, n, NewShuffler) }
 
 // NewWindowers returns the window stage of cfg.Plan as n workers (at least
 // one); Run starts each.
-func NewWindowers(cfg StageConfig, n int) []*Windower {
-	out := make([]*Windower, 0, max(n, 1))
+func NewWindowers(cfg StageConfig, n int) []*Windower { return newWorkers(cfg, n, NewWindower) }
+
+func newWorkers[T any](cfg StageConfig, n int, start func(StageConfig) T) []T {
+	var out []T
 	for _, c := range cfg.workers(n) {
-		out = append(out, NewWindower(c))
+		out = append(out, start(c))
 	}
 	return out
 }
