@@ -4,7 +4,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /pulse ./cmd/pulse
+# make image stamps the version pulse version prints; by hand:
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t pulse .
+ARG VERSION=dev
+ARG LDFLAGS="-X main.version=${VERSION}"
+RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${LDFLAGS}" -o /pulse ./cmd/pulse
 
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /pulse /pulse

@@ -2,10 +2,21 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run demo test test-short bench loadtest lint fmt web build
+.PHONY: run demo test test-short bench loadtest lint fmt web build image
+
+# The version pulse version prints: the nearest tag, else the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION) \
+	-X main.commit=$(shell git rev-parse HEAD 2>/dev/null) \
+	-X main.commitTime=$(shell git log -1 --format=%cI 2>/dev/null) \
+	-X main.modified=$(shell git diff --quiet HEAD 2>/dev/null; [ $$? -eq 1 ] && echo true)
 
 build:
-	$(GO) build -o pulse ./cmd/pulse
+	$(GO) build -ldflags "$(LDFLAGS)" -o pulse ./cmd/pulse
+
+# The container image, stamped like make build.
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg LDFLAGS="$(LDFLAGS)" -t pulse .
 
 # Run Pulse with the built-in city simulator; the dashboard is on http://127.0.0.1:8080
 run demo:

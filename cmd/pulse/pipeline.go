@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,15 +15,11 @@ import (
 )
 
 const pipelineUsage = `Usage:
-  pulse pipeline validate FILE...   check pipeline files and print every problem found
-  pulse pipeline list               list the built-in pipelines and their outputs
+  pulse pipeline validate FILE...           check pipeline files and print every problem found
+  pulse pipeline list [--pipelines DIR]     list the built-in pipelines (and those in DIR) and their outputs
 
 The pipeline file format is described in docs/pipelines.md.
 `
-
-func pipelineCmd(ctx context.Context, args []string) error {
-	return pipelineMain(ctx, os.Stdout, os.Stderr, args)
-}
 
 func pipelineMain(_ context.Context, stdout, stderr io.Writer, args []string) error {
 	if len(args) == 0 {
@@ -31,12 +28,27 @@ func pipelineMain(_ context.Context, stdout, stderr io.Writer, args []string) er
 	}
 	switch args[0] {
 	case "validate":
-		return validatePipelines(stdout, stderr, args[1:])
-	case "list":
-		if len(args) > 1 {
-			return fmt.Errorf("pipeline list takes no arguments")
+		fs := flag.NewFlagSet("pulse pipeline validate", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			printUsage(stderr, fs, "pulse pipeline validate FILE...  (a FILE starting with - goes after --)")
+			fmt.Fprint(stderr, "\n"+pipelineUsage)
 		}
-		return listPipelines(stdout)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return validatePipelines(stdout, stderr, fs.Args())
+	case "list":
+		var dir string
+		fs := pipelineListFlagSet(&dir)
+		fs.SetOutput(stderr)
+		if err := parseFlags(fs, args[1:], "pulse pipeline list [flags]"); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("pipeline list: unexpected arguments %q (give a directory with --pipelines)", strings.Join(fs.Args(), " "))
+		}
+		return listPipelines(stdout, dir)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, pipelineUsage)
 		return nil
@@ -117,10 +129,19 @@ func summary(p *pipeline.Plan) string {
 	return fmt.Sprintf("pipeline %s, %d output%s (%s)", p.Name, len(outs), plural, strings.Join(outs, ", "))
 }
 
-func listPipelines(stdout io.Writer) error {
-	plans, err := pipeline.Builtin()
+// pipelineListFlagSet defines the flags of pulse pipeline list, to be
+// parsed into dir.
+func pipelineListFlagSet(dir *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("pulse pipeline list", flag.ContinueOnError)
+	fs.StringVar(dir, "pipelines", "", "directory of pipeline files (*.yaml) to list besides the built-in ones, as pulse run --pipelines runs them")
+	return fs
+}
+
+// listPipelines prints the pipelines pulse run --pipelines dir would run.
+func listPipelines(stdout io.Writer, dir string) error {
+	plans, err := loadPlans(dir)
 	if err != nil {
-		return fmt.Errorf("built-in pipelines: %w", err)
+		return err
 	}
 	for i, p := range plans {
 		if i > 0 {

@@ -42,8 +42,8 @@ type runFlags struct {
 	nodeID                                            string
 }
 
-func runCmd(ctx context.Context, args []string) error {
-	var f runFlags
+// runFlagSet defines the flags of pulse run, to be parsed into f.
+func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("pulse run", flag.ContinueOnError)
 	fs.StringVar(&f.dataDir, "data-dir", "./pulse-data", "directory for the embedded broker's log and the SQLite results; reuse it to continue where the last run stopped")
 	fs.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address the embedded Kafka-protocol broker listens on (any Kafka client can produce to it)")
@@ -65,10 +65,16 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
-	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them (default 500ms)")
-	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results (default: --live-interval, else 500ms)")
+	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them")
+	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
+	return fs
+}
+
+func runCmd(ctx context.Context, args []string) error {
+	var f runFlags
+	fs := runFlagSet(&f)
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
 		return err
 	}

@@ -119,3 +119,7 @@ func didYouMean(got string, allowed []string) string {
 	}
 	return "use " + oneOf(allowed)
 }
+
+// Suggest returns the candidate closest to s when it is at most two edits
+// away, or "": the "did you mean" of a misspelt name.
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
