@@ -40,6 +40,8 @@ type runFlags struct {
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	nodeID                                            string
+	kafkaAdvertise, fsync                             string
+	fsyncEvery                                        time.Duration
 }
 
 // runFlagSet defines the flags of pulse run, to be parsed into f.
@@ -47,6 +49,9 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("pulse run", flag.ContinueOnError)
 	fs.StringVar(&f.dataDir, "data-dir", "./pulse-data", "directory for the embedded broker's log and the SQLite results; reuse it to continue where the last run stopped")
 	fs.StringVar(&f.kafkaListen, "kafka-listen", "127.0.0.1:9092", "address the embedded Kafka-protocol broker listens on (any Kafka client can produce to it)")
+	fs.StringVar(&f.kafkaAdvertise, "kafka-advertise", "", "host:port the embedded broker tells Kafka clients to connect to, for clients on other hosts or containers (default: the --kafka-listen address); Pulse connects to it too")
+	fs.StringVar(&f.fsync, "fsync", "none", "when the embedded broker forces writes to disk: none (the kernel writes back; survives a Pulse crash, not a machine crash), interval (every --fsync-interval) or batch (before acknowledging each write, grouped); see docs/operations.md")
+	fs.DurationVar(&f.fsyncEvery, "fsync-interval", time.Second, "how often --fsync interval syncs the embedded broker's data to disk")
 	fs.StringVar(&f.brokers, "brokers", "", "comma separated host:port list of an external Kafka cluster; when set no embedded broker starts")
 	fs.StringVar(&f.httpAddr, "http", "127.0.0.1:8080", "address of the HTTP server: ingest API, dashboard, results API, /metrics")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -108,14 +113,15 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 
 	brokers := bus.SplitBrokers(f.brokers)
 	if len(brokers) == 0 {
-		b, err := broker.Start(broker.Config{DataDir: filepath.Join(f.dataDir, "kafka"), Listen: f.kafkaListen, Partitions: f.partitions, Logger: log})
+		b, err := broker.Start(broker.Config{DataDir: filepath.Join(f.dataDir, "kafka"), Listen: f.kafkaListen, Advertise: f.kafkaAdvertise,
+			Partitions: f.partitions, Fsync: broker.Fsync(f.fsync), FsyncInterval: f.fsyncEvery, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer b.Close()
 		brokers = []string{b.Addr()}
 		comps = append(comps, lifecycle.Component{Name: "broker", Run: b.Run})
-		log.Info("embedded Kafka broker listening", "addr", b.Addr(), "data_dir", filepath.Join(f.dataDir, "kafka"))
+		log.Info("embedded Kafka broker listening", "addr", b.Addr(), "advertised", b.Advertised(), "fsync", f.fsync, "data_dir", filepath.Join(f.dataDir, "kafka"))
 	}
 
 	plans, err := loadPlans(f.pipelinesDir)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -8,8 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pulsehq/pulse/internal/ratelog"
 )
 
 // Config configures the embedded broker.
@@ -18,9 +23,17 @@ type Config struct {
 	DataDir string
 	// Listen is the host:port to accept Kafka clients on; port 0 picks one.
 	Listen string
+	// Advertise is the host:port the broker tells clients to connect to
+	// (in metadata responses); empty advertises the listen address. Pulse's
+	// own clients are told it too, so it must reach the broker from here.
+	Advertise string
 	// Partitions is the partition count of topics created without one.
 	Partitions int
-	Logger     *slog.Logger
+	// Fsync is when the broker forces its writes to disk (FsyncNone when
+	// empty); FsyncInterval syncs every FsyncInterval (default 1 s).
+	Fsync         Fsync
+	FsyncInterval time.Duration
+	Logger        *slog.Logger
 }
 
 // Broker is an embedded Kafka-protocol broker.
@@ -28,6 +41,11 @@ type Broker struct {
 	cfg     Config
 	cluster *kfake.Cluster
 	addr    string
+
+	syncer    *syncer      // nil with FsyncNone
+	release   func() error // of the data dir held for syncing
+	stopSync  func()       // ends the interval ticker
+	closeOnce sync.Once
 }
 
 // Start opens the data directory, reloads what an earlier run persisted and
@@ -39,6 +57,27 @@ func Start(cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create broker data dir %s: %w", cfg.DataDir, err)
 	}
+	if cfg.Advertise != "" {
+		if err := checkHostPort(cfg.Advertise); err != nil {
+			return nil, err
+		}
+	}
+	policy, err := ParseFsync(string(cfg.Fsync))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.FsyncInterval <= 0 {
+		cfg.FsyncInterval = time.Second
+	}
+	warn := ratelog.New(cfg.Logger, 0)
+	b := &Broker{cfg: cfg, stopSync: func() {}}
+	if policy != FsyncNone {
+		syncFS, release, err := newDirSyncer(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		b.syncer, b.release = newSyncer(cfg.DataDir, syncFS, warn), release
+	}
 	var ln net.Listener
 	listen := func(network, _ string) (net.Listener, error) {
 		l, err := net.Listen(network, cfg.Listen)
@@ -46,6 +85,13 @@ func Start(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("listen for Kafka clients on %s (is another Pulse or Kafka running? choose another address with --kafka-listen): %w", cfg.Listen, err)
 		}
 		ln = l
+		if cfg.Advertise != "" {
+			// kfake advertises its listener's address.
+			l = advertised{Listener: l, addr: hostPort(cfg.Advertise)}
+		}
+		if policy == FsyncBatch {
+			l = syncListener{Listener: l, s: b.syncer}
+		}
 		return l, nil
 	}
 	opts := []kfake.Opt{
@@ -53,7 +99,7 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.ListenFn(listen),
 		kfake.DataDir(filepath.Clean(cfg.DataDir)),
 		kfake.ClusterID("pulse-embedded"),
-		kfake.WithLogger(slogLogger{cfg.Logger}),
+		kfake.WithLogger(slogLogger{warn}),
 		// Changelog topics are compacted every minute (the default is an
 		// hour): each window task rewrites its changed groups at every
 		// commit, and only the latest record of a group is needed.
@@ -64,9 +110,23 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
+		b.closeSyncer()
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
-	return &Broker{cfg: cfg, cluster: c, addr: ln.Addr().String()}, nil
+	b.cluster, b.addr = c, ln.Addr().String()
+	if cfg.Advertise != "" {
+		if err := checkReachable(cfg.Advertise); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	if policy == FsyncInterval {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); b.syncer.every(ctx, cfg.FsyncInterval) }()
+		b.stopSync = func() { cancel(); <-done }
+	}
+	return b, nil
 }
 
 // Addr is the host:port the broker listens on.
@@ -79,11 +139,32 @@ func (b *Broker) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the broker and flushes its state to disk. It is safe to call
-// more than once.
-func (b *Broker) Close() { b.cluster.Close() }
+// Advertised is the host:port clients are told to connect to.
+func (b *Broker) Advertised() string { return cmp.Or(b.cfg.Advertise, b.addr) }
 
-type slogLogger struct{ l *slog.Logger }
+// Close stops the broker and writes its state out; unless the policy is
+// FsyncNone it also syncs it to disk. It is safe to call more than once.
+func (b *Broker) Close() {
+	b.closeOnce.Do(func() {
+		b.stopSync()
+		b.cluster.Close()
+		if b.syncer != nil {
+			b.syncer.report(b.syncer.syncFS())
+		}
+		b.closeSyncer()
+	})
+}
+
+func (b *Broker) closeSyncer() {
+	if b.syncer != nil {
+		b.syncer.close()
+		b.release()
+	}
+}
+
+// slogLogger writes the broker's warnings and errors to Pulse's log, one
+// line per message kind and interval while a fault repeats them.
+type slogLogger struct{ l *ratelog.Logger }
 
 func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	var lv slog.Level
@@ -101,5 +182,7 @@ func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 	default:
 		return // the broker's info and debug logs are too chatty for Pulse's log
 	}
-	s.l.Log(context.Background(), lv, fmt.Sprintf(msg, args...), "component", "broker")
+	// The format names the cause: "persist batch %s-%d: %v" repeats for
+	// every batch while the disk is full.
+	s.l.Log(lv, msg, fmt.Sprintf(msg, args...), "component", "broker")
 }
