@@ -13,5 +13,10 @@ RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "${LDFLAGS}" -o /p
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /pulse /pulse
 VOLUME /data
+# The embedded broker listens on every interface and tells clients to
+# connect to localhost:9092, right for clients on the Docker host with
+# docker run -p 9092:9092. For clients on other hosts or containers set
+# -e PULSE_KAFKA_ADVERTISE=host:port (deploy/compose.embedded.yaml does).
+ENV PULSE_KAFKA_LISTEN=0.0.0.0:9092 PULSE_KAFKA_ADVERTISE=localhost:9092
 EXPOSE 8080 9092
 ENTRYPOINT ["/pulse", "run", "--data-dir", "/data", "--http", "0.0.0.0:8080"]

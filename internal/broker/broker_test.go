@@ -79,9 +79,19 @@ func TestRestartKeepsTopicsRecordsAndOffsets(t *testing.T) {
 }
 
 // BenchmarkBrokerProduceConsume measures the embedded broker with its data
-// dir: records produced (acknowledged) and then consumed per second.
+// dir, under each --fsync policy: records produced (acknowledged) and then
+// consumed per second.
 func BenchmarkBrokerProduceConsume(b *testing.B) {
-	br := start(b, b.TempDir())
+	for _, policy := range []Fsync{FsyncNone, FsyncInterval, FsyncBatch} {
+		b.Run("fsync="+string(policy), func(b *testing.B) { benchProduceConsume(b, policy) })
+	}
+}
+
+func benchProduceConsume(b *testing.B, policy Fsync) {
+	br, err := Start(Config{DataDir: b.TempDir(), Listen: "127.0.0.1:0", Partitions: 4, Fsync: policy})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer br.Close()
 	ctx := context.Background()
 	prod, _ := bus.NewClient([]string{br.Addr()}, "bench", kgo.ProducerLinger(2*time.Millisecond), kgo.MaxBufferedRecords(1<<20))

@@ -1,3 +1,7 @@
-// Package bus creates the franz-go Kafka clients every Pulse stage uses and
-// manages topics: one Kafka API whether the broker is embedded or a cluster.
+// Package bus holds the Kafka helpers Pulse shares whether the broker is
+// embedded or a cluster: parsing a broker list, creating a client for it
+// (the ingest producer), creating and describing topics, and the readiness
+// ping. The pipeline stages, the SQLite sink's feed and the load generator
+// build their own franz-go clients (transactional sessions, restore
+// readers, consumers) from the same seed brokers.
 package bus

@@ -98,7 +98,7 @@ func New() *Metrics {
 		}, []string{"pipeline", "point"}),
 		WindowEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_window_events_total",
-			Help: "Events the window stage folded into an output's windows (counted again when an aborted transaction is replayed).",
+			Help: "Events the window stage folded into an output's windows, counted when their transaction commits (an aborted transaction's events count once, when processed again and committed).",
 		}, []string{"pipeline", "output"}),
 		TxnAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_transaction_aborts_total",
