@@ -76,7 +76,7 @@ func Start(cfg Config) (*Broker, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.syncer, b.release = newSyncer(cfg.DataDir, syncFS, warn), release
+		b.syncer, b.release = newSyncer(cfg.DataDir, policy, syncFS, warn), release
 	}
 	var ln net.Listener
 	listen := func(network, _ string) (net.Listener, error) {

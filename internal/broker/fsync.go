@@ -49,6 +49,7 @@ type syncer struct {
 	syncFS func() error
 	log    *ratelog.Logger
 	dir    string
+	effect string // what a failed sync means, for the log
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -60,8 +61,12 @@ type syncer struct {
 	stopped chan struct{}
 }
 
-func newSyncer(dir string, syncFS func() error, log *ratelog.Logger) *syncer {
-	s := &syncer{syncFS: syncFS, log: log, dir: dir, stopped: make(chan struct{})}
+func newSyncer(dir string, policy Fsync, syncFS func() error, log *ratelog.Logger) *syncer {
+	effect := "records acknowledged since the last sync are not on disk yet; retrying at the next interval"
+	if policy == FsyncBatch {
+		effect = "acknowledgements are held back until a sync succeeds; clients retry"
+	}
+	s := &syncer{syncFS: syncFS, log: log, dir: dir, effect: effect, stopped: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.loop()
 	return s
@@ -110,7 +115,7 @@ func (s *syncer) wait() error {
 
 func (s *syncer) report(err error) {
 	if err != nil {
-		s.log.Error("fsync", "embedded broker: sync of the data dir failed; acknowledgements are held back and clients retry", "component", "broker", "data_dir", s.dir, "err", err)
+		s.log.Error("fsync", "embedded broker: sync of the data dir failed: "+s.effect, "component", "broker", "data_dir", s.dir, "err", err)
 		return
 	}
 	s.log.Resolved("fsync")
