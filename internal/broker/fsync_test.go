@@ -81,6 +81,7 @@ func TestFsyncBatchAcknowledgesAfterSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	defer g.set(true, nil) // before Close, whose last sync must not block
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	g.set(true, nil)
