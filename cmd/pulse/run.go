@@ -19,6 +19,7 @@ import (
 
 	"github.com/pulsehq/pulse/internal/broker"
 	"github.com/pulsehq/pulse/internal/bus"
+	"github.com/pulsehq/pulse/internal/diskguard"
 	"github.com/pulsehq/pulse/internal/ingest"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/loadgen"
@@ -40,6 +41,9 @@ type runFlags struct {
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	nodeID                                            string
+	retention                                         time.Duration
+	retentionBytes                                    byteSize
+	diskReserve                                       diskguard.Reserve
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -69,6 +73,11 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results (default: --live-interval, else 500ms)")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
+	fs.DurationVar(&f.retention, "retention", 7*24*time.Hour, "how long the topics of streams, dead letters, late events and results keep records (0: forever)")
+	f.retentionBytes = 1 << 30
+	fs.Var(&f.retentionBytes, "retention-bytes", "the most each partition of those topics keeps, such as 1GiB (0: no bound); the oldest records go first")
+	f.diskReserve = diskguard.DefaultReserve
+	fs.Var(&f.diskReserve, "disk-reserve", "free space of --data-dir's file system below which Pulse refuses ingest (507) and pauses its pipelines until space returns: bytes (512MiB), a share (5%), or both (the smaller), 0 to disable")
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
 		return err
 	}
@@ -99,9 +108,18 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	metrics := telemetry.New()
 	var comps []lifecycle.Component
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir %s: %w", f.dataDir, err)
+	}
+	disk, err := diskguard.New(diskguard.Config{Path: f.dataDir, Reserve: f.diskReserve, Registerer: metrics.Registry, Logger: log})
+	if err != nil {
+		return err
+	}
+	comps = append(comps, lifecycle.Component{Name: "disk guard", Run: disk.Run})
 
 	brokers := bus.SplitBrokers(f.brokers)
-	if len(brokers) == 0 {
+	embedded := len(brokers) == 0
+	if embedded {
 		b, err := broker.Start(broker.Config{DataDir: filepath.Join(f.dataDir, "kafka"), Listen: f.kafkaListen, Partitions: f.partitions, Logger: log})
 		if err != nil {
 			return err
@@ -140,17 +158,13 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	defer producer.Close()
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), topicsOf(plans)...); err != nil {
-		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
+	age := f.retention.Milliseconds()
+	if age <= 0 {
+		age = -1
 	}
-	for _, p := range plans {
-		repart, changelog := stream.InternalTopics(p)
-		if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), repart...); err != nil {
-			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
-		}
-		if err := bus.EnsureTopicsWith(setupCtx, producer, int32(f.partitions), bus.Compacted, changelog...); err != nil {
-			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
-		}
+	topics := topicPlan(plans, retention{age: age, bytes: f.retentionBytes.bytes()}, embedded)
+	if err := bus.Prepare(setupCtx, producer, int32(f.partitions), topics, embedded); err != nil {
+		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
 	}
 
 	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
@@ -165,7 +179,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
-	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log})
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low})
 	board := &stream.Board{}
 	var ready []func() bool
 	pipeComps := []lifecycle.Component{{Name: "sqlite sink", Run: feed.Run}}
@@ -173,11 +187,11 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
 	for _, plan := range plans {
-		for i, win := range stream.NewWindowers(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery}, f.workers) {
+		for i, win := range stream.NewWindowers(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery, Hold: disk.Low}, f.workers) {
 			pipeComps = append(pipeComps, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" windows", i), Run: win.Run})
 			ready = append(ready, win.Ready)
 		}
-		for i, sh := range stream.NewShufflers(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery}, f.workers) {
+		for i, sh := range stream.NewShufflers(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery, Hold: disk.Low}, f.workers) {
 			shuffles = append(shuffles, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" shuffle", i), Run: sh.Run})
 			ready = append(ready, sh.Ready)
 		}
@@ -204,6 +218,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
 		Ready: func(ctx context.Context) error {
+			if err := disk.Check(); err != nil {
+				return err
+			}
 			if err := bus.Ping(ctx, producer); err != nil {
 				return err
 			}
@@ -283,29 +300,6 @@ func loadPlans(dir string) ([]*pipeline.Plan, error) {
 		return nil, fmt.Errorf("pipelines in %s (check them with pulse pipeline validate): %w", dir, err)
 	}
 	return pipeline.Merge(builtin, user)
-}
-
-// topicsOf lists every topic the pipelines read or write.
-func topicsOf(plans []*pipeline.Plan) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(t string) {
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	for _, p := range plans {
-		for _, t := range p.Source.Topics {
-			add(t)
-			add(pipeline.DLQTopic(t))
-		}
-		add(pipeline.LateTopic(p.Name))
-		for _, o := range p.Outputs {
-			add(o.Topic)
-		}
-	}
-	return out
 }
 
 // streamsOf lists the ingest streams: one per source topic.

@@ -27,6 +27,10 @@ type FeedConfig struct {
 	Opts    []kgo.Opt
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
+	// Hold, when it reports true, keeps the feed from writing: it waits
+	// with what it read until Hold reports false (a disk low on space,
+	// see internal/diskguard). Nil never holds.
+	Hold func() bool
 }
 
 // Feed fills the SQLite store from the result topics. It reads committed
@@ -150,6 +154,9 @@ func (f *Feed) run(ctx context.Context) error {
 		// machine keep their latency. Each chunk commits with the offsets
 		// of its own records, so a crash between chunks loses nothing.
 		recs := fetches.Records()
+		if len(recs) > 0 {
+			f.hold(ctx)
+		}
 		for len(recs) > 0 {
 			n := min(len(recs), feedChunk)
 			began := time.Now()
@@ -162,6 +169,16 @@ func (f *Feed) run(ctx context.Context) error {
 				case <-time.After(time.Since(began)):
 				}
 			}
+		}
+	}
+}
+
+// hold waits while Hold reports true, or until ctx ends.
+func (f *Feed) hold(ctx context.Context) {
+	for f.cfg.Hold != nil && f.cfg.Hold() && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -97,6 +97,11 @@ type StageConfig struct {
 	// the window stage sees it; the window stage's how often results,
 	// changelog and offsets are committed.
 	CommitEvery time.Duration
+	// Hold, when it reports true, keeps the stage from starting
+	// transactions: it polls nothing until Hold reports false, so that a
+	// disk low on space is not written to (see internal/diskguard). The
+	// transaction in progress ends as usual. Nil never holds.
+	Hold func() bool
 
 	worker int           // this worker's index among the stage's workers
 	gauges *workerGauges // shared by the stage's workers; nil: one worker
@@ -184,6 +189,17 @@ func (a *assignment) opts() []kgo.Opt {
 // poll returns what sess fetches within wait, logging fetch errors other
 // than the wait running out.
 func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) kgo.Fetches {
+	if cfg.held() {
+		// Nothing polled, nothing to write: wait out the poll's time
+		// (the group's heartbeats go on in the client).
+		t := time.NewTimer(min(wait, 100*time.Millisecond))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return nil
+	}
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	fetches := sess.PollRecords(pctx, 20000)
@@ -194,6 +210,9 @@ func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duratio
 	})
 	return fetches
 }
+
+// held reports whether the stage must not start transactions now.
+func (c *StageConfig) held() bool { return c.Hold != nil && c.Hold() }
 
 // end ends the transaction in progress: a commit, or an abort when one of
 // its writes failed (fail holds the first failure). A commit runs to its

@@ -187,7 +187,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			s.refreshOffsets(ctx, cl)
 			lastEnds = now
 		}
-		if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil {
+		if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil && (inTxn || !s.cfg.held()) {
 			if err := begin(); err != nil {
 				return err
 			}
