@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/broker"
@@ -36,7 +38,7 @@ type runFlags struct {
 	demo                                              bool
 	demoRate                                          float64
 	demoSensors, demoZones, partitions, workers       int
-	maxBody                                           int64
+	maxBody, maxInflight, maxLag                      int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
@@ -61,6 +63,8 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&f.partitions, "partitions", 8, "partitions of the topics Pulse creates")
 	fs.IntVar(&f.workers, "workers", 1, "workers per stage of each pipeline in this process, each a member of the stage's consumer group with its own share of the partitions (more use more cores)")
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
+	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight(), "bytes ingest requests in flight may hold (bodies plus about 250 bytes per event) until the broker acknowledges them; beyond it requests are answered 503 with Retry-After at once, unread (default: 1/16 of the memory Pulse may use, between 64 MiB and 256 MiB)")
+	fs.Int64Var(&f.maxLag, "max-lag", 0, "when the pipelines' consumer lag is above this many records, ingest answers 503 with Retry-After (0: no bound)")
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
@@ -83,6 +87,9 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	if f.workers < 1 {
 		return fmt.Errorf("--workers %d: a stage needs at least 1 worker", f.workers)
+	}
+	if f.maxInflight < 0 || f.maxLag < 0 {
+		return fmt.Errorf("--max-inflight-bytes %d, --max-lag %d: use a positive value, or 0 for no bound", f.maxInflight, f.maxLag)
 	}
 	log, err := newLogger(f.logLevel)
 	if err != nil {
@@ -147,11 +154,16 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 			}
 		}
 	}
-	producer, err := bus.NewClient(brokers, "pulse-ingest",
-		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.MaxBufferedRecords(1<<20),
-		kgo.MaxBufferedBytes(512<<20),
-	)
+	breaker := ingest.NewBreaker()
+	breaker.OnChange = func(open bool, cause string) {
+		if open {
+			log.Warn("ingest refuses requests until the broker answers", "cause", cause)
+		} else {
+			log.Info("broker answers again: ingest accepts requests")
+		}
+	}
+	producer, err := bus.NewClient(brokers, "pulse-ingest", append(producerBuffer(f.maxInflight),
+		kgo.ProducerLinger(2*time.Millisecond), kgo.WithHooks(breaker))...)
 	if err != nil {
 		return err
 	}
@@ -209,9 +221,17 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}})
 	comps = append(comps, pipeComps...)
 
+	comps = append(comps, lifecycle.Component{Name: "ingest breaker", Run: func(ctx context.Context) error {
+		return breaker.Run(ctx, producer.Ping)
+	}})
+	var gates []ingest.Gate
+	if f.maxLag > 0 {
+		gates = append(gates, ingest.LagGate(f.maxLag, maxConsumerLag(metrics, plans)))
+	}
 	ing := ingest.New(ingest.Config{
 		Streams: streamsOf(plans),
 		Client:  producer, MaxBody: f.maxBody, ProduceTimeout: f.produceTimeout, MaxFuture: f.maxFuture,
+		MaxInflight: f.maxInflight, Gates: gates, Breaker: breaker,
 		Metrics: metrics, Logger: log,
 	})
 	srv, err := serve.New(serve.Config{
@@ -252,6 +272,41 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}})
 	}
 	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}
+
+// producerBuffer bounds the ingest producer's buffer consistently with
+// the in-flight limit: ingest buffers only records of requests in flight,
+// so the buffer never holds more than their bodies plus keys and
+// dead-letter headers (twice the limit), nor more records than the limit
+// holds at 32 bytes an event. With no limit, franz-go's buffer is the
+// bound, as before.
+func producerBuffer(maxInflight int64) []kgo.Opt {
+	if maxInflight <= 0 {
+		return []kgo.Opt{kgo.MaxBufferedRecords(1 << 20), kgo.MaxBufferedBytes(512 << 20)}
+	}
+	return []kgo.Opt{
+		kgo.MaxBufferedBytes(int(2 * maxInflight)),
+		kgo.MaxBufferedRecords(int(max(maxInflight/32, 1<<16))),
+	}
+}
+
+// maxConsumerLag returns the largest consumer lag of the pipelines, as
+// their shuffle stages last measured it (about once a second).
+func maxConsumerLag(m *telemetry.Metrics, plans []*pipeline.Plan) func() int64 {
+	gauges := make([]prometheus.Gauge, len(plans))
+	for i, p := range plans {
+		gauges[i] = m.ConsumerLag.WithLabelValues(p.Name)
+	}
+	return func() int64 {
+		var most float64
+		var d dto.Metric
+		for _, g := range gauges {
+			if err := g.Write(&d); err == nil {
+				most = max(most, d.GetGauge().GetValue())
+			}
+		}
+		return int64(most)
+	}
 }
 
 // workerName names worker i of a stage in the logs.
