@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -224,7 +225,8 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	comps = append(comps, lifecycle.Component{Name: "ingest breaker", Run: func(ctx context.Context) error {
 		return breaker.Run(ctx, producer.Ping)
 	}})
-	var gates []ingest.Gate
+	// The disk first: a full disk refuses everything, whatever the lag.
+	gates := []ingest.Gate{diskGate(disk)}
 	if f.maxLag > 0 {
 		gates = append(gates, ingest.LagGate(f.maxLag, maxConsumerLag(metrics, plans)))
 	}
@@ -306,6 +308,17 @@ func maxConsumerLag(m *telemetry.Metrics, plans []*pipeline.Plan) func() int64 {
 			}
 		}
 		return int64(most)
+	}
+}
+
+// diskGate refuses ingest with 507 while the data dir's disk is low: the
+// broker must not meet a full disk (see internal/diskguard).
+func diskGate(g *diskguard.Guard) ingest.Gate {
+	return func() *ingest.Refusal {
+		if err := g.Check(); err != nil {
+			return &ingest.Refusal{Code: http.StatusInsufficientStorage, RetryAfter: 5 * time.Second, Reason: err.Error()}
+		}
+		return nil
 	}
 }
 
