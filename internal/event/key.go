@@ -99,12 +99,15 @@ func SplitKey(s string, n int) ([]string, error) {
 }
 
 // SplitLegacyKey reads a key of n fields written before escaping
-// existed: the fields joined by KeySep, nothing escaped. It fails when
-// the key does not split into n fields (a field held KeySep: that key is
-// ambiguous).
+// existed: the fields joined by KeySep, nothing escaped. A key of one
+// field is the whole string; one of more fails when it does not split
+// into n fields (a field held KeySep: that key is ambiguous).
 func SplitLegacyKey(s string, n int) ([]string, bool) {
-	if n == 0 {
+	switch n {
+	case 0:
 		return nil, s == ""
+	case 1:
+		return []string{s}, true
 	}
 	out := strings.Split(s, "\x1f")
 	return out, len(out) == n

@@ -56,6 +56,9 @@ func TestKeyEncoding(t *testing.T) {
 	if _, ok := SplitLegacyKey("a\x1fb\x1fc", 2); ok {
 		t.Error("an ambiguous legacy key was split")
 	}
+	if got, ok := SplitLegacyKey("a\x1fb", 1); !ok || !slices.Equal(got, []string{"a\x1fb"}) {
+		t.Errorf("SplitLegacyKey of one field = %q, %v", got, ok)
+	}
 }
 
 // FuzzSplitKey checks that decoding any string never panics, that a
