@@ -553,7 +553,7 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 	t.pending = t.eng.Advance(now, t.pending)
 	for i := range t.pending {
 		r := &t.pending[i]
-		key := []byte(joinKey(r.Key))
+		key := []byte(event.JoinKey(r.Key))
 		sess.Produce(ctx, &kgo.Record{
 			Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
 		}, w.produced)
