@@ -15,8 +15,9 @@ import (
 // deletion free disk a whole segment at a time, and the broker's default
 // of 100 MiB per partition would keep gigabytes that nobody reads.
 const (
-	embeddedSegment     = 16 << 20 // streams, dead letters, late events, results
-	embeddedSegmentTemp = 4 << 20  // repartition and changelog topics, deleted behind Pulse
+	embeddedSegment       = 16 << 20 // streams, dead letters, late events, results
+	embeddedSegmentRepart = 4 << 20  // deleted behind the window stage every 30 s
+	embeddedSegmentState  = 1 << 20  // deleted behind each snapshot; small, so that it frees soon
 )
 
 // retention bounds the topics that hold events and results.
@@ -54,9 +55,9 @@ func topicPlan(plans []*pipeline.Plan, ret retention, embedded bool) []bus.Topic
 	}
 	if embedded {
 		kept["segment.bytes"] = strconv.Itoa(embeddedSegment)
-		repart["segment.bytes"] = strconv.Itoa(embeddedSegmentTemp)
+		repart["segment.bytes"] = strconv.Itoa(embeddedSegmentRepart)
 		changelog["cleanup.policy"] = "delete"
-		changelog["segment.bytes"] = strconv.Itoa(embeddedSegmentTemp)
+		changelog["segment.bytes"] = strconv.Itoa(embeddedSegmentState)
 	}
 	seen := map[string]bool{}
 	var out []bus.Topic
