@@ -13,8 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
 
+	"github.com/pulsehq/pulse/internal/backoff"
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/ratelog"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
@@ -38,6 +40,7 @@ type Feed struct {
 	cfg     FeedConfig
 	targets map[string]target // by topic
 	ready   atomic.Bool
+	lastErr atomic.Pointer[string] // why the last run ended
 	p       fastjson.Parser
 	writes  []Write
 }
@@ -66,25 +69,42 @@ func NewFeed(cfg FeedConfig) *Feed {
 	return f
 }
 
-// Ready reports whether the feed consumes.
-func (f *Feed) Ready() bool { return f.ready.Load() || len(f.targets) == 0 }
+// Health returns nil while the feed consumes, else why not (for
+// /readyz).
+func (f *Feed) Health(context.Context) error {
+	if f.ready.Load() || len(f.targets) == 0 {
+		return nil
+	}
+	if e := f.lastErr.Load(); e != nil {
+		return errors.New("starting again; last error: " + *e)
+	}
+	return errors.New("starting")
+}
 
 // Run consumes until ctx ends; what it read is committed when it returns.
+// A failure starts it again after a backoff, each cause logged once per
+// interval.
 func (f *Feed) Run(ctx context.Context) error {
 	if len(f.targets) == 0 {
 		<-ctx.Done()
 		return nil
 	}
+	warn := ratelog.New(f.cfg.Logger, 10*time.Second)
+	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
+		began := time.Now()
 		err := f.run(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.cfg.Logger.Error("sqlite sink failed; starting it again", "err", err)
-		select {
-		case <-ctx.Done():
+		msg := err.Error()
+		f.lastErr.Store(&msg)
+		if time.Since(began) > time.Minute {
+			retry.Reset()
+		}
+		warn.Error(msg, "sqlite sink failed; starting it again", "err", err)
+		if !retry.Wait(ctx) {
 			return nil
-		case <-time.After(time.Second):
 		}
 	}
 }

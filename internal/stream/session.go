@@ -97,6 +97,14 @@ type StageConfig struct {
 	// the window stage sees it; the window stage's how often results,
 	// changelog and offsets are committed.
 	CommitEvery time.Duration
+	// StallTimeout is how long a worker may hold records it read, or
+	// leave records unread, without committing before /readyz reports it
+	// not ready (default 30 s).
+	StallTimeout time.Duration
+	// RestoreTimeout bounds the restore of a window stage's tasks from
+	// their changelogs (default 5 min): past it the session fails with
+	// the partition it was reading, and starts again.
+	RestoreTimeout time.Duration
 
 	worker int           // this worker's index among the stage's workers
 	gauges *workerGauges // shared by the stage's workers; nil: one worker
@@ -108,6 +116,12 @@ func (c *StageConfig) defaults(every time.Duration) {
 	}
 	if c.CommitEvery <= 0 {
 		c.CommitEvery = every
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = defaultStall
+	}
+	if c.RestoreTimeout <= 0 {
+		c.RestoreTimeout = 5 * time.Minute
 	}
 }
 
