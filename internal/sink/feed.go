@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +43,12 @@ type Feed struct {
 	targets map[string]target // by topic
 	ready   atomic.Bool
 	lastErr atomic.Pointer[string] // why the last run ended
+	// recreated holds the result topics created again after they went
+	// missing: their stored offsets point into the old topic. kick makes
+	// the running feed start again to read them from the start.
+	mu        sync.Mutex
+	recreated map[string]bool
+	kick      chan struct{}
 	p       fastjson.Parser
 	writes  []Write
 }
@@ -55,7 +63,7 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}}
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1)}
 	for _, p := range cfg.Plans {
 		for i := range p.Outputs {
 			o := &p.Outputs[i]
@@ -81,6 +89,22 @@ func (f *Feed) Health(context.Context) error {
 	return errors.New("starting")
 }
 
+// TopicRecreated tells the feed that topic was created again after it
+// went missing (see bus.Keeper.OnRecreate): the feed forgets its offsets
+// in the old topic and reads the new one from its start.
+func (f *Feed) TopicRecreated(topic string) {
+	if _, ok := f.targets[topic]; !ok {
+		return
+	}
+	f.mu.Lock()
+	f.recreated[topic] = true
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Run consumes until ctx ends; what it read is committed when it returns.
 // A failure starts it again after a backoff, each cause logged once per
 // interval.
@@ -96,6 +120,9 @@ func (f *Feed) Run(ctx context.Context) error {
 		err := f.run(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errRecreated) {
+			continue
 		}
 		msg := err.Error()
 		f.lastErr.Store(&msg)
@@ -131,6 +158,11 @@ func (f *Feed) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("describe result topics: %w", err)
 	}
+	f.mu.Lock()
+	fresh := f.recreated
+	f.recreated = map[string]bool{}
+	f.mu.Unlock()
+	restart := map[string]int64{} // the recreated topics' partitions start over
 	assign := map[string]map[int32]kgo.Offset{}
 	for _, t := range topics {
 		d, ok := td[t]
@@ -139,20 +171,44 @@ func (f *Feed) run(ctx context.Context) error {
 		}
 		assign[t] = map[int32]kgo.Offset{}
 		for _, p := range d.Partitions.Numbers() {
-			if next, ok := offsets[t+":"+strconv.Itoa(int(p))]; ok {
+			if fresh[t] {
+				restart[t+":"+strconv.Itoa(int(p))] = 0
+				assign[t][p] = kgo.NewOffset().AtStart()
+			} else if next, ok := offsets[t+":"+strconv.Itoa(int(p))]; ok {
 				assign[t][p] = kgo.NewOffset().At(next)
 			} else {
 				assign[t][p] = kgo.NewOffset().AtStart()
 			}
 		}
 	}
+	if len(restart) > 0 {
+		if err := f.cfg.Store.Commit(ctx, nil, restart); err != nil {
+			f.mu.Lock()
+			maps.Copy(f.recreated, fresh)
+			f.mu.Unlock()
+			return fmt.Errorf("forget the offsets of recreated result topics: %w", err)
+		}
+		f.cfg.Logger.Warn("result topics were created again: reading them from the start", "topics", len(fresh))
+	}
 	cl.AddConsumePartitions(assign)
 	f.ready.Store(true)
 	defer f.ready.Store(false)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-f.kick:
+			stop()
+		case <-pctx.Done():
+		}
+	}()
 	for {
-		fetches := cl.PollRecords(ctx, 20000)
+		fetches := cl.PollRecords(pctx, 20000)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if pctx.Err() != nil {
+			return errRecreated
 		}
 		var ferr error
 		fetches.EachError(func(t string, p int32, err error) {
@@ -185,6 +241,9 @@ func (f *Feed) run(ctx context.Context) error {
 		}
 	}
 }
+
+// errRecreated ends a run of the feed to read recreated topics afresh.
+var errRecreated = errors.New("result topics were created again")
 
 // feedChunk is how many result records one SQLite transaction stores at
 // most.
