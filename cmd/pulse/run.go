@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/pulsehq/pulse/internal/broker"
 	"github.com/pulsehq/pulse/internal/bus"
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/ingest"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/loadgen"
@@ -39,6 +39,7 @@ type runFlags struct {
 	disorder, idleTimeout, checkpointEvery            time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
+	stallTimeout, restoreTimeout                      time.Duration
 	nodeID                                            string
 }
 
@@ -64,6 +65,8 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", 30*time.Second, "a pipeline stage that holds records this long without committing them is reported not ready by /readyz")
+	fs.DurationVar(&f.restoreTimeout, "restore-timeout", 5*time.Minute, "longest a window stage may take to restore its state from the changelog before it gives up and starts again")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them (default 500ms)")
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results (default: --live-interval, else 500ms)")
@@ -138,20 +141,11 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return err
 	}
 	defer producer.Close()
-	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), topicsOf(plans)...); err != nil {
-		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
-	}
-	for _, p := range plans {
-		repart, changelog := stream.InternalTopics(p)
-		if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), repart...); err != nil {
-			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
-		}
-		if err := bus.EnsureTopicsWith(setupCtx, producer, int32(f.partitions), bus.Compacted, changelog...); err != nil {
-			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
-		}
-	}
+	reg := &health.Registry{}
+	keeper := bus.NewKeeper(producer, topicSpecs(plans, int32(f.partitions)), 0, log)
+	kafka := newKafkaSetup(brokers, producer, keeper, log)
+	reg.Add("kafka", kafka.Health)
+	reg.Add("topics", kafka.topicsHealth)
 
 	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
 	if err != nil {
@@ -166,20 +160,29 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
 	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log})
+	keeper.OnRecreate(feed.TopicRecreated)
 	board := &stream.Board{}
-	var ready []func() bool
-	pipeComps := []lifecycle.Component{{Name: "sqlite sink", Run: feed.Run}}
-	ready = append(ready, feed.Ready)
+	// The pipelines start once Kafka answers and the topics exist; each
+	// worker is a component of /readyz.
+	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
+	reg.Add("sqlite sink", feed.Health)
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
+	stage := func(name string, run func(context.Context) error, check health.Check) lifecycle.Component {
+		reg.Add(name, check)
+		return lifecycle.Component{Name: name, Run: kafka.after(run)}
+	}
 	for _, plan := range plans {
-		for i, win := range stream.NewWindowers(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery}, f.workers) {
-			pipeComps = append(pipeComps, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" windows", i), Run: win.Run})
-			ready = append(ready, win.Ready)
+		base := stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log,
+			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout}
+		wcfg, scfg := base, base
+		wcfg.Board, wcfg.CommitEvery = board, f.checkpointEvery
+		scfg.CommitEvery = f.shuffleEvery
+		for i, win := range stream.NewWindowers(wcfg, f.workers) {
+			pipeComps = append(pipeComps, stage(workerName("pipeline "+plan.Name+" windows", i), win.Run, win.Health))
 		}
-		for i, sh := range stream.NewShufflers(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery}, f.workers) {
-			shuffles = append(shuffles, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" shuffle", i), Run: sh.Run})
-			ready = append(ready, sh.Ready)
+		for i, sh := range stream.NewShufflers(scfg, f.workers) {
+			shuffles = append(shuffles, stage(workerName("pipeline "+plan.Name+" shuffle", i), sh.Run, sh.Health))
 		}
 	}
 	pipeComps = append(pipeComps, shuffles...)
@@ -203,17 +206,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	srv, err := serve.New(serve.Config{
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
-		Ready: func(ctx context.Context) error {
-			if err := bus.Ping(ctx, producer); err != nil {
-				return err
-			}
-			for _, r := range ready {
-				if !r() {
-					return errors.New("pipelines are starting")
-				}
-			}
-			return nil
-		},
+		Health: reg,
 	})
 	if err != nil {
 		return err
@@ -303,6 +296,26 @@ func topicsOf(plans []*pipeline.Plan) []string {
 		add(pipeline.LateTopic(p.Name))
 		for _, o := range p.Outputs {
 			add(o.Topic)
+		}
+	}
+	return out
+}
+
+// topicSpecs lists every topic Pulse creates, with its partitions and
+// configuration: those the pipelines read or write, and their internal
+// repartition and (compacted) changelog topics.
+func topicSpecs(plans []*pipeline.Plan, partitions int32) []bus.Topic {
+	var out []bus.Topic
+	for _, t := range topicsOf(plans) {
+		out = append(out, bus.Topic{Name: t, Partitions: partitions})
+	}
+	for _, p := range plans {
+		repart, changelog := stream.InternalTopics(p)
+		for _, t := range repart {
+			out = append(out, bus.Topic{Name: t, Partitions: partitions})
+		}
+		for _, t := range changelog {
+			out = append(out, bus.Topic{Name: t, Partitions: partitions, Configs: bus.Compacted})
 		}
 	}
 	return out

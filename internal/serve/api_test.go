@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
@@ -28,7 +29,7 @@ func startAPI(t *testing.T) (string, *sink.SQLite, *stream.Board) {
 	srv, err := serve.New(serve.Config{
 		Addr: "127.0.0.1:0", Pipelines: []*pipeline.Plan{cityPlan(t)}, Store: store, Board: board,
 		Metrics: telemetry.New(), LiveEvery: 50 * time.Millisecond,
-		Ready: func(context.Context) error { return nil },
+		Health: &health.Registry{},
 	})
 	if err != nil {
 		t.Fatal(err)
