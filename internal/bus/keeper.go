@@ -153,4 +153,3 @@ func (k *Keeper) check(ctx context.Context) {
 		k.log.Info("topics are all there again")
 	}
 }
-

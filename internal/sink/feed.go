@@ -49,8 +49,8 @@ type Feed struct {
 	mu        sync.Mutex
 	recreated map[string]bool
 	kick      chan struct{}
-	p       fastjson.Parser
-	writes  []Write
+	p         fastjson.Parser
+	writes    []Write
 }
 
 type target struct {
