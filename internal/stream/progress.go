@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // progress is what a stage worker tells /readyz: whether its session
@@ -123,6 +126,23 @@ func (p *progress) health(context.Context) error {
 		return errors.New("starting again" + detail)
 	}
 	return nil
+}
+
+// writeFailed names the topic and partition of a failed write.
+func writeFailed(r *kgo.Record, err error) error {
+	return fmt.Errorf("write to %s partition %d: %w", r.Topic, r.Partition, err)
+}
+
+// staleTopic returns an error when a transaction failed because a topic
+// it wrote to is missing or was created again: the session's client
+// keeps writing with the old topic's id, so only a new session (with
+// fresh metadata) can write to the new topic.
+func staleTopic(fail *atomic.Pointer[error]) error {
+	p := fail.Load()
+	if p == nil || !(errors.Is(*p, kerr.UnknownTopicID) || errors.Is(*p, kerr.UnknownTopicOrPartition)) {
+		return nil
+	}
+	return fmt.Errorf("%w (the topic was deleted or created again: the session starts again)", *p)
 }
 
 // groupDigits writes n with thousands separators: 1,234,567.

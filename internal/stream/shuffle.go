@@ -222,6 +222,9 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			}
 		} else {
 			s.aborted(now.UnixMilli())
+			if err := staleTopic(&s.fail); err != nil {
+				return err
+			}
 		}
 		s.sampled = s.sampled[:0]
 		if ctx.Err() != nil {
@@ -262,8 +265,9 @@ func (s *Shuffler) syncAssignment(now int64) {
 	s.cfg.Logger.Info("source partitions assigned", "pipeline", s.cfg.Plan.Name, "partitions", len(own))
 }
 
-func (s *Shuffler) produced(_ *kgo.Record, err error) {
+func (s *Shuffler) produced(r *kgo.Record, err error) {
 	if err != nil {
+		err = writeFailed(r, err)
 		s.fail.CompareAndSwap(nil, &err)
 	}
 }

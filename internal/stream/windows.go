@@ -257,6 +257,9 @@ func (w *Windower) runSession(ctx context.Context) error {
 			}
 		} else {
 			w.aborted()
+			if err := staleTopic(&w.fail); err != nil {
+				return err
+			}
 		}
 		if parts, changed := w.asg.take(); changed {
 			w.syncAssignment(parts)
@@ -309,8 +312,9 @@ func (w *Windower) syncAssignment(parts map[string][]int32) {
 	w.cfg.Logger.Info("window partitions assigned", "pipeline", w.cfg.Plan.Name, "partitions", n)
 }
 
-func (w *Windower) produced(_ *kgo.Record, err error) {
+func (w *Windower) produced(r *kgo.Record, err error) {
 	if err != nil {
+		err = writeFailed(r, err)
 		w.fail.CompareAndSwap(nil, &err)
 	}
 }
