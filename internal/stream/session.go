@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/ratelog"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
@@ -106,13 +108,17 @@ type StageConfig struct {
 	// the partition it was reading, and starts again.
 	RestoreTimeout time.Duration
 
-	worker int           // this worker's index among the stage's workers
-	gauges *workerGauges // shared by the stage's workers; nil: one worker
+	warn   *ratelog.Logger // the stage's warnings, one per cause and interval
+	worker int             // this worker's index among the stage's workers
+	gauges *workerGauges   // shared by the stage's workers; nil: one worker
 }
 
 func (c *StageConfig) defaults(every time.Duration) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.warn == nil {
+		c.warn = ratelog.New(c.Logger, 10*time.Second)
 	}
 	if c.CommitEvery <= 0 {
 		c.CommitEvery = every
@@ -196,17 +202,27 @@ func (a *assignment) opts() []kgo.Opt {
 }
 
 // poll returns what sess fetches within wait, logging fetch errors other
-// than the wait running out.
-func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) kgo.Fetches {
+// than the wait running out (once per cause and interval). A topic that
+// is missing or was created again is an error: the session's client
+// would fetch with the old topic's id forever, so the session must start
+// again.
+func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) (kgo.Fetches, error) {
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	fetches := sess.PollRecords(pctx, 20000)
+	var gone error
 	fetches.EachError(func(t string, p int32, err error) {
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			cfg.Logger.Warn("fetch failed", "pipeline", cfg.Plan.Name, "topic", t, "partition", p, "err", err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		case errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition):
+			if gone == nil {
+				gone = fmt.Errorf("read from %s partition %d: %w", t, p, err)
+			}
+		default:
+			cfg.warn.Warn("fetch "+t+": "+err.Error(), "fetch failed", "pipeline", cfg.Plan.Name, "topic", t, "partition", p, "err", err)
 		}
 	})
-	return fetches
+	return fetches, gone
 }
 
 // end ends the transaction in progress: a commit, or an abort when one of

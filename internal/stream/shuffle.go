@@ -12,7 +12,6 @@ import (
 
 	"github.com/pulsehq/pulse/internal/backoff"
 	"github.com/pulsehq/pulse/internal/pipeline"
-	"github.com/pulsehq/pulse/internal/ratelog"
 )
 
 // Shuffler is a pipeline's first stage, one member of the consumer group
@@ -100,7 +99,6 @@ func (s *Shuffler) Run(ctx context.Context) error {
 // runStage runs a stage's session until ctx ends, starting it again after
 // a failure with a backoff; each cause is logged once per interval.
 func runStage(ctx context.Context, cfg StageConfig, stage string, prog *progress, run func(context.Context) error) error {
-	warn := ratelog.New(cfg.Logger, 10*time.Second)
 	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		began := time.Now()
@@ -119,7 +117,7 @@ func runStage(ctx context.Context, cfg StageConfig, stage string, prog *progress
 		if time.Since(began) > time.Minute {
 			retry.Reset() // it ran a while: this is a new fault
 		}
-		warn.Error(err.Error(), "pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
+		cfg.warn.Error(err.Error(), "pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
 		if !retry.Wait(ctx) {
 			return nil
 		}
@@ -183,7 +181,14 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			if wait <= 0 {
 				break
 			}
-			fetches := poll(ctx, sess, wait, &s.cfg)
+			fetches, gone := poll(ctx, sess, wait, &s.cfg)
+			if gone != nil {
+				if !inTxn {
+					return gone
+				}
+				s.fail.CompareAndSwap(nil, &gone)
+				break
+			}
 			s.prog.read(fetches.NumRecords())
 			if fetches.NumRecords() > 0 {
 				if err := begin(); err != nil {

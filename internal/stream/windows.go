@@ -189,7 +189,15 @@ func (w *Windower) runSession(ctx context.Context) error {
 				// for the next records: what was folded is due then.
 				wait = min(wait, max(time.Until(w.lastLive.Add(w.livePer)), time.Millisecond))
 			}
-			fetches := poll(ctx, sess, wait, &w.cfg)
+			fetches, gone := poll(ctx, sess, wait, &w.cfg)
+			if gone != nil {
+				if !inTxn {
+					w.dropTasks()
+					return gone
+				}
+				w.fail.CompareAndSwap(nil, &gone)
+				break
+			}
 			w.prog.read(fetches.NumRecords())
 			// Tasks restore before the transaction that processes their
 			// first records begins, so that a long restore does not run
