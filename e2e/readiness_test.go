@@ -39,6 +39,10 @@ func TestReadyzComponents(t *testing.T) {
 // ingested before and after are exact.
 func TestDeletedResultTopic(t *testing.T) { deletedTopic(t, "city.sensor_1m", false) }
 
+// TestDeletedSourceTopic is TestDeletedResultTopic for the source topic
+// ingest writes to, deleted once the shuffle stage has read it.
+func TestDeletedSourceTopic(t *testing.T) { deletedTopic(t, "city", false) }
+
 // TestDeletedRepartitionTopic is TestDeletedResultTopic for a repartition
 // topic, deleted once the window stage has read it.
 func TestDeletedRepartitionTopic(t *testing.T) { deletedTopic(t, "city.sensor_1m.repartition", false) }

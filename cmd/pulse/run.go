@@ -161,6 +161,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
 	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log})
 	keeper.OnRecreate(feed.TopicRecreated)
+	// The ingest producer refuses to write to a topic created again under
+	// the name of one it wrote to, until it forgets the old one.
+	keeper.OnRecreate(func(topic string) { producer.PurgeTopicsFromClient(topic) })
 	board := &stream.Board{}
 	// The pipelines start once Kafka answers and the topics exist; each
 	// worker is a component of /readyz.
