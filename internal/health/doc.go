@@ -15,8 +15,7 @@
 // /data"). A check must be cheap (it runs on every /readyz request) and
 // must honour its context: the registry gives all checks together a
 // deadline. Components may register at any time, also after the HTTP
-// server started (the pipelines do so once Kafka answers); a component
-// that is replaced or goes away is removed with Remove.
+// server started; adding a name again replaces its check.
 //
 // Report runs every check and returns the JSON body of /readyz: status
 // "ready" or "not ready", a top-level reason (that of the first failing

@@ -31,17 +31,6 @@ func (r *Registry) Add(name string, check Check) {
 	r.check[name] = check
 }
 
-// Remove forgets the component name.
-func (r *Registry) Remove(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.check[name]; !ok {
-		return
-	}
-	delete(r.check, name)
-	r.names = slices.DeleteFunc(r.names, func(n string) bool { return n == name })
-}
-
 // Component is one component's line of a report.
 type Component struct {
 	Name   string `json:"name"`

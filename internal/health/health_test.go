@@ -36,9 +36,9 @@ func TestReport(t *testing.T) {
 	}
 
 	r.Add("disk", func(context.Context) error { return nil }) // replaced, keeps its place
-	r.Remove("pipeline city windows")
+	r.Add("pipeline city windows", func(context.Context) error { return nil })
 	rep = r.Report(context.Background())
-	if !rep.Ready() || rep.Reason != "" || len(rep.Components) != 2 || rep.Components[1].Name != "disk" {
-		t.Fatalf("after replace and remove: %+v, want ready with kafka, disk", rep)
+	if !rep.Ready() || rep.Reason != "" || len(rep.Components) != 3 || rep.Components[1].Name != "disk" {
+		t.Fatalf("after replacing the checks: %+v, want ready with kafka, disk, pipeline city windows", rep)
 	}
 }
