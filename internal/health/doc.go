@@ -13,8 +13,8 @@
 // where guard.Health has the signature func(context.Context) error and
 // returns, say, errors.New("free space 12 MiB below reserve 256 MiB on
 // /data"). A check must be cheap (it runs on every /readyz request) and
-// must honour its context: the registry gives all checks together a
-// deadline. Components may register at any time, also after the HTTP
+// must honour its context: Report runs the checks concurrently under the
+// caller's context, and /readyz gives them 2 s together. Components may register at any time, also after the HTTP
 // server started; adding a name again replaces its check.
 //
 // Report runs every check and returns the JSON body of /readyz: status
