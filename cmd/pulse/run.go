@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/pulsehq/pulse/internal/broker"
 	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/diskguard"
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/ingest"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/loadgen"
@@ -43,6 +43,7 @@ type runFlags struct {
 	disorder, idleTimeout, checkpointEvery            time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
+	stallTimeout, restoreTimeout                      time.Duration
 	nodeID                                            string
 	retention                                         time.Duration
 	retentionBytes                                    byteSize
@@ -73,6 +74,8 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", 30*time.Second, "a pipeline stage that holds records this long without committing them is reported not ready by /readyz")
+	fs.DurationVar(&f.restoreTimeout, "restore-timeout", 5*time.Minute, "longest a window stage may take to restore its state from the changelog before it gives up and starts again")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them (default 500ms)")
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results (default: --live-interval, else 500ms)")
@@ -169,16 +172,19 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return err
 	}
 	defer producer.Close()
-	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	age := f.retention.Milliseconds()
 	if age <= 0 {
 		age = -1
 	}
-	topics := topicPlan(plans, retention{age: age, bytes: f.retentionBytes.bytes()}, embedded)
-	if err := bus.Prepare(setupCtx, producer, int32(f.partitions), topics, embedded); err != nil {
-		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
+	reg := &health.Registry{}
+	reg.Add("disk", func(context.Context) error { return disk.Check() })
+	keeper := bus.NewKeeper(producer, topicPlan(plans, int32(f.partitions), retention{age: age, bytes: f.retentionBytes.bytes()}, embedded), 0, log)
+	if embedded {
+		keeper.AlignConfigs()
 	}
+	kafka := newKafkaSetup(brokers, producer, keeper, log)
+	reg.Add("kafka", kafka.Health)
+	reg.Add("topics", kafka.topicsHealth)
 
 	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
 	if err != nil {
@@ -193,20 +199,32 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
 	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low})
+	keeper.OnRecreate(feed.TopicRecreated)
+	// The ingest producer refuses to write to a topic created again under
+	// the name of one it wrote to, until it forgets the old one.
+	keeper.OnRecreate(func(topic string) { producer.PurgeTopicsFromClient(topic) })
 	board := &stream.Board{}
-	var ready []func() bool
-	pipeComps := []lifecycle.Component{{Name: "sqlite sink", Run: feed.Run}}
-	ready = append(ready, feed.Ready)
+	// The pipelines start once Kafka answers and the topics exist; each
+	// worker is a component of /readyz.
+	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
+	reg.Add("sqlite sink", feed.Health)
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
+	stage := func(name string, run func(context.Context) error, check health.Check) lifecycle.Component {
+		reg.Add(name, check)
+		return lifecycle.Component{Name: name, Run: kafka.after(run)}
+	}
 	for _, plan := range plans {
-		for i, win := range stream.NewWindowers(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery, Hold: disk.Low}, f.workers) {
-			pipeComps = append(pipeComps, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" windows", i), Run: win.Run})
-			ready = append(ready, win.Ready)
+		base := stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log,
+			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout, Hold: disk.Low}
+		wcfg, scfg := base, base
+		wcfg.Board, wcfg.CommitEvery = board, f.checkpointEvery
+		scfg.CommitEvery = f.shuffleEvery
+		for i, win := range stream.NewWindowers(wcfg, f.workers) {
+			pipeComps = append(pipeComps, stage(workerName("pipeline "+plan.Name+" windows", i), win.Run, win.Health))
 		}
-		for i, sh := range stream.NewShufflers(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery, Hold: disk.Low}, f.workers) {
-			shuffles = append(shuffles, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" shuffle", i), Run: sh.Run})
-			ready = append(ready, sh.Ready)
+		for i, sh := range stream.NewShufflers(scfg, f.workers) {
+			shuffles = append(shuffles, stage(workerName("pipeline "+plan.Name+" shuffle", i), sh.Run, sh.Health))
 		}
 	}
 	pipeComps = append(pipeComps, shuffles...)
@@ -239,20 +257,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	srv, err := serve.New(serve.Config{
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
-		Ready: func(ctx context.Context) error {
-			if err := disk.Check(); err != nil {
-				return err
-			}
-			if err := bus.Ping(ctx, producer); err != nil {
-				return err
-			}
-			for _, r := range ready {
-				if !r() {
-					return errors.New("pipelines are starting")
-				}
-			}
-			return nil
-		},
+		Health: reg,
 	})
 	if err != nil {
 		return err

@@ -26,7 +26,8 @@ type retention struct {
 	bytes int64 // per partition; -1: none
 }
 
-// topicPlan lists every topic the pipelines read or write, with its
+// topicPlan lists every topic the pipelines read or write, and their
+// internal repartition and changelog topics, with partitions and
 // configuration:
 //   - streams, their dead letters, late events and results keep events for
 //     the retention (time and size);
@@ -37,7 +38,7 @@ type retention struct {
 //     pass rewrites whole segments, which a full disk can leave corrupt,
 //     and the snapshots make it redundant. On an external cluster they are
 //     also compacted, which bounds them if deleting records is refused.
-func topicPlan(plans []*pipeline.Plan, ret retention, embedded bool) []bus.Topic {
+func topicPlan(plans []*pipeline.Plan, partitions int32, ret retention, embedded bool) []bus.Topic {
 	kept := map[string]string{
 		"cleanup.policy":  "delete",
 		"retention.ms":    strconv.FormatInt(ret.age, 10),
@@ -64,7 +65,7 @@ func topicPlan(plans []*pipeline.Plan, ret retention, embedded bool) []bus.Topic
 	add := func(name string, configs map[string]string) {
 		if !seen[name] {
 			seen[name] = true
-			out = append(out, bus.Topic{Name: name, Configs: configs})
+			out = append(out, bus.Topic{Name: name, Partitions: partitions, Configs: configs})
 		}
 	}
 	for _, p := range plans {

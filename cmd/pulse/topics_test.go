@@ -33,7 +33,7 @@ func TestTopicPlan(t *testing.T) {
 	} {
 		var got string
 		found := false
-		for _, tp := range topicPlan(plans, ret, tc.embedded) {
+		for _, tp := range topicPlan(plans, 4, ret, tc.embedded) {
 			if tp.Name == tc.topic {
 				got, found = tp.Configs[tc.key], true
 			}

@@ -10,10 +10,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// TestPrepare creates topics with their configuration and, with align,
-// sets it on topics that exist with another (a changelog created
-// compacted by an earlier Pulse, a stream created without retention).
-func TestPrepare(t *testing.T) {
+// TestKeeperAlignsConfigs creates topics with their configuration and,
+// with AlignConfigs, sets it on topics that exist with another (a
+// changelog created compacted by an earlier Pulse, a stream created
+// without retention).
+func TestKeeperAlignsConfigs(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -31,16 +32,18 @@ func TestPrepare(t *testing.T) {
 	}
 	stream := map[string]string{"cleanup.policy": "delete", "retention.ms": "3600000", "retention.bytes": "1048576"}
 	state := map[string]string{"cleanup.policy": "delete", "retention.ms": "-1", "segment.bytes": "1048576"}
-	topics := []Topic{{Name: "events", Configs: stream}, {Name: "old.changelog", Configs: state}, {Name: "new.changelog", Configs: state}}
+	topics := []Topic{{Name: "events", Partitions: 2, Configs: stream}, {Name: "old.changelog", Partitions: 2, Configs: state}, {Name: "new.changelog", Partitions: 2, Configs: state}}
 
 	// Without align an existing topic keeps its operator's configuration.
-	if err := Prepare(ctx, cl, 2, topics, false); err != nil {
+	if _, err := NewKeeper(cl, topics, 0, nil).Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := config(t, cl, "old.changelog", "cleanup.policy"); got != "compact,delete" {
 		t.Fatalf("without align: cleanup.policy of an existing topic = %q, want it left as compact,delete", got)
 	}
-	if err := Prepare(ctx, cl, 2, topics, true); err != nil {
+	k := NewKeeper(cl, topics, 0, nil)
+	k.AlignConfigs()
+	if _, err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ topic, key, want string }{
@@ -54,8 +57,8 @@ func TestPrepare(t *testing.T) {
 			t.Errorf("%s %s = %q, want %q", tc.topic, tc.key, got, tc.want)
 		}
 	}
-	// Preparing again is a no-op that succeeds.
-	if err := Prepare(ctx, cl, 2, topics, true); err != nil {
+	// Again is a no-op that succeeds.
+	if _, err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
@@ -34,7 +35,7 @@ func startAPIWith(t *testing.T, plans ...*pipeline.Plan) (string, *sink.SQLite, 
 	srv, err := serve.New(serve.Config{
 		Addr: "127.0.0.1:0", Pipelines: plans, Store: store, Board: board,
 		Metrics: telemetry.New(), LiveEvery: 50 * time.Millisecond,
-		Ready: func(context.Context) error { return nil },
+		Health: &health.Registry{},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -27,8 +28,9 @@ type Config struct {
 	Store     *sink.SQLite
 	Board     *stream.Board
 	Metrics   *telemetry.Metrics
-	// Ready reports nil once the broker answers and pipelines run.
-	Ready func(ctx context.Context) error
+	// Health holds the components /readyz reports on: ready while every
+	// one is (nil: always ready).
+	Health *health.Registry
 	// Accepted returns the count of events accepted by ingest so far; the
 	// live views derive the ingest rate from it.
 	Accepted func() uint64
@@ -116,14 +118,18 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// readyz answers 200 while every component is ready, else 503; the body
+// lists each component with its reason (docs/api.md).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Ready != nil {
+	rep := health.Report{Status: "ready", Components: []health.Component{}}
+	if s.cfg.Health != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.cfg.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
-			return
-		}
+		rep = s.cfg.Health.Report(ctx)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	code := http.StatusOK
+	if !rep.Ready() {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, rep)
 }
