@@ -6,12 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/pulsehq/pulse/internal/checkfor"
 	"github.com/pulsehq/pulse/internal/pipeline"
-	"github.com/pulsehq/pulse/internal/stream"
 )
 
 // TestFeedReadsRecreatedTopicFromStart stores offsets from an earlier
@@ -20,33 +16,11 @@ import (
 // first records, until it is told the topic was created again; then it
 // reads the topic from its start and stores every result.
 func TestFeedReadsRecreatedTopicFromStart(t *testing.T) {
-	plan, err := pipeline.BuiltinNamed("city")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := plan.Outputs[0]
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, plan.Outputs[0].Topic, plan.Outputs[1].Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
-	prod, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	const n = 30
-	var recs []*kgo.Record
-	for i := range n {
-		r := result(o.Name, fmt.Sprintf("s-%04d", i), t0, float64(i))
-		recs = append(recs, &kgo.Record{Topic: o.Topic, Partition: int32(i % 2), Value: stream.AppendResultJSON(nil, &r)})
-	}
+	plan, opts := resultsBroker(t, n)
+	o := plan.Outputs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
 	store, _ := openTest(t)
 	// The old topic's offsets: 10 per partition.
 	if err := store.Commit(ctx, nil, map[string]int64{o.Topic + ":0": 10, o.Topic + ":1": 10}); err != nil {
