@@ -40,6 +40,10 @@ type runFlags struct {
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	nodeID                                            string
+	httpMaxConns, liveMaxClients                      int
+	httpBodyTimeout, httpWriteTimeout                 time.Duration
+	httpMinBodyRate                                   int64
+	httpAllowHosts, debugListen                       string
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -69,7 +73,17 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results (default: --live-interval, else 500ms)")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
+	fs.IntVar(&f.httpMaxConns, "http-max-conns", 1024, "most HTTP connections open at once; past it 16 more are accepted that answer only /healthz, /readyz and /metrics (others get 503 with Retry-After), and further ones are closed at once")
+	fs.DurationVar(&f.httpBodyTimeout, "http-body-timeout", 10*time.Second, "a request body must arrive within this plus 1 s per --http-min-body-rate bytes, else the request gets 408 and the connection is closed")
+	fs.Int64Var(&f.httpMinBodyRate, "http-min-body-rate", 64<<10, "bytes per second a request body must keep up after --http-body-timeout (0: the whole body within --http-body-timeout)")
+	fs.DurationVar(&f.httpWriteTimeout, "http-write-timeout", 30*time.Second, "how long a response may take once its request is in (live views excepted); must exceed --produce-timeout")
+	fs.StringVar(&f.httpAllowHosts, "http-allow-host", "", "comma separated Host names the HTTP server answers besides localhost and IP addresses (DNS rebinding protection, enforced on a loopback --http or whenever this is set); * answers every name")
+	fs.IntVar(&f.liveMaxClients, "live-max-clients", 64, "most live views (dashboards' Server-Sent Events streams) open at once; past it a new one gets 503 with Retry-After")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "address of a separate listener serving Go's profiler under /debug/pprof/, e.g. 127.0.0.1:6060 (default: no profiler)")
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
+		return err
+	}
+	if err := f.checkHTTP(); err != nil {
 		return err
 	}
 	if f.workers < 1 {
@@ -203,6 +217,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	srv, err := serve.New(serve.Config{
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
+		MaxConns: f.httpMaxConns, BodyTimeout: f.httpBodyTimeout, MinBodyRate: f.httpMinBodyRate,
+		WriteTimeout: f.httpWriteTimeout, AllowHosts: splitList(f.httpAllowHosts),
+		MaxLiveClients: f.liveMaxClients, DebugAddr: f.debugListen,
 		Ready: func(ctx context.Context) error {
 			if err := bus.Ping(ctx, producer); err != nil {
 				return err
@@ -220,6 +237,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	comps = append(comps, lifecycle.Component{Name: "http", Run: srv.Run})
 	log.Info("HTTP server listening", "addr", srv.Addr(), "dashboard", "http://"+srv.Addr()+"/")
+	if a := srv.DebugAddr(); a != "" {
+		log.Info("profiler listening", "addr", a, "pprof", "http://"+a+"/debug/pprof/")
+	}
 
 	if f.demo {
 		target := "http://" + srv.Addr()
@@ -235,6 +255,34 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}})
 	}
 	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}
+
+// checkHTTP rejects HTTP limits that cannot work.
+func (f *runFlags) checkHTTP() error {
+	switch {
+	case f.httpMaxConns < 1:
+		return fmt.Errorf("--http-max-conns %d: allow at least 1 connection", f.httpMaxConns)
+	case f.liveMaxClients < 1:
+		return fmt.Errorf("--live-max-clients %d: allow at least 1 live view", f.liveMaxClients)
+	case f.httpBodyTimeout <= 0:
+		return fmt.Errorf("--http-body-timeout %s: give request bodies a positive time to arrive", f.httpBodyTimeout)
+	case f.httpMinBodyRate < 0:
+		return fmt.Errorf("--http-min-body-rate %d: use 0 or more bytes per second", f.httpMinBodyRate)
+	case f.httpWriteTimeout <= f.produceTimeout:
+		return fmt.Errorf("--http-write-timeout %s must exceed --produce-timeout %s, or ingest answers would be cut off while they wait for the broker", f.httpWriteTimeout, f.produceTimeout)
+	}
+	return nil
+}
+
+// splitList splits a comma separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // workerName names worker i of a stage in the logs.

@@ -8,11 +8,11 @@ import (
 	"sync/atomic"
 )
 
-// reserveConns is how many connections beyond Config.MaxConns are still
+// ReserveConns is how many connections beyond Config.MaxConns are still
 // accepted so that health checks and scrapes answer while the server is
 // full: on them /healthz, /readyz and /metrics are served and anything
 // else gets 503 with Retry-After; each such connection serves one request.
-const reserveConns = 16
+const ReserveConns = 16
 
 // limitListener caps the connections open at once. Past max+reserve it
 // closes a new connection at once, so that a flood of clients costs a
@@ -36,7 +36,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		n := l.active.Add(1)
-		if n > l.max+reserveConns {
+		if n > l.max+ReserveConns {
 			l.active.Add(-1)
 			c.Close()
 			if l.refused != nil {

@@ -38,9 +38,10 @@ func (s *Server) deadlines(next http.Handler) http.Handler {
 }
 
 // deadlineBody moves the connection's read deadline forward as the body
-// arrives, and lifts it once the body is in so that the server's
-// background read does not cancel a handler still waiting (ingest waits
-// for the broker's acknowledgements).
+// arrives. Once the body is in, net/http lifts the read deadline itself
+// (its background read must not cancel a handler still waiting, as ingest
+// waits for the broker's acknowledgements) and the response gets
+// WriteTimeout from then.
 type deadlineBody struct {
 	body     io.ReadCloser
 	rc       *http.ResponseController
@@ -68,7 +69,6 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
 		_ = b.rc.SetWriteDeadline(time.Now().Add(b.write))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.timedOut.Store(true)

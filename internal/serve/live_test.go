@@ -25,6 +25,12 @@ import (
 // after edit changed its config.
 func startServer(t *testing.T, edit func(*serve.Config)) (string, *stream.Board) {
 	t.Helper()
+	srv, board := runServer(t, edit)
+	return "http://" + srv.Addr(), board
+}
+
+func runServer(t *testing.T, edit func(*serve.Config)) (*serve.Server, *stream.Board) {
+	t.Helper()
 	board := &stream.Board{}
 	cfg := serve.Config{
 		Addr: "127.0.0.1:0", Pipelines: []*pipeline.Plan{cityPlan(t)}, Board: board,
@@ -42,7 +48,7 @@ func startServer(t *testing.T, edit func(*serve.Config)) (string, *stream.Board)
 	done := make(chan error)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + srv.Addr(), board
+	return srv, board
 }
 
 // liveMsg is one decoded live event.

@@ -44,7 +44,7 @@ type Config struct {
 	// client that does not read before the stream is cut (default 10 s).
 	LiveWriteTimeout time.Duration
 	// MaxConns bounds the connections open at once (default 1024); see
-	// reserveConns for what happens past it.
+	// ReserveConns for what happens past it.
 	MaxConns int
 	// BodyTimeout and MinBodyRate bound how slowly a request body may
 	// arrive: within BodyTimeout (default 10 s) plus 1 s per MinBodyRate
@@ -112,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 	s.ln = newLimitListener(raw, cfg.MaxConns, func() {
 		s.refused.WithLabelValues("conn_limit").Inc()
 		s.warn.Warn("http conn_limit", "closed a new connection at once: the server holds its maximum of connections and its reserve for health checks",
-			"max_conns", cfg.MaxConns, "reserve", reserveConns)
+			"max_conns", cfg.MaxConns, "reserve", ReserveConns)
 	})
 	s.hosts = newHostPolicy(raw, cfg.Addr, cfg.AllowHosts)
 	if cfg.DebugAddr != "" {
