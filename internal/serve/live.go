@@ -3,10 +3,14 @@ package serve
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/pulsehq/pulse/internal/stream"
 )
@@ -57,6 +61,18 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	h.Set("Vary", "Accept-Encoding")
+	// Browsers accept gzip on an EventSource; one compressor per stream
+	// keeps its window across events, so the repeated field names and keys
+	// of the deltas cost little.
+	var out io.Writer = w
+	var gz *gzip.Writer
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		defer gz.Close()
+		out = gz
+	}
 	w.WriteHeader(http.StatusOK)
 	tick := time.NewTicker(s.cfg.LiveEvery)
 	defer tick.Stop()
@@ -74,8 +90,13 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 		// A client that does not read fills the socket's buffers, and the
 		// write blocks until this deadline cuts it off.
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.LiveWriteTimeout))
-		if _, err := w.Write(buf); err != nil {
+		if _, err := out.Write(buf); err != nil {
 			return
+		}
+		if gz != nil {
+			if err := gz.Flush(); err != nil {
+				return
+			}
 		}
 		if err := rc.Flush(); err != nil {
 			return
@@ -88,6 +109,18 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// acceptsGzip reports whether r's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 // appendLive appends one live event: a snapshot of f when prev is nil,

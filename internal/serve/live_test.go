@@ -170,6 +170,9 @@ func TestLiveSendsChangesOnly(t *testing.T) {
 	board.Set("city", "zone_1m", 0, stream.Live{Watermark: t0, Results: []stream.Result{a, b}})
 	live := openLive(t, base+"/v1/pipelines/city/live?output=zone_1m")
 
+	if !live.resp.Uncompressed {
+		t.Error("the live view was not gzipped for a client that accepts gzip")
+	}
 	first, _ := live.next()
 	if !first.Snapshot || len(first.Results) != 2 {
 		t.Fatalf("first event: snapshot %v with %d rows, want a snapshot of 2", first.Snapshot, len(first.Results))
