@@ -265,3 +265,14 @@ func TestConnectionCap(t *testing.T) {
 		return nil
 	})
 }
+
+func TestHeaderLimit(t *testing.T) {
+	base, _ := startServer(t, nil)
+	resp, _ := request(t, base, "GET", "/healthz", map[string]string{"Cookie": strings.Repeat("a", 40<<10)}, "")
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("40 KiB header: %d, want 431", resp.StatusCode)
+	}
+	if resp, body := request(t, base, "GET", "/healthz", map[string]string{"Cookie": strings.Repeat("a", 8<<10)}, ""); resp.StatusCode != 200 {
+		t.Fatalf("8 KiB header: %d %s", resp.StatusCode, body)
+	}
+}
