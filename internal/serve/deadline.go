@@ -25,6 +25,12 @@ func (s *Server) deadlines(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Set now, not only as the body is read: a handler may answer
+		// without reading it (and net/http then discards up to 256 KiB of
+		// it), and a kept-alive connection still has the deadlines of its
+		// previous request.
+		_ = rc.SetReadDeadline(now.Add(s.cfg.BodyTimeout))
+		_ = rc.SetWriteDeadline(now.Add(s.cfg.BodyTimeout + s.cfg.WriteTimeout))
 		b := &deadlineBody{body: r.Body, rc: rc, start: now, grace: s.cfg.BodyTimeout,
 			rate: s.cfg.MinBodyRate, write: s.cfg.WriteTimeout}
 		r.Body = b

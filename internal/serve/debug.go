@@ -19,7 +19,9 @@ type debugServer struct {
 	srv *http.Server
 }
 
-func newDebugServer(addr string) (*debugServer, error) {
+// newDebugServer listens on addr; guard wraps its handler (the Host check:
+// a rebinding page must not read profiles either).
+func newDebugServer(addr string, guard func(net.Listener, http.Handler) http.Handler) (*debugServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the profiler on %s (choose another address with --debug-listen): %w", addr, err)
@@ -31,7 +33,7 @@ func newDebugServer(addr string) (*debugServer, error) {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	// No write timeout: a CPU profile or trace takes as long as asked.
-	return &debugServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	return &debugServer{ln: ln, srv: &http.Server{Handler: guard(ln, mux), ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout: time.Minute, MaxHeaderBytes: maxHeaderBytes}}, nil
 }
 

@@ -18,7 +18,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			" refused: a web page of another origin may not write to Pulse; send it from a server or a command-line client (they send no Origin or Sec-Fetch-Site header)"})
 	}))
 	h := cop.Handler(next)
-	h = s.checkHost(h)
+	h = s.checkHost(s.hosts, h)
 	h = s.overflow(h)
 	return s.deadlines(h)
 }
@@ -50,12 +50,12 @@ func (s *Server) overflow(next http.Handler) http.Handler {
 // a name the attacker controls that resolves to 127.0.0.1 (DNS
 // rebinding) must not reach Pulse. IP literals and localhost are always
 // allowed; rebinding needs a name.
-func (s *Server) checkHost(next http.Handler) http.Handler {
-	if !s.hosts.enforce {
+func (s *Server) checkHost(p hostPolicy, next http.Handler) http.Handler {
+	if !p.enforce {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.hosts.allowed(r.Host) {
+		if p.allowed(r.Host) {
 			next.ServeHTTP(w, r)
 			return
 		}

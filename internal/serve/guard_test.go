@@ -105,6 +105,52 @@ func TestSlowBodyCutOff(t *testing.T) {
 	}
 }
 
+// TestUnreadBodyCutOff: a handler that answers without reading the body
+// (ingest for an unknown stream) leaves net/http discarding it to keep
+// the connection; a body that trickles in must not hold the connection.
+func TestUnreadBodyCutOff(t *testing.T) {
+	base, _ := startServer(t, func(c *serve.Config) {
+		c.Ingest = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "unknown stream", http.StatusNotFound)
+		})
+		c.BodyTimeout = 200 * time.Millisecond
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Without the cut-off net/http holds even the answer until the body is
+	// discarded: bound the test.
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "POST /v1/streams/nope/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 404 {
+		t.Fatalf("status %d, want 404", resp.StatusCode)
+	}
+	closed := make(chan struct{})
+	go func() {
+		br.ReadByte() // returns when the server closes the connection
+		close(closed)
+	}()
+	for range 1000 { // a byte every 10 ms, 10 s at most
+		if _, err := conn.Write([]byte(" ")); err != nil {
+			return
+		}
+		select {
+		case <-closed:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("a trickling body that the handler did not read still holds its connection")
+}
+
 // TestBodyDeadlineLiftedForHandler: a handler that waits after reading
 // its body (ingest waiting for the broker) longer than the body deadline
 // keeps its context and answers.
@@ -184,6 +230,9 @@ func TestProfilerOnlyOnDebugListener(t *testing.T) {
 	}
 	if resp, body := request(t, "http://"+srv.DebugAddr(), "GET", "/debug/pprof/", nil, ""); resp.StatusCode != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("profiler listener /debug/pprof/: %d", resp.StatusCode)
+	}
+	if resp, _ := request(t, "http://"+srv.DebugAddr(), "GET", "/debug/pprof/", map[string]string{"Host": "rebound.example"}, ""); resp.StatusCode != 403 {
+		t.Errorf("profiler listener with Host rebound.example: %d, want 403", resp.StatusCode)
 	}
 }
 

@@ -231,7 +231,6 @@ func TestLiveDeltasRebuildSnapshot(t *testing.T) {
 	}
 	board.Set("city", "zone_1m", 0, stream.Live{Watermark: t0, Results: gen(0)})
 	delta := openLive(t, base+"/v1/pipelines/city/live?output=zone_1m")
-	full := openLive(t, base+"/v1/pipelines/city/live?output=zone_1m&full=1")
 	rows := map[string]map[string]any{}
 	m, n := delta.next()
 	apply(rows, m)
@@ -242,22 +241,31 @@ func TestLiveDeltasRebuildSnapshot(t *testing.T) {
 		apply(rows, m)
 		deltaBytes += n
 		deltas++
-		// The full stream's events come at the same pace: read until one
-		// has the rows this delta was computed from.
-		err := checkfor.Wait(10*time.Second, 0, func() error {
-			f, _ := full.next()
-			if !f.Snapshot {
-				t.Fatal("a full=1 stream sent a delta")
+		// A full=1 stream opened now starts with the board as it is.
+		full := openLive(t, base+"/v1/pipelines/city/live?output=zone_1m&full=1")
+		f, _ := full.next()
+		full.resp.Body.Close()
+		if !f.Snapshot {
+			t.Fatal("a full=1 stream sent a delta")
+		}
+		want := map[string]map[string]any{}
+		apply(want, f)
+		if !reflect.DeepEqual(rows, want) {
+			for id, r := range want {
+				if !reflect.DeepEqual(rows[id], r) {
+					t.Fatalf("step %d: the rows rebuilt from deltas differ from the snapshot: %s is %v, want %v", step, id, rows[id], r)
+				}
 			}
-			want := map[string]map[string]any{}
-			apply(want, f)
-			if !reflect.DeepEqual(rows, want) {
-				return fmt.Errorf("step %d: the rows rebuilt from deltas differ from the snapshot", step)
+			t.Fatalf("step %d: the rows rebuilt from deltas differ from the snapshot: %d rows, want %d", step, len(rows), len(want))
+		}
+		// And a full=1 stream sends snapshots after its first event too.
+		if step == 1 {
+			full := openLive(t, base+"/v1/pipelines/city/live?output=zone_1m&full=1")
+			full.next()
+			if f, _ := full.next(); !f.Snapshot || len(f.Results) != 1000 {
+				t.Fatalf("second event of a full=1 stream: snapshot %v with %d rows", f.Snapshot, len(f.Results))
 			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
+			full.resp.Body.Close()
 		}
 	}
 	t.Logf("1,000 sensors: snapshot %d bytes, delta %d bytes per push on average", snapBytes, deltaBytes/deltas)

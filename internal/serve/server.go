@@ -116,7 +116,10 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.hosts = newHostPolicy(raw, cfg.Addr, cfg.AllowHosts)
 	if cfg.DebugAddr != "" {
-		if s.debug, err = newDebugServer(cfg.DebugAddr); err != nil {
+		s.debug, err = newDebugServer(cfg.DebugAddr, func(ln net.Listener, h http.Handler) http.Handler {
+			return s.checkHost(newHostPolicy(ln, cfg.DebugAddr, cfg.AllowHosts), h)
+		})
+		if err != nil {
 			raw.Close()
 			return nil, err
 		}
