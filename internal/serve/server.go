@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -146,9 +148,21 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnContext:       connContext,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          log.New(serverLog{s.warn}, "", 0),
 	}
 	return s, nil
+}
+
+// serverLog writes net/http's own error lines (such as "http: Accept
+// error: ... too many open files") as warnings, one per kind every 10 s.
+type serverLog struct{ warn *ratelog.Logger }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	// The kind is the line's first two parts: "http: Accept error".
+	parts := strings.SplitN(msg, ":", 3)
+	l.warn.Warn("net/http "+strings.Join(parts[:min(2, len(parts))], ":"), "HTTP server: "+msg)
+	return len(p), nil
 }
 
 // register adds the server's own metrics to reg.
