@@ -48,6 +48,10 @@ type runFlags struct {
 	retention                                         time.Duration
 	retentionBytes                                    byteSize
 	diskReserve                                       diskguard.Reserve
+	httpMaxConns, liveMaxClients                      int
+	httpBodyTimeout, httpWriteTimeout                 time.Duration
+	httpMinBodyRate                                   int64
+	httpAllowHosts, debugListen                       string
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -86,7 +90,17 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.Var(&f.retentionBytes, "retention-bytes", "the most each partition of those topics keeps, such as 1GiB (0: no bound); the oldest records go first")
 	f.diskReserve = diskguard.DefaultReserve
 	fs.Var(&f.diskReserve, "disk-reserve", "free space of --data-dir's file system below which Pulse refuses ingest (507) and pauses its pipelines until space returns: bytes (512MiB), a share (5%), or both (the smaller), 0 to disable")
+	fs.IntVar(&f.httpMaxConns, "http-max-conns", 1024, "most HTTP connections open at once; past it 16 more are accepted that answer only /healthz, /readyz and /metrics (others get 503 with Retry-After), and further ones are closed at once")
+	fs.DurationVar(&f.httpBodyTimeout, "http-body-timeout", 10*time.Second, "a request body must arrive within this plus 1 s per --http-min-body-rate bytes, else the request gets 408 and the connection is closed")
+	fs.Int64Var(&f.httpMinBodyRate, "http-min-body-rate", 64<<10, "bytes per second a request body must keep up after --http-body-timeout (0: the whole body within --http-body-timeout)")
+	fs.DurationVar(&f.httpWriteTimeout, "http-write-timeout", 30*time.Second, "how long a response may take once its request is in (live views excepted); must exceed --produce-timeout")
+	fs.StringVar(&f.httpAllowHosts, "http-allow-host", "", "comma separated Host names the HTTP server answers besides localhost and IP addresses (DNS rebinding protection, enforced on a loopback --http or whenever this is set); * answers every name")
+	fs.IntVar(&f.liveMaxClients, "live-max-clients", 64, "most live views (dashboards' Server-Sent Events streams) open at once; past it a new one gets 503 with Retry-After")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "address of a separate listener serving Go's profiler under /debug/pprof/, e.g. 127.0.0.1:6060 (default: no profiler)")
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
+		return err
+	}
+	if err := f.checkHTTP(); err != nil {
 		return err
 	}
 	if f.workers < 1 {
@@ -257,13 +271,19 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	srv, err := serve.New(serve.Config{
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
-		Health: reg,
+		Health:   reg,
+		MaxConns: f.httpMaxConns, BodyTimeout: f.httpBodyTimeout, MinBodyRate: f.httpMinBodyRate,
+		WriteTimeout: f.httpWriteTimeout, AllowHosts: splitList(f.httpAllowHosts),
+		MaxLiveClients: f.liveMaxClients, DebugAddr: f.debugListen,
 	})
 	if err != nil {
 		return err
 	}
 	comps = append(comps, lifecycle.Component{Name: "http", Run: srv.Run})
 	log.Info("HTTP server listening", "addr", srv.Addr(), "dashboard", "http://"+srv.Addr()+"/")
+	if a := srv.DebugAddr(); a != "" {
+		log.Info("profiler listening", "addr", a, "pprof", "http://"+a+"/debug/pprof/")
+	}
 
 	if f.demo {
 		target := "http://" + srv.Addr()
@@ -325,6 +345,34 @@ func diskGate(g *diskguard.Guard) ingest.Gate {
 		}
 		return nil
 	}
+}
+
+// checkHTTP rejects HTTP limits that cannot work.
+func (f *runFlags) checkHTTP() error {
+	switch {
+	case f.httpMaxConns < 1:
+		return fmt.Errorf("--http-max-conns %d: allow at least 1 connection", f.httpMaxConns)
+	case f.liveMaxClients < 1:
+		return fmt.Errorf("--live-max-clients %d: allow at least 1 live view", f.liveMaxClients)
+	case f.httpBodyTimeout <= 0:
+		return fmt.Errorf("--http-body-timeout %s: give request bodies a positive time to arrive", f.httpBodyTimeout)
+	case f.httpMinBodyRate < 0:
+		return fmt.Errorf("--http-min-body-rate %d: use 0 or more bytes per second", f.httpMinBodyRate)
+	case f.httpWriteTimeout <= f.produceTimeout:
+		return fmt.Errorf("--http-write-timeout %s must exceed --produce-timeout %s, or ingest answers would be cut off while they wait for the broker", f.httpWriteTimeout, f.produceTimeout)
+	}
+	return nil
+}
+
+// splitList splits a comma separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // workerName names worker i of a stage in the logs.
