@@ -19,4 +19,7 @@ VOLUME /data
 # -e PULSE_KAFKA_ADVERTISE=host:port (deploy/compose.embedded.yaml does).
 ENV PULSE_KAFKA_LISTEN=0.0.0.0:9092 PULSE_KAFKA_ADVERTISE=localhost:9092
 EXPOSE 8080 9092
+# --http on 0.0.0.0 answers any Host name (the container is reached by
+# whatever name); Go's profiler is not served unless --debug-listen is
+# added, and then keep it on 127.0.0.1 inside the container.
 ENTRYPOINT ["/pulse", "run", "--data-dir", "/data", "--http", "0.0.0.0:8080"]

@@ -31,6 +31,12 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 
+	// Latin-1 bytes, not UTF-8: rejected with the reason, dead-lettered.
+	code, ir, raw = p.post([]byte("{\"sensor_id\":\"b-5\",\"zone\":\"Z\xfcrich\",\"kind\":\"air\",\"ts\":1767225600000,\"pm25\":1}"), "application/json")
+	if code != 200 || ir.Rejected != 1 || len(ir.Errors) != 1 || !strings.Contains(ir.Errors[0].Error, "not valid UTF-8") {
+		t.Errorf("event not UTF-8: %d %s, want it rejected as not UTF-8", code, raw)
+	}
+
 	code, _, raw = p.post([]byte(good+"\n{\"sensor_id\": oops}\n"), "application/x-ndjson")
 	if code != 400 || !strings.Contains(raw, "line 2") {
 		t.Errorf("malformed JSON: %d %s, want 400 naming line 2", code, raw)
@@ -55,7 +61,7 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kcat consume: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"b-2"`, `"b-3"`, `"b-4"`, "no metric of kind air", `ts = \"yesterday\"`, "pm25 belongs to kind air, not to kind traffic"} {
+	for _, want := range []string{`"b-2"`, `"b-3"`, `"b-4"`, "no metric of kind air", `ts = \"yesterday\"`, "pm25 belongs to kind air, not to kind traffic", `"b-5"`, "not valid UTF-8 (byte 0xfc"} {
 		if !strings.Contains(string(out), want) && !strings.Contains(string(out), strings.ReplaceAll(want, `\"`, `"`)) {
 			t.Errorf("dead-letter topic lacks %s:\n%s", want, out)
 		}

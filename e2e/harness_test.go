@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,24 +224,41 @@ func (p *proc) results(query string) []resultRow {
 	return p.pipelineResults("city", query)
 }
 
+// pipelineResults returns every row the query matches, following the
+// API's next cursors past its 10,000-row pages.
 func (p *proc) pipelineResults(pipeline, query string) []resultRow {
 	p.t.Helper()
-	resp, err := http.Get(p.url("/v1/pipelines/" + pipeline + "/results?" + query))
-	if err != nil {
-		p.t.Fatal(err)
+	var rows []resultRow
+	after := ""
+	for {
+		q := query
+		if after != "" {
+			q += "&after=" + url.QueryEscape(after)
+		}
+		resp, err := http.Get(p.url("/v1/pipelines/" + pipeline + "/results?" + q))
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			p.t.Fatalf("results: %d %s", resp.StatusCode, b)
+		}
+		var out struct {
+			Results []resultRow `json:"results"`
+			Next    string      `json:"next"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		rows = append(rows, out.Results...)
+		if out.Next == "" {
+			return rows
+		}
+		after = out.Next
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		p.t.Fatalf("results: %d %s", resp.StatusCode, b)
-	}
-	var out struct {
-		Results []resultRow `json:"results"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		p.t.Fatal(err)
-	}
-	return out.Results
 }
 
 // waitResults polls the results API until it holds want rows.

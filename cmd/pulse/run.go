@@ -5,20 +5,24 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/broker"
 	"github.com/pulsehq/pulse/internal/bus"
+	"github.com/pulsehq/pulse/internal/diskguard"
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/ingest"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/loadgen"
@@ -35,13 +39,21 @@ type runFlags struct {
 	demo                                              bool
 	demoRate                                          float64
 	demoSensors, demoZones, partitions, workers       int
-	maxBody                                           int64
+	maxBody, maxInflight, maxLag                      int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
+	stallTimeout, restoreTimeout                      time.Duration
 	nodeID                                            string
 	kafkaAdvertise, fsync                             string
 	fsyncEvery                                        time.Duration
+	retention                                         time.Duration
+	retentionBytes                                    byteSize
+	diskReserve                                       diskguard.Reserve
+	httpMaxConns, liveMaxClients                      int
+	httpBodyTimeout, httpWriteTimeout                 time.Duration
+	httpMinBodyRate                                   int64
+	httpAllowHosts, debugListen                       string
 }
 
 // runFlagSet defines the flags of pulse run, to be parsed into f.
@@ -62,6 +74,8 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.IntVar(&f.partitions, "partitions", 8, "partitions of the topics Pulse creates")
 	fs.IntVar(&f.workers, "workers", 1, "workers per stage of each pipeline in this process, each a member of the stage's consumer group with its own share of the partitions (more use more cores)")
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
+	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight(), "bytes ingest requests in flight may hold (bodies plus about 250 bytes per event) until the broker acknowledges them; beyond it requests are answered 503 with Retry-After at once, unread (default: 1/16 of the memory Pulse may use, between 64 MiB and 256 MiB)")
+	fs.Int64Var(&f.maxLag, "max-lag", 0, "when the pipelines' consumer lag is above this many records, ingest answers 503 with Retry-After (0: no bound)")
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
@@ -69,11 +83,25 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", 30*time.Second, "a pipeline stage that holds records this long without committing them is reported not ready by /readyz")
+	fs.DurationVar(&f.restoreTimeout, "restore-timeout", 5*time.Minute, "longest a window stage may take to restore its state from the changelog before it gives up and starts again")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them")
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
 	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
+	fs.DurationVar(&f.retention, "retention", 7*24*time.Hour, "how long the topics of streams, dead letters, late events and results keep records (0: forever)")
+	f.retentionBytes = 1 << 30
+	fs.Var(&f.retentionBytes, "retention-bytes", "the most each partition of those topics keeps, such as 1GiB (0: no bound); the oldest records go first")
+	f.diskReserve = diskguard.DefaultReserve
+	fs.Var(&f.diskReserve, "disk-reserve", "free space of --data-dir's file system below which Pulse refuses ingest (507) and pauses its pipelines until space returns: bytes (512MiB), a share (5%), or both (the smaller), 0 to disable")
+	fs.IntVar(&f.httpMaxConns, "http-max-conns", 1024, "most HTTP connections open at once; past it 16 more are accepted that answer only /healthz, /readyz and /metrics (others get 503 with Retry-After), and further ones are closed at once")
+	fs.DurationVar(&f.httpBodyTimeout, "http-body-timeout", 10*time.Second, "a request body must arrive within this plus 1 s per --http-min-body-rate bytes, else the request gets 408 and the connection is closed")
+	fs.Int64Var(&f.httpMinBodyRate, "http-min-body-rate", 64<<10, "bytes per second a request body must keep up after --http-body-timeout (0: the whole body within --http-body-timeout)")
+	fs.DurationVar(&f.httpWriteTimeout, "http-write-timeout", 30*time.Second, "how long a response may take once its request is in (live views excepted); must exceed --produce-timeout")
+	fs.StringVar(&f.httpAllowHosts, "http-allow-host", "", "comma separated Host names the HTTP server answers besides localhost and IP addresses (DNS rebinding protection, enforced on a loopback --http or whenever this is set); * answers every name")
+	fs.IntVar(&f.liveMaxClients, "live-max-clients", 64, "most live views (dashboards' Server-Sent Events streams) open at once; past it a new one gets 503 with Retry-After")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "address of a separate listener serving Go's profiler under /debug/pprof/, e.g. 127.0.0.1:6060 (default: no profiler)")
 	return fs
 }
 
@@ -83,8 +111,14 @@ func runCmd(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args, "pulse run [flags]"); err != nil {
 		return err
 	}
+	if err := f.checkHTTP(); err != nil {
+		return err
+	}
 	if f.workers < 1 {
 		return fmt.Errorf("--workers %d: a stage needs at least 1 worker", f.workers)
+	}
+	if f.maxInflight < 0 || f.maxLag < 0 {
+		return fmt.Errorf("--max-inflight-bytes %d, --max-lag %d: use a positive value, or 0 for no bound", f.maxInflight, f.maxLag)
 	}
 	log, err := newLogger(f.logLevel)
 	if err != nil {
@@ -110,9 +144,18 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	metrics := telemetry.New()
 	var comps []lifecycle.Component
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir %s: %w", f.dataDir, err)
+	}
+	disk, err := diskguard.New(diskguard.Config{Path: f.dataDir, Reserve: f.diskReserve, Registerer: metrics.Registry, Logger: log})
+	if err != nil {
+		return err
+	}
+	comps = append(comps, lifecycle.Component{Name: "disk guard", Run: disk.Run})
 
 	brokers := bus.SplitBrokers(f.brokers)
-	if len(brokers) == 0 {
+	embedded := len(brokers) == 0
+	if embedded {
 		b, err := broker.Start(broker.Config{DataDir: filepath.Join(f.dataDir, "kafka"), Listen: f.kafkaListen, Advertise: f.kafkaAdvertise,
 			Partitions: f.partitions, Fsync: broker.Fsync(f.fsync), FsyncInterval: f.fsyncEvery, Logger: log})
 		if err != nil {
@@ -141,29 +184,33 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 			}
 		}
 	}
-	producer, err := bus.NewClient(brokers, "pulse-ingest",
-		kgo.ProducerLinger(2*time.Millisecond),
-		kgo.MaxBufferedRecords(1<<20),
-		kgo.MaxBufferedBytes(512<<20),
-	)
+	breaker := ingest.NewBreaker()
+	breaker.OnChange = func(open bool, cause string) {
+		if open {
+			log.Warn("ingest refuses requests until the broker answers", "cause", cause)
+		} else {
+			log.Info("broker answers again: ingest accepts requests")
+		}
+	}
+	producer, err := bus.NewClient(brokers, "pulse-ingest", append(producerBuffer(f.maxInflight),
+		kgo.ProducerLinger(2*time.Millisecond), kgo.WithHooks(breaker))...)
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), topicsOf(plans)...); err != nil {
-		return fmt.Errorf("prepare topics on %v (is the cluster reachable?): %w", brokers, err)
+	age := f.retention.Milliseconds()
+	if age <= 0 {
+		age = -1
 	}
-	for _, p := range plans {
-		repart, changelog := stream.InternalTopics(p)
-		if err := bus.EnsureTopics(setupCtx, producer, int32(f.partitions), repart...); err != nil {
-			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
-		}
-		if err := bus.EnsureTopicsWith(setupCtx, producer, int32(f.partitions), bus.Compacted, changelog...); err != nil {
-			return fmt.Errorf("prepare topics on %v: %w", brokers, err)
-		}
+	reg := &health.Registry{}
+	reg.Add("disk", func(context.Context) error { return disk.Check() })
+	keeper := bus.NewKeeper(producer, topicPlan(plans, int32(f.partitions), retention{age: age, bytes: f.retentionBytes.bytes()}, embedded), 0, log)
+	if embedded {
+		keeper.AlignConfigs()
 	}
+	kafka := newKafkaSetup(brokers, producer, keeper, log)
+	reg.Add("kafka", kafka.Health)
+	reg.Add("topics", kafka.topicsHealth)
 
 	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
 	if err != nil {
@@ -177,21 +224,33 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
-	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log})
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low})
+	keeper.OnRecreate(feed.TopicRecreated)
+	// The ingest producer refuses to write to a topic created again under
+	// the name of one it wrote to, until it forgets the old one.
+	keeper.OnRecreate(func(topic string) { producer.PurgeTopicsFromClient(topic) })
 	board := &stream.Board{}
-	var ready []func() bool
-	pipeComps := []lifecycle.Component{{Name: "sqlite sink", Run: feed.Run}}
-	ready = append(ready, feed.Ready)
+	// The pipelines start once Kafka answers and the topics exist; each
+	// worker is a component of /readyz.
+	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
+	reg.Add("sqlite sink", feed.Health)
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
+	stage := func(name string, run func(context.Context) error, check health.Check) lifecycle.Component {
+		reg.Add(name, check)
+		return lifecycle.Component{Name: name, Run: kafka.after(run)}
+	}
 	for _, plan := range plans {
-		for i, win := range stream.NewWindowers(stream.StageConfig{Plan: plan, Cluster: cluster, Board: board, Metrics: metrics, Logger: log, CommitEvery: f.checkpointEvery}, f.workers) {
-			pipeComps = append(pipeComps, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" windows", i), Run: win.Run})
-			ready = append(ready, win.Ready)
+		base := stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log,
+			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout, Hold: disk.Low}
+		wcfg, scfg := base, base
+		wcfg.Board, wcfg.CommitEvery = board, f.checkpointEvery
+		scfg.CommitEvery = f.shuffleEvery
+		for i, win := range stream.NewWindowers(wcfg, f.workers) {
+			pipeComps = append(pipeComps, stage(workerName("pipeline "+plan.Name+" windows", i), win.Run, win.Health))
 		}
-		for i, sh := range stream.NewShufflers(stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, CommitEvery: f.shuffleEvery}, f.workers) {
-			shuffles = append(shuffles, lifecycle.Component{Name: workerName("pipeline "+plan.Name+" shuffle", i), Run: sh.Run})
-			ready = append(ready, sh.Ready)
+		for i, sh := range stream.NewShufflers(scfg, f.workers) {
+			shuffles = append(shuffles, stage(workerName("pipeline "+plan.Name+" shuffle", i), sh.Run, sh.Health))
 		}
 	}
 	pipeComps = append(pipeComps, shuffles...)
@@ -207,31 +266,36 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}})
 	comps = append(comps, pipeComps...)
 
+	comps = append(comps, lifecycle.Component{Name: "ingest breaker", Run: func(ctx context.Context) error {
+		return breaker.Run(ctx, producer.Ping)
+	}})
+	// The disk first: a full disk refuses everything, whatever the lag.
+	gates := []ingest.Gate{diskGate(disk)}
+	if f.maxLag > 0 {
+		gates = append(gates, ingest.LagGate(f.maxLag, maxConsumerLag(metrics, plans)))
+	}
 	ing := ingest.New(ingest.Config{
 		Streams: streamsOf(plans),
 		Client:  producer, MaxBody: f.maxBody, ProduceTimeout: f.produceTimeout, MaxFuture: f.maxFuture,
+		MaxInflight: f.maxInflight, Gates: gates, Breaker: breaker,
 		Metrics: metrics, Logger: log,
 	})
 	srv, err := serve.New(serve.Config{
 		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
-		Ready: func(ctx context.Context) error {
-			if err := bus.Ping(ctx, producer); err != nil {
-				return err
-			}
-			for _, r := range ready {
-				if !r() {
-					return errors.New("pipelines are starting")
-				}
-			}
-			return nil
-		},
+		Health:   reg,
+		MaxConns: f.httpMaxConns, BodyTimeout: f.httpBodyTimeout, MinBodyRate: f.httpMinBodyRate,
+		WriteTimeout: f.httpWriteTimeout, AllowHosts: splitList(f.httpAllowHosts),
+		MaxLiveClients: f.liveMaxClients, DebugAddr: f.debugListen,
 	})
 	if err != nil {
 		return err
 	}
 	comps = append(comps, lifecycle.Component{Name: "http", Run: srv.Run})
 	log.Info("HTTP server listening", "addr", srv.Addr(), "dashboard", "http://"+srv.Addr()+"/")
+	if a := srv.DebugAddr(); a != "" {
+		log.Info("profiler listening", "addr", a, "pprof", "http://"+a+"/debug/pprof/")
+	}
 
 	if f.demo {
 		target := "http://" + srv.Addr()
@@ -247,6 +311,80 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}})
 	}
 	return lifecycle.Run(ctx, log, 10*time.Second, comps...)
+}
+
+// producerBuffer bounds the ingest producer's buffer consistently with
+// the in-flight limit: ingest buffers only records of requests in flight,
+// so the buffer never holds more than their bodies plus keys and
+// dead-letter headers (twice the limit), nor more records than the limit
+// holds at 32 bytes an event. With no limit, franz-go's buffer is the
+// bound, as before.
+func producerBuffer(maxInflight int64) []kgo.Opt {
+	if maxInflight <= 0 {
+		return []kgo.Opt{kgo.MaxBufferedRecords(1 << 20), kgo.MaxBufferedBytes(512 << 20)}
+	}
+	return []kgo.Opt{
+		kgo.MaxBufferedBytes(int(2 * maxInflight)),
+		kgo.MaxBufferedRecords(int(max(maxInflight/32, 1<<16))),
+	}
+}
+
+// maxConsumerLag returns the largest consumer lag of the pipelines, as
+// their shuffle stages last measured it (about once a second).
+func maxConsumerLag(m *telemetry.Metrics, plans []*pipeline.Plan) func() int64 {
+	gauges := make([]prometheus.Gauge, len(plans))
+	for i, p := range plans {
+		gauges[i] = m.ConsumerLag.WithLabelValues(p.Name)
+	}
+	return func() int64 {
+		var most float64
+		var d dto.Metric
+		for _, g := range gauges {
+			if err := g.Write(&d); err == nil {
+				most = max(most, d.GetGauge().GetValue())
+			}
+		}
+		return int64(most)
+	}
+}
+
+// diskGate refuses ingest with 507 while the data dir's disk is low: the
+// broker must not meet a full disk (see internal/diskguard).
+func diskGate(g *diskguard.Guard) ingest.Gate {
+	return func() *ingest.Refusal {
+		if err := g.Check(); err != nil {
+			return &ingest.Refusal{Code: http.StatusInsufficientStorage, RetryAfter: 5 * time.Second, Reason: err.Error()}
+		}
+		return nil
+	}
+}
+
+// checkHTTP rejects HTTP limits that cannot work.
+func (f *runFlags) checkHTTP() error {
+	switch {
+	case f.httpMaxConns < 1:
+		return fmt.Errorf("--http-max-conns %d: allow at least 1 connection", f.httpMaxConns)
+	case f.liveMaxClients < 1:
+		return fmt.Errorf("--live-max-clients %d: allow at least 1 live view", f.liveMaxClients)
+	case f.httpBodyTimeout <= 0:
+		return fmt.Errorf("--http-body-timeout %s: give request bodies a positive time to arrive", f.httpBodyTimeout)
+	case f.httpMinBodyRate < 0:
+		return fmt.Errorf("--http-min-body-rate %d: use 0 or more bytes per second", f.httpMinBodyRate)
+	case f.httpWriteTimeout <= f.produceTimeout:
+		return fmt.Errorf("--http-write-timeout %s must exceed --produce-timeout %s, or ingest answers would be cut off while they wait for the broker", f.httpWriteTimeout, f.produceTimeout)
+	}
+	return nil
+}
+
+// splitList splits a comma separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // workerName names worker i of a stage in the logs.
@@ -295,29 +433,6 @@ func loadPlans(dir string) ([]*pipeline.Plan, error) {
 		return nil, fmt.Errorf("pipelines in %s (check them with pulse pipeline validate): %w", dir, err)
 	}
 	return pipeline.Merge(builtin, user)
-}
-
-// topicsOf lists every topic the pipelines read or write.
-func topicsOf(plans []*pipeline.Plan) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(t string) {
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	for _, p := range plans {
-		for _, t := range p.Source.Topics {
-			add(t)
-			add(pipeline.DLQTopic(t))
-		}
-		add(pipeline.LateTopic(p.Name))
-		for _, o := range p.Outputs {
-			add(o.Topic)
-		}
-	}
-	return out
 }
 
 // streamsOf lists the ingest streams: one per source topic.

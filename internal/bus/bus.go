@@ -42,22 +42,20 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, topics 
 // the latest record of each key, and nothing expires by age or size.
 // "delete" is there only so that the owner may delete records before a
 // snapshot (Kafka refuses DeleteRecords on compact-only topics).
-var Compacted = map[string]*string{
-	"cleanup.policy":  ptr("compact,delete"),
-	"retention.ms":    ptr("-1"),
-	"retention.bytes": ptr("-1"),
+var Compacted = map[string]string{
+	"cleanup.policy":  "compact,delete",
+	"retention.ms":    "-1",
+	"retention.bytes": "-1",
 }
-
-func ptr(s string) *string { return &s }
 
 // EnsureTopicsWith is EnsureTopics with topic configuration for the topics
 // it creates.
-func EnsureTopicsWith(ctx context.Context, cl *kgo.Client, partitions int32, configs map[string]*string, topics ...string) error {
+func EnsureTopicsWith(ctx context.Context, cl *kgo.Client, partitions int32, configs map[string]string, topics ...string) error {
 	if len(topics) == 0 {
 		return nil
 	}
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(ctx, partitions, -1, configs, topics...)
+	resp, err := adm.CreateTopics(ctx, partitions, -1, ptrs(configs), topics...)
 	if err != nil {
 		return fmt.Errorf("create topics %s: %w", strings.Join(topics, ","), err)
 	}

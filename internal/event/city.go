@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 )
@@ -162,6 +163,9 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 // Parse decodes and validates one JSON object. A *SyntaxError means the
 // bytes are not JSON; a *ValidationError says which field is wrong.
 func (cp *CityParser) Parse(data []byte, r *Reading) error {
+	if err := CheckUTF8(data); err != nil {
+		return err
+	}
 	v, err := cp.p.ParseBytes(data)
 	if err != nil {
 		return &SyntaxError{Err: err}
@@ -170,7 +174,8 @@ func (cp *CityParser) Parse(data []byte, r *Reading) error {
 }
 
 // Validate checks an already parsed JSON value as a city reading, for
-// callers that parsed the record themselves.
+// callers that parsed the record themselves (and checked it with
+// CheckUTF8: Validate checks only the text fields it reads).
 func (cp *CityParser) Validate(v *fastjson.Value, r *Reading) error { return cp.fromValue(v, r) }
 
 func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
@@ -293,7 +298,28 @@ func stringBytes(name string, v *fastjson.Value) ([]byte, error) {
 	if len(b) > 256 {
 		return nil, invalid("field %s is %d bytes long, at most 256 are allowed", name, len(b))
 	}
+	if !utf8.Valid(b) {
+		return nil, invalid("field %s is not valid UTF-8: send text as UTF-8", name)
+	}
 	return b, nil
+}
+
+// CheckUTF8 returns a *ValidationError when data, an event's JSON text,
+// is not valid UTF-8 (RFC 8259 requires it; a group key made of such
+// bytes could be neither shown nor queried). It names the offset of the
+// first bad byte.
+func CheckUTF8(data []byte) error {
+	if utf8.Valid(data) {
+		return nil
+	}
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return invalid("the event is not valid UTF-8 (byte 0x%02x at offset %d): send JSON text as UTF-8", data[i], i)
+		}
+		i += n
+	}
+	return nil
 }
 
 func parseTS(v *fastjson.Value) (int64, error) {

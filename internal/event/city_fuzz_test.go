@@ -23,6 +23,7 @@ var citySeeds = []string{
 	`{"sensor_id":"s\u0000","zone":"z\ud800","kind":"traffic","ts":0,"occupancy":-0}`,
 	`{`,
 	``,
+	"{\"sensor_id\":\"s\xff\",\"zone\":\"z\",\"kind\":\"traffic\",\"ts\":1,\"speed_kmh\":1}",
 }
 
 // FuzzCityParse checks that Parse never panics and that every reading it
@@ -57,6 +58,9 @@ func checkInvariants(t *testing.T, r *Reading) {
 	t.Helper()
 	if r.SensorID == "" || r.Zone == "" {
 		t.Fatalf("accepted empty id: %+v", r)
+	}
+	if !utf8.ValidString(r.SensorID) || !utf8.ValidString(r.Zone) {
+		t.Fatalf("accepted text that is not UTF-8: %+v", r)
 	}
 	if len(r.SensorID) > 256 || len(r.Zone) > 256 {
 		t.Fatalf("accepted id over 256 bytes: %d, %d", len(r.SensorID), len(r.Zone))

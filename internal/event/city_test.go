@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fastjson"
 )
 
 // ms returns the epoch milliseconds of a UTC wall-clock time.
@@ -118,6 +120,8 @@ func TestCityParseInvalid(t *testing.T) {
 		{"temp below -90", `{"sensor_id":"s","zone":"z","kind":"weather","ts":1,"temp_c":-90.5}`, false, []string{"field temp_c = -90.5 is outside [-90, 70]"}},
 		{"humidity above 100", `{"sensor_id":"s","zone":"z","kind":"weather","ts":1,"humidity":100.5}`, false, []string{"field humidity = 100.5 is outside [0, 100]"}},
 		{"pm25 above range", `{"sensor_id":"s","zone":"z","kind":"air","ts":1,"pm25":2001}`, false, []string{"field pm25 = 2001 is outside [0, 2000]"}},
+		{"zone not UTF-8", "{\"sensor_id\":\"s\",\"zone\":\"z\xff\",\"kind\":\"traffic\",\"ts\":1,\"speed_kmh\":1}", false, []string{"not valid UTF-8", "0xff at offset 26"}},
+		{"ignored field not UTF-8", `{` + okFields + ",\"speed_kmh\":1,\"note\":\"\xc3\x28\"}", false, []string{"not valid UTF-8", "0xc3"}},
 		{"duplicate field, last one wins", `{` + okFields + `,"speed_kmh":1,"speed_kmh":"x"}`, false, []string{"field speed_kmh must be a number, got string"}},
 	}
 	var p CityParser
@@ -282,5 +286,22 @@ func TestMetricTable(t *testing.T) {
 	}
 	if Kind(0).String() != "unknown" {
 		t.Errorf("Kind(0) = %q", Kind(0))
+	}
+}
+
+// TestCityValidateUTF8 covers callers that parse the JSON themselves (the
+// Kafka path): the text fields Validate reads must be UTF-8 too.
+func TestCityValidateUTF8(t *testing.T) {
+	var fp fastjson.Parser
+	v, err := fp.Parse("{\"sensor_id\":\"s\xfe\",\"zone\":\"z\",\"kind\":\"traffic\",\"ts\":1,\"speed_kmh\":1}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p CityParser
+	var r Reading
+	err = p.Validate(v, &r)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "field sensor_id is not valid UTF-8") {
+		t.Fatalf("Validate = %v, want a *ValidationError naming sensor_id", err)
 	}
 }

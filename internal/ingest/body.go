@@ -8,11 +8,20 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// item is one event of a request body with the line it starts on.
+// item is one event of a request body with the line it starts on. When
+// the split checked it (checked true), key and err are the outcome of that
+// check, so the event is not parsed twice.
 type item struct {
-	raw  []byte
-	line int
+	raw     []byte
+	line    int
+	checked bool
+	key     []byte
+	err     error
 }
+
+// checkFunc validates an event the split has just parsed, filling in its
+// key or error; v is valid only during the call.
+type checkFunc func(v *fastjson.Value, it *item)
 
 // BodyError is a body that is not valid JSON, NDJSON or a JSON array.
 type BodyError struct {
@@ -24,20 +33,25 @@ func (e *BodyError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e
 
 // splitBody splits a request body into events. ndjson forces one event per
 // line; otherwise a body starting with '[' is an array, a body holding one
-// JSON value is one event, and anything else is read as NDJSON.
-func splitBody(body []byte, ndjson bool, p *fastjson.Parser, dst []item) ([]item, error) {
+// JSON value is one event, and anything else is read as NDJSON. check, when
+// not nil, validates each event while its parse is at hand.
+func splitBody(body []byte, ndjson bool, p *fastjson.Parser, dst []item, check checkFunc) ([]item, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
 		return dst, &BodyError{Line: 1, Reason: "empty body: send a JSON object, a JSON array or NDJSON"}
 	}
 	if !ndjson && trimmed[0] == '[' {
-		return splitArray(body, p, dst)
+		return splitArray(body, p, dst, check)
 	}
 	if !ndjson && trimmed[0] == '{' && bytes.IndexByte(bytes.TrimRight(trimmed, " \t\r\n"), '\n') >= 0 {
 		// A multi-line body may be one pretty-printed object.
-		_, err := p.ParseBytes(body)
+		v, err := p.ParseBytes(body)
 		if err == nil {
-			return append(dst, item{raw: bytes.TrimSpace(body), line: 1 + bytes.Count(body[:len(body)-len(trimmed)], []byte{'\n'})}), nil
+			dst = append(dst, item{raw: bytes.TrimSpace(body), line: 1 + bytes.Count(body[:len(body)-len(trimmed)], []byte{'\n'})})
+			if check != nil {
+				check(v, &dst[len(dst)-1])
+			}
+			return dst, nil
 		}
 		if _, lerr := p.ParseBytes(trimmed[:bytes.IndexByte(trimmed, '\n')]); lerr != nil {
 			// Not NDJSON either: report the syntax error of the
@@ -46,10 +60,10 @@ func splitBody(body []byte, ndjson bool, p *fastjson.Parser, dst []item) ([]item
 			return dst, &BodyError{Line: line, Reason: "malformed JSON: " + reason}
 		}
 	}
-	return splitLines(body, p, dst)
+	return splitLines(body, p, dst, check)
 }
 
-func splitLines(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
+func splitLines(body []byte, p *fastjson.Parser, dst []item, check checkFunc) ([]item, error) {
 	line := 0
 	for len(body) > 0 {
 		line++
@@ -63,15 +77,19 @@ func splitLines(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
 		if len(l) == 0 {
 			continue
 		}
-		if _, err := p.ParseBytes(l); err != nil {
+		v, err := p.ParseBytes(l)
+		if err != nil {
 			return dst, &BodyError{Line: line, Reason: "malformed JSON: " + syntaxReason(l, err)}
 		}
 		dst = append(dst, item{raw: l, line: line})
+		if check != nil {
+			check(v, &dst[len(dst)-1])
+		}
 	}
 	return dst, nil
 }
 
-func splitArray(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
+func splitArray(body []byte, p *fastjson.Parser, dst []item, check checkFunc) ([]item, error) {
 	v, err := p.ParseBytes(body)
 	if err != nil {
 		line, reason := locate(body, err)
@@ -82,6 +100,9 @@ func splitArray(body []byte, p *fastjson.Parser, dst []item) ([]item, error) {
 	// so array elements carry no line; errors name them by index.
 	for _, el := range arr {
 		dst = append(dst, item{raw: el.MarshalTo(nil), line: 0})
+		if check != nil {
+			check(el, &dst[len(dst)-1])
+		}
 	}
 	return dst, nil
 }

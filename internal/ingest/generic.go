@@ -11,14 +11,17 @@ import (
 )
 
 // genericParser validates events of streams other than city: a JSON
-// object with the source's key field (a string or number) and a readable
-// event-time field.
+// object, valid UTF-8, with the source's key field (a string or number)
+// and a readable event-time field.
 type genericParser struct {
 	p         fastjson.Parser
 	maxFuture time.Duration // 0: no limit
 }
 
 func (g *genericParser) validate(data []byte, src *pipeline.Source) (key []byte, err error) {
+	if err := event.CheckUTF8(data); err != nil {
+		return nil, err
+	}
 	v, err := g.p.ParseBytes(data)
 	if err != nil {
 		return nil, fmt.Errorf("malformed JSON: %w", err)

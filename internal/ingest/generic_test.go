@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
@@ -29,6 +30,9 @@ func TestGenericValidate(t *testing.T) {
 		{"far future", `{"user":"u","at":"2999-01-01T00:00:00Z"}`, src, "", "in the future"},
 		{"rfc3339 for epoch_ms", `{"user":"u","at":"2026-01-02T03:04:05Z"}`, ms, "", "not a time in format epoch_ms"},
 		{"not an object", `[1]`, src, "", "must be a JSON object"},
+		{"key not UTF-8", "{\"user\":\"u\xff\",\"at\":1}", src, "", "not valid UTF-8 (byte 0xff at offset 10)"},
+		{"other field not UTF-8", "{\"user\":\"u\",\"at\":1,\"page\":\"/h\xe9me\"}", src, "", "not valid UTF-8"},
+		{"escaped non-ASCII is fine", `{"user":"Z\u00fcrich","at":1767225600000}`, src, "Zürich", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := genericParser{maxFuture: time.Hour}
@@ -58,6 +62,9 @@ func FuzzGenericValidate(f *testing.F) {
 		key, err := g.validate(data, &src)
 		if err == nil && key == nil {
 			t.Fatalf("accepted %q without a key", data)
+		}
+		if err == nil && !utf8.Valid(data) {
+			t.Fatalf("accepted %q, which is not UTF-8", data)
 		}
 	})
 }

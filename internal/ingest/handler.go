@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
@@ -46,14 +47,29 @@ type Config struct {
 	ProduceTimeout time.Duration
 	// MaxFuture rejects event times further ahead of now; 0 disables.
 	MaxFuture time.Duration
-	Metrics   *telemetry.Metrics
-	Logger    *slog.Logger
+	// MaxInflight bounds the bytes held by requests in flight, from before
+	// their body is read until every record is acknowledged or failed:
+	// body bytes plus about 250 bytes per event. A request that does not
+	// fit is answered 503 with Retry-After at once, unread; a request
+	// alone always goes through. 0 means no bound.
+	MaxInflight int64
+	// Gates are checked in order before a request's body is read; the
+	// first refusal answers the request.
+	Gates []Gate
+	// Breaker, when set, answers 503 at once while the broker cannot take
+	// writes, and learns of each write's outcome. Its Gate runs after
+	// Gates.
+	Breaker *Breaker
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 }
 
 // Handler serves POST /v1/streams/{stream}/events.
 type Handler struct {
 	cfg      Config
 	streams  map[string]Stream
+	gates    []Gate
+	limit    inflight
 	accepted atomic.Uint64
 	pool     sync.Pool
 }
@@ -66,6 +82,25 @@ type state struct {
 	generic genericParser
 	items   []item
 	recs    []kgo.Record
+	flight  flight
+	reading event.Reading
+	// checkCity validates a city event during the split (see checkFunc).
+	checkCity checkFunc
+}
+
+// checkCityEvent validates a parsed city event; its key is the sensor id.
+func (st *state) checkCityEvent(v *fastjson.Value, it *item) {
+	it.checked = true
+	if it.err = st.parser.Validate(v, &st.reading); it.err == nil {
+		it.key = []byte(st.reading.SensorID)
+	}
+}
+
+// poolable reports whether st is small enough to keep for another
+// request: the scratch space of an exceptionally large body is left to
+// the garbage collector rather than held for good.
+func (st *state) poolable() bool {
+	return st.body.Cap() <= 4<<20 && cap(st.recs) <= 1<<15 && cap(st.items) <= 1<<15
 }
 
 // New returns an ingest handler.
@@ -79,7 +114,14 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, streams: make(map[string]Stream)}
+	h := &Handler{cfg: cfg, streams: make(map[string]Stream), limit: inflight{max: cfg.MaxInflight}}
+	h.gates = append(h.gates, cfg.Gates...)
+	if cfg.Breaker != nil {
+		h.gates = append(h.gates, cfg.Breaker.Gate)
+	}
+	if cfg.Metrics != nil {
+		h.limit.gauge = cfg.Metrics.IngestInflight.Add
+	}
 	for _, s := range cfg.Streams {
 		h.streams[s.Name] = s
 	}
@@ -87,6 +129,7 @@ func New(cfg Config) *Handler {
 		st := &state{}
 		st.parser.Limits = event.Limits{MaxFuture: cfg.MaxFuture}
 		st.generic.maxFuture = cfg.MaxFuture
+		st.checkCity = st.checkCityEvent
 		return st
 	}
 	return h
@@ -138,48 +181,94 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 		sort.Strings(known)
 		return writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("unknown stream %q: known streams are %s", name, strings.Join(known, ", "))})
 	}
+	if ref := h.admit(); ref != nil {
+		return h.refuse(w, name, ref)
+	}
+	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip")
+	if !gz && r.ContentLength > h.cfg.MaxBody {
+		h.count(name, "malformed", 1)
+		return h.tooLarge(w)
+	}
 	st := h.pool.Get().(*state)
-	if err := h.readBody(r, &st.body); err != nil {
+	res := &st.flight.res
+	*res = reservation{lim: &h.limit}
+	if !gz && r.ContentLength > 0 && !res.add(r.ContentLength) {
+		h.put(st)
+		return h.refuse(w, name, h.limit.refusal())
+	}
+	if err := h.readBody(r, &st.body, gz, res); err != nil {
+		res.done()
+		h.put(st)
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) || errors.Is(err, errTooLarge) {
+		switch {
+		case errors.Is(err, errOverloaded):
+			return h.refuse(w, name, h.limit.refusal())
+		case errors.As(err, &tooBig) || errors.Is(err, errTooLarge):
 			h.count(name, "malformed", 1)
-			h.pool.Put(st)
-			return writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes: split it into smaller batches", h.cfg.MaxBody)})
+			return h.tooLarge(w)
 		}
 		h.count(name, "malformed", 1)
-		h.pool.Put(st)
 		return writeJSON(w, http.StatusBadRequest, errorBody{Error: "read body: " + err.Error()})
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ndjson := ct == "application/x-ndjson" || ct == "application/jsonl"
 	var err error
-	st.items, err = splitBody(st.body.Bytes(), ndjson, &st.split, st.items[:0])
+	var check checkFunc
+	if s.Source.Schema == "city" {
+		check = st.checkCity
+	}
+	st.items, err = splitBody(st.body.Bytes(), ndjson, &st.split, st.items[:0], check)
 	if err != nil {
+		res.done()
+		h.put(st)
 		h.count(name, "malformed", 1)
-		h.pool.Put(st)
 		var be *BodyError
 		if errors.As(err, &be) {
 			return writeJSON(w, http.StatusBadRequest, errorBody{Error: be.Error(), Line: be.Line})
 		}
 		return writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 	}
+	if !res.add(int64(len(st.items)) * eventOverhead) {
+		res.done()
+		h.put(st)
+		return h.refuse(w, name, h.limit.refusal())
+	}
 	return h.produce(w, r.Context(), s, st)
 }
 
-var errTooLarge = errors.New("decompressed body too large")
+func (h *Handler) tooLarge(w http.ResponseWriter) int {
+	return writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes: split it into smaller batches", h.cfg.MaxBody)})
+}
 
-func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
+// put returns st to the pool unless it grew too large to keep.
+func (h *Handler) put(st *state) {
+	if st.poolable() {
+		h.pool.Put(st)
+	}
+}
+
+var (
+	errTooLarge   = errors.New("decompressed body too large")
+	errOverloaded = errors.New("in-flight limit reached")
+)
+
+// readBody reads the (decompressed) body into buf, reserving in res the
+// bytes it holds beyond what res already holds as they are read.
+func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer, gz bool, res *reservation) error {
 	buf.Reset()
 	var body io.Reader = http.MaxBytesReader(nil, r.Body, h.cfg.MaxBody)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+	if gz {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
 			return fmt.Errorf("gzip body: %w", err)
 		}
 		defer zr.Close()
 		body = zr
+	} else if r.ContentLength > 0 {
+		// One allocation of the right size instead of doubling.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(body, h.cfg.MaxBody+1))
+	n, err := buf.ReadFrom(&reservingReader{r: io.LimitReader(body, h.cfg.MaxBody+1), res: res})
 	if err != nil {
 		return err
 	}
@@ -187,6 +276,44 @@ func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
 		return errTooLarge
 	}
 	return nil
+}
+
+// reservingReader reserves the bytes read beyond its reservation, in
+// steps of reserveStep, and fails with errOverloaded when that does not fit.
+type reservingReader struct {
+	r    io.Reader
+	res  *reservation
+	read int64
+}
+
+const reserveStep = 256 << 10
+
+func (rr *reservingReader) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	rr.read += int64(n)
+	if over := rr.read - rr.res.n; over > 0 && !rr.res.add(max(over, reserveStep)) {
+		return n, errOverloaded
+	}
+	return n, err
+}
+
+// reservation is what one request holds of the in-flight limit.
+type reservation struct {
+	lim *inflight
+	n   int64
+}
+
+func (r *reservation) add(n int64) bool {
+	if !r.lim.acquire(n, r.n) {
+		return false
+	}
+	r.n += n
+	return true
+}
+
+func (r *reservation) done() {
+	r.lim.release(r.n)
+	r.n = 0
 }
 
 func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream, st *state) int {
@@ -200,13 +327,14 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 	for i, it := range st.items {
 		rec := &recs[i]
 		*rec = kgo.Record{Value: it.raw}
-		var key []byte
-		var err error
-		if s.Source.Schema == "city" {
+		key, err := it.key, it.err
+		switch {
+		case it.checked:
+		case s.Source.Schema == "city":
 			if err = st.parser.Parse(it.raw, &r); err == nil {
 				key = []byte(r.SensorID)
 			}
-		} else {
+		default:
 			key, err = st.generic.validate(it.raw, &s.Source)
 		}
 		if err != nil {
@@ -229,24 +357,29 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 		// and timestamp checks expect append times. The event time is in
 		// the value.
 	}
-	errs, complete := h.send(rctx, recs)
+	errs, complete := h.send(rctx, &st.flight, recs)
 	if complete {
 		// Otherwise the client still holds records that point into this
 		// request's buffers: leave them to the garbage collector.
-		defer h.pool.Put(st)
+		defer h.put(st)
 	}
 	var failed []EventError
+	var fault error
+	stored := false
 	for i, err := range errs {
 		switch {
 		case err == nil:
+			stored = true
 			if recs[i].Topic == s.Name {
 				resp.Accepted++
 			}
 		case recs[i].Topic == s.Name:
+			fault = err
 			failed = append(failed, EventError{Index: i, Line: st.items[i].line, Error: err.Error()})
 		default:
 			// A rejected event whose dead-letter copy failed: say so in
 			// its existing error.
+			fault = err
 			resp.Failed++
 			for j := range resp.Errors {
 				if resp.Errors[j].Index == i {
@@ -254,6 +387,12 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 				}
 			}
 		}
+	}
+	if h.cfg.Breaker != nil {
+		if stored {
+			fault = nil
+		}
+		h.cfg.Breaker.observe(fault)
 	}
 	h.accepted.Add(uint64(resp.Accepted))
 	h.count(s.Name, "accepted", resp.Accepted)
@@ -271,55 +410,88 @@ func (h *Handler) produce(w http.ResponseWriter, rctx context.Context, s Stream,
 	return writeJSON(w, code, resp)
 }
 
-var errUnconfirmed = errors.New("the broker did not confirm it in time; it may or may not be stored")
+// errUnconfirmed wraps context.DeadlineExceeded: the broker did not answer.
+var errUnconfirmed = fmt.Errorf("the broker did not confirm it in time; it may or may not be stored: %w", context.DeadlineExceeded)
+
+// flight is one request's records on their way to the broker. Its promise
+// is one function for all of them, finding a record's index from its
+// address in recs; the request's reservation is released when the last
+// record is acknowledged or failed.
+type flight struct {
+	recs    []kgo.Record
+	res     reservation
+	mu      sync.Mutex
+	errs    []error
+	acked   []bool
+	pending int
+	done    chan struct{}
+}
+
+func (f *flight) promise(r *kgo.Record, err error) {
+	i := int((uintptr(unsafe.Pointer(r)) - uintptr(unsafe.Pointer(unsafe.SliceData(f.recs)))) / unsafe.Sizeof(kgo.Record{}))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.errs[i] = fmt.Errorf("not stored, the broker did not acknowledge it: %w", err)
+	}
+	f.acked[i] = true
+	if f.pending--; f.pending == 0 {
+		f.res.done()
+		close(f.done)
+	}
+}
 
 // send produces recs and waits for every acknowledgement, at most
 // ProduceTimeout plus a grace period. Records still buffered at the
 // deadline are failed by the client; a record already sent keeps waiting
 // for its outcome inside the client (to keep idempotence), and is reported
 // as unconfirmed if that takes longer than the grace period. complete is
-// false in that case.
-func (h *Handler) send(rctx context.Context, recs []kgo.Record) (errs []error, complete bool) {
+// false in that case; f's reservation is released only when the client is
+// done with every record.
+func (h *Handler) send(rctx context.Context, f *flight, recs []kgo.Record) (errs []error, complete bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), h.cfg.ProduceTimeout)
 	defer cancel()
-	var mu sync.Mutex
-	errs = make([]error, len(recs))
-	acked := make([]bool, len(recs))
-	pending := len(recs)
-	done := make(chan struct{})
-	if pending == 0 {
-		return errs, true
+	n := len(recs)
+	f.recs = recs
+	f.errs = resize(f.errs, n)
+	f.acked = resize(f.acked, n)
+	f.pending = n
+	f.done = make(chan struct{})
+	if n == 0 {
+		f.res.done()
+		return f.errs, true
 	}
+	promise := f.promise
 	for i := range recs {
-		h.cfg.Client.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[i] = fmt.Errorf("not stored, the broker did not acknowledge it: %w", err)
-			}
-			acked[i] = true
-			if pending--; pending == 0 {
-				close(done)
-			}
-		})
+		h.cfg.Client.Produce(ctx, &recs[i], promise)
 	}
 	grace := time.NewTimer(h.cfg.ProduceTimeout + 2*time.Second)
 	defer grace.Stop()
 	select {
-	case <-done:
-		return errs, true
+	case <-f.done:
+		return f.errs, true
 	case <-grace.C:
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	out := make([]error, len(recs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]error, n)
 	for i := range recs {
-		out[i] = errs[i]
-		if !acked[i] {
+		out[i] = f.errs[i]
+		if !f.acked[i] {
 			out[i] = errUnconfirmed
 		}
 	}
-	return out, pending == 0
+	return out, f.pending == 0
+}
+
+// resize returns s with length n and zero values, reusing its array.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 func (h *Handler) count(stream, outcome string, n int) {

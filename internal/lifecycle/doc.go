@@ -1,5 +1,5 @@
 // Package lifecycle runs Pulse's components as one group: all started at
-// once, each in its own goroutine (the order of the list matters only for
-// stopping), then stopped one at a time in reverse order, each allowed to
-// drain before the one it depends on stops.
+// once, each on its own goroutine (a component that needs another to be
+// ready first waits for it itself), stopped in reverse order of the list,
+// each allowed to drain before the next stops.
 package lifecycle

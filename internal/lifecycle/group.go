@@ -15,8 +15,8 @@ type Component struct {
 	Run  func(ctx context.Context) error
 }
 
-// Run starts the components in order and waits until ctx ends or one of
-// them returns. Then it stops the others one at a time in reverse order,
+// Run starts the components, each on its own goroutine, and waits until
+// ctx ends or one of them returns. Then it stops the others one at a time in reverse order,
 // waiting for each to return (at most drain) before stopping the next, so
 // that a component never loses what it depends on while it drains. It
 // returns the first error a component returned.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,8 @@ type httpWorker struct {
 	buf  []byte
 	n    int
 	resp ingestResponse
+	// retryAfter is the answer's Retry-After delay; 0 without one.
+	retryAfter time.Duration
 }
 
 // ingestResponse is the part of Pulse's ingest answer the sender reads.
@@ -101,6 +104,18 @@ func (w *httpWorker) send() {
 		}
 		acc, rej = min(acc, w.n), min(rej, w.n-min(acc, w.n))
 		s.st.done(w.n, acc, rej)
+		if refusal := code != http.StatusOK && acc == 0 && rej == 0 && w.retryAfter > 0; refusal {
+			// The target turned the request away unread (overloaded, lag,
+			// broker down): wait as it asks before this worker's next one.
+			s.st.refused.Add(uint64(w.n))
+			s.st.warn("loadgen: target refused the batch, waiting as it asks", "url", s.url, "status", code,
+				"retry_after", w.retryAfter, "error", w.resp.Error)
+			select {
+			case <-time.After(w.retryAfter):
+			case <-s.runCtx.Done():
+			}
+			return
+		}
 		switch {
 		case code != http.StatusOK:
 			msg := w.resp.Error
@@ -130,6 +145,10 @@ func (w *httpWorker) post() (int, error) {
 	}
 	defer resp.Body.Close()
 	w.resp = ingestResponse{Errors: w.resp.Errors[:0]}
+	w.retryAfter = 0
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		w.retryAfter = time.Duration(min(secs, 60)) * time.Second
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return 0, err

@@ -47,6 +47,10 @@ type Config struct {
 // or counted as an error: Sent == Accepted + Rejected + Errors.
 type Summary struct {
 	Sent, Accepted, Rejected, Errors uint64
+	// Refused counts the readings of Errors whose request the target
+	// turned away unread with Retry-After (overloaded, consumer lag,
+	// broker unreachable); the worker waited that long before its next.
+	Refused uint64
 	// Anomalies is how many generated readings carried an injected anomaly.
 	Anomalies uint64
 	Elapsed   time.Duration
@@ -58,8 +62,8 @@ type Summary struct {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("sent=%d accepted=%d rejected=%d errors=%d anomalies=%d elapsed=%s rate=%.0f/s p50=%s p99=%s",
-		s.Sent, s.Accepted, s.Rejected, s.Errors, s.Anomalies, s.Elapsed.Round(time.Millisecond), s.Rate, roundLatency(s.P50), roundLatency(s.P99))
+	return fmt.Sprintf("sent=%d accepted=%d rejected=%d errors=%d (refused=%d) anomalies=%d elapsed=%s rate=%.0f/s p50=%s p99=%s",
+		s.Sent, s.Accepted, s.Rejected, s.Errors, s.Refused, s.Anomalies, s.Elapsed.Round(time.Millisecond), s.Rate, roundLatency(s.P50), roundLatency(s.P99))
 }
 
 // connectGrace is how long after the start a refused connection means the
@@ -114,6 +118,7 @@ func (c Config) withDefaults() (Config, error) {
 // stats are the counters of a run, shared by all workers.
 type stats struct {
 	sent, accepted, rejected, errors, anomalies atomic.Uint64
+	refused                                     atomic.Uint64
 	lat                                         histogram
 	waiting                                     atomic.Bool // the target refuses connections
 	log                                         *slog.Logger
@@ -219,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	var snap snapshot
 	st.lat.snapshot(&snap)
 	sum := Summary{
-		Sent: st.sent.Load(), Accepted: st.accepted.Load(), Rejected: st.rejected.Load(), Errors: st.errors.Load(),
+		Sent: st.sent.Load(), Accepted: st.accepted.Load(), Rejected: st.rejected.Load(), Errors: st.errors.Load(), Refused: st.refused.Load(),
 		Anomalies: st.anomalies.Load(), Elapsed: time.Since(start),
 		P50: snap.quantile(0.5), P99: snap.quantile(0.99),
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
@@ -19,6 +20,12 @@ import (
 
 func startAPI(t *testing.T) (string, *sink.SQLite, *stream.Board) {
 	t.Helper()
+	return startAPIWith(t, cityPlan(t))
+}
+
+// startAPIWith serves the given pipelines.
+func startAPIWith(t *testing.T, plans ...*pipeline.Plan) (string, *sink.SQLite, *stream.Board) {
+	t.Helper()
 	store, err := sink.OpenSQLite(filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -26,9 +33,9 @@ func startAPI(t *testing.T) (string, *sink.SQLite, *stream.Board) {
 	t.Cleanup(func() { store.Close() })
 	board := &stream.Board{}
 	srv, err := serve.New(serve.Config{
-		Addr: "127.0.0.1:0", Pipelines: []*pipeline.Plan{cityPlan(t)}, Store: store, Board: board,
+		Addr: "127.0.0.1:0", Pipelines: plans, Store: store, Board: board,
 		Metrics: telemetry.New(), LiveEvery: 50 * time.Millisecond,
-		Ready: func(context.Context) error { return nil },
+		Health: &health.Registry{},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +97,7 @@ func TestResultsAPI(t *testing.T) {
 		t.Errorf("row %v", row)
 	}
 
-	code, body = get(t, base+"/v1/pipelines/city/results?format=csv")
+	code, body = get(t, base+"/v1/pipelines/city/results?format=csv&output=zone_1m")
 	lines := strings.Split(strings.TrimSpace(body), "\n")
 	if code != 200 || len(lines) != 4 || !strings.HasPrefix(lines[0], "output,zone,window_start,window_end,count,speed_kmh_count,speed_kmh_avg") {
 		t.Errorf("csv: %d\n%s", code, body)
@@ -106,6 +113,8 @@ func TestResultsAPI(t *testing.T) {
 		{"/v1/pipelines/city/results?from=yesterday", 400, "RFC 3339"},
 		{"/v1/pipelines/city/results?format=xml", 400, "json or csv"},
 		{"/v1/pipelines/city/results?limit=-1", 400, "positive"},
+		{"/v1/pipelines/city/results?after=xyz", 400, "not a cursor"},
+		{"/v1/pipelines/city/results?output=zone_1m&key=a&key=b", 400, "zone_1m: key=<zone>"},
 		{"/v1/pipelines/city/live", 400, "output is required"},
 	} {
 		code, body := get(t, base+bad.query)

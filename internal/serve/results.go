@@ -2,16 +2,14 @@ package serve
 
 import (
 	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/valyala/fastjson"
 
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
@@ -113,51 +111,103 @@ func parseBound(name, v string) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
+// MaxResults is the most rows one results request returns, and what it
+// returns when no limit is given: a longer answer is cut there, and its
+// next cursor asks for the rest.
+const MaxResults = 10_000
+
+// resultsQuery reads the query parameters of GET .../results.
+func resultsQuery(p *pipeline.Plan, q url.Values) (sink.Query, string, error) {
+	outputs, err := parseOutputs(p, q.Get("output"))
+	if err != nil {
+		return sink.Query{}, "", err
+	}
+	sq := sink.Query{Pipeline: p.Name, Outputs: outputs, Limit: MaxResults}
+	if sq.From, err = parseBound("from", q.Get("from")); err != nil {
+		return sink.Query{}, "", err
+	}
+	if sq.To, err = parseBound("to", q.Get("to")); err != nil {
+		return sink.Query{}, "", err
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return sink.Query{}, "", fmt.Errorf("limit=%q must be a positive whole number (at most %d rows are returned at once)", l, MaxResults)
+		}
+		sq.Limit = min(n, MaxResults)
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return sink.Query{}, "", fmt.Errorf("format=%q is unknown: use json or csv", format)
+	}
+	if a := q.Get("after"); a != "" {
+		c, err := sink.ParseCursor(a)
+		if err != nil {
+			return sink.Query{}, "", fmt.Errorf("after=%q is %v", a, err)
+		}
+		sq.After = &c
+	}
+	if key, ok := q["key"]; ok {
+		if err := checkKey(p, outputs, key); err != nil {
+			return sink.Query{}, "", err
+		}
+		sq.Key = key
+	}
+	return sq, format, nil
+}
+
+// checkKey accepts key values (one key= parameter per group field, in
+// group_by order, each taken whole) when an output queried groups by as
+// many fields.
+func checkKey(p *pipeline.Plan, outputs []string, key []string) error {
+	var shapes []string
+	for _, o := range p.Outputs {
+		if len(outputs) > 0 && !slices.Contains(outputs, o.Name) {
+			continue
+		}
+		if len(o.GroupBy) == len(key) {
+			return nil
+		}
+		fields := "no fields"
+		if len(o.GroupBy) > 0 {
+			fields = "key=<" + strings.Join(o.GroupBy, ">&key=<") + ">"
+		}
+		shapes = append(shapes, o.Name+": "+fields)
+	}
+	return fmt.Errorf("%d key values match no output queried: give one key= per group field, in group_by order, each value whole (commas included): %s",
+		len(key), strings.Join(shapes, "; "))
+}
+
 func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.pipeline(r.PathValue("pipeline"))
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown pipeline %q: GET /v1/pipelines lists them", r.PathValue("pipeline"))})
 		return
 	}
-	q := r.URL.Query()
-	outputs, err := parseOutputs(p, q.Get("output"))
+	q, format, err := resultsQuery(p, r.URL.Query())
 	if err != nil {
 		badRequest(w, "%v", err)
 		return
 	}
-	from, err := parseBound("from", q.Get("from"))
-	if err != nil {
-		badRequest(w, "%v", err)
-		return
-	}
-	to, err := parseBound("to", q.Get("to"))
-	if err != nil {
-		badRequest(w, "%v", err)
-		return
-	}
-	limit := 0
-	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit <= 0 {
-			badRequest(w, "limit=%q must be a positive whole number", l)
-			return
-		}
-	}
-	format := q.Get("format")
-	if format != "" && format != "json" && format != "csv" {
-		badRequest(w, "format=%q is unknown: use json or csv", format)
-		return
-	}
-	var key []string
-	if k := q.Get("key"); k != "" {
-		key = strings.Split(k, ",")
-	}
-	rows, err := s.cfg.Store.Query(r.Context(), sink.Query{Pipeline: p.Name, Outputs: outputs, Key: key, From: from, To: to, Limit: limit})
+	limit := q.Limit
+	q.Limit++ // one more row says whether there are more
+	rows, err := s.cfg.Store.Query(r.Context(), q)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
+	next := ""
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = rows[limit-1].Cursor().String()
+		u := *r.URL
+		v := u.Query()
+		v.Set("after", next)
+		u.RawQuery = v.Encode()
+		w.Header().Set("Link", "<"+u.RequestURI()+`>; rel="next"`)
+	}
 	if format == "csv" {
-		writeCSV(w, rows)
+		writeCSV(w, p, q.Outputs, rows)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -175,7 +225,12 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 			buf = buf[:0]
 		}
 	}
-	buf = append(buf, "]}\n"...)
+	buf = append(buf, ']')
+	if next != "" {
+		buf = append(buf, `,"next":`...)
+		buf = event.AppendJSONString(buf, next)
+	}
+	buf = append(buf, "}\n"...)
 	bw.Write(buf)
 	bw.Flush()
 }
@@ -192,60 +247,10 @@ func appendRow(buf []byte, row *sink.Row) []byte {
 	return buf
 }
 
-func writeCSV(w http.ResponseWriter, rows []sink.Row) {
-	var groupCols, aggCols []string
-	seen := map[string]bool{}
-	decoded := make([]map[string]string, len(rows))
-	var p fastjson.Parser
-	for i, row := range rows {
-		for _, g := range row.GroupBy {
-			if !slices.Contains(groupCols, g) {
-				groupCols = append(groupCols, g)
-			}
-		}
-		v, err := p.ParseBytes(row.Aggs)
-		if err != nil {
-			continue
-		}
-		m := map[string]string{}
-		obj, _ := v.Object()
-		obj.Visit(func(k []byte, v *fastjson.Value) {
-			m[string(k)] = string(v.MarshalTo(nil))
-			if !seen[string(k)] {
-				seen[string(k)] = true
-				aggCols = append(aggCols, string(k))
-			}
-		})
-		decoded[i] = m
-	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	cw := csv.NewWriter(w)
-	header := append([]string{"output"}, groupCols...)
-	header = append(header, "window_start", "window_end")
-	header = append(header, aggCols...)
-	cw.Write(header)
-	rec := make([]string, len(header))
-	for i, row := range rows {
-		rec = rec[:0]
-		rec = append(rec, row.Output)
-		for _, g := range groupCols {
-			val := ""
-			if j := slices.Index(row.GroupBy, g); j >= 0 && j < len(row.Key) {
-				val = row.Key[j]
-			}
-			rec = append(rec, val)
-		}
-		rec = append(rec, time.UnixMilli(row.Start).UTC().Format(time.RFC3339), time.UnixMilli(row.End).UTC().Format(time.RFC3339))
-		for _, a := range aggCols {
-			rec = append(rec, decoded[i][a])
-		}
-		cw.Write(rec)
-	}
-	cw.Flush()
-}
-
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // error messages quote <field> placeholders
+	_ = enc.Encode(v)
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,8 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fastjson"
 
+	"github.com/pulsehq/pulse/internal/backoff"
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/ratelog"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
@@ -27,6 +31,10 @@ type FeedConfig struct {
 	Opts    []kgo.Opt
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
+	// Hold, when it reports true, keeps the feed from writing: it waits
+	// with what it read until Hold reports false (a disk low on space,
+	// see internal/diskguard). Nil never holds.
+	Hold func() bool
 }
 
 // Feed fills the SQLite store from the result topics. It reads committed
@@ -38,8 +46,15 @@ type Feed struct {
 	cfg     FeedConfig
 	targets map[string]target // by topic
 	ready   atomic.Bool
-	p       fastjson.Parser
-	writes  []Write
+	lastErr atomic.Pointer[string] // why the last run ended
+	// recreated holds the result topics created again after they went
+	// missing: their stored offsets point into the old topic. kick makes
+	// the running feed start again to read them from the start.
+	mu        sync.Mutex
+	recreated map[string]bool
+	kick      chan struct{}
+	p         fastjson.Parser
+	writes    []Write
 }
 
 type target struct {
@@ -52,7 +67,7 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}}
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1)}
 	for _, p := range cfg.Plans {
 		for i := range p.Outputs {
 			o := &p.Outputs[i]
@@ -66,25 +81,61 @@ func NewFeed(cfg FeedConfig) *Feed {
 	return f
 }
 
-// Ready reports whether the feed consumes.
-func (f *Feed) Ready() bool { return f.ready.Load() || len(f.targets) == 0 }
+// Health returns nil while the feed consumes, else why not (for
+// /readyz).
+func (f *Feed) Health(context.Context) error {
+	if f.ready.Load() || len(f.targets) == 0 {
+		return nil
+	}
+	if e := f.lastErr.Load(); e != nil {
+		return errors.New("starting again; last error: " + *e)
+	}
+	return errors.New("starting")
+}
+
+// TopicRecreated tells the feed that topic was created again after it
+// went missing (see bus.Keeper.OnRecreate): the feed forgets its offsets
+// in the old topic and reads the new one from its start.
+func (f *Feed) TopicRecreated(topic string) {
+	if _, ok := f.targets[topic]; !ok {
+		return
+	}
+	f.mu.Lock()
+	f.recreated[topic] = true
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
 
 // Run consumes until ctx ends; what it read is committed when it returns.
+// A failure starts it again after a backoff, each cause logged once per
+// interval.
 func (f *Feed) Run(ctx context.Context) error {
 	if len(f.targets) == 0 {
 		<-ctx.Done()
 		return nil
 	}
+	warn := ratelog.New(f.cfg.Logger, 10*time.Second)
+	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
+		began := time.Now()
 		err := f.run(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.cfg.Logger.Error("sqlite sink failed; starting it again", "err", err)
-		select {
-		case <-ctx.Done():
+		if errors.Is(err, errRecreated) {
+			continue
+		}
+		msg := err.Error()
+		f.lastErr.Store(&msg)
+		if time.Since(began) > time.Minute {
+			retry.Reset()
+		}
+		warn.Error(msg, "sqlite sink failed; starting it again", "err", err)
+		if !retry.Wait(ctx) {
 			return nil
-		case <-time.After(time.Second):
 		}
 	}
 }
@@ -111,6 +162,11 @@ func (f *Feed) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("describe result topics: %w", err)
 	}
+	f.mu.Lock()
+	fresh := f.recreated
+	f.recreated = map[string]bool{}
+	f.mu.Unlock()
+	restart := map[string]int64{} // the recreated topics' partitions start over
 	assign := map[string]map[int32]kgo.Offset{}
 	for _, t := range topics {
 		d, ok := td[t]
@@ -119,20 +175,44 @@ func (f *Feed) run(ctx context.Context) error {
 		}
 		assign[t] = map[int32]kgo.Offset{}
 		for _, p := range d.Partitions.Numbers() {
-			if next, ok := offsets[t+":"+strconv.Itoa(int(p))]; ok {
+			if fresh[t] {
+				restart[t+":"+strconv.Itoa(int(p))] = 0
+				assign[t][p] = kgo.NewOffset().AtStart()
+			} else if next, ok := offsets[t+":"+strconv.Itoa(int(p))]; ok {
 				assign[t][p] = kgo.NewOffset().At(next)
 			} else {
 				assign[t][p] = kgo.NewOffset().AtStart()
 			}
 		}
 	}
+	if len(restart) > 0 {
+		if err := f.cfg.Store.Commit(ctx, nil, restart); err != nil {
+			f.mu.Lock()
+			maps.Copy(f.recreated, fresh)
+			f.mu.Unlock()
+			return fmt.Errorf("forget the offsets of recreated result topics: %w", err)
+		}
+		f.cfg.Logger.Warn("result topics were created again: reading them from the start", "topics", len(fresh))
+	}
 	cl.AddConsumePartitions(assign)
 	f.ready.Store(true)
 	defer f.ready.Store(false)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-f.kick:
+			stop()
+		case <-pctx.Done():
+		}
+	}()
 	for {
-		fetches := cl.PollRecords(ctx, 20000)
+		fetches := cl.PollRecords(pctx, 20000)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if pctx.Err() != nil {
+			return errRecreated
 		}
 		var ferr error
 		fetches.EachError(func(t string, p int32, err error) {
@@ -150,6 +230,9 @@ func (f *Feed) run(ctx context.Context) error {
 		// machine keep their latency. Each chunk commits with the offsets
 		// of its own records, so a crash between chunks loses nothing.
 		recs := fetches.Records()
+		if len(recs) > 0 {
+			f.hold(ctx)
+		}
 		for len(recs) > 0 {
 			n := min(len(recs), feedChunk)
 			began := time.Now()
@@ -165,6 +248,19 @@ func (f *Feed) run(ctx context.Context) error {
 		}
 	}
 }
+
+// hold waits while Hold reports true, or until ctx ends.
+func (f *Feed) hold(ctx context.Context) {
+	for f.cfg.Hold != nil && f.cfg.Hold() && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// errRecreated ends a run of the feed to read recreated topics afresh.
+var errRecreated = errors.New("result topics were created again")
 
 // feedChunk is how many result records one SQLite transaction stores at
 // most.

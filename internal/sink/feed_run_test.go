@@ -17,7 +17,11 @@ import (
 // broker with more results than one SQLite transaction stores (so the
 // chunked, paced path runs; the test would pass without chunks too): every
 // result lands once, and the stored offsets end at the topic's end.
-func TestFeedStoresEveryResultOnce(t *testing.T) {
+// resultsBroker starts an in-process broker holding n results of the city
+// pipeline's first output, spread over its 2 partitions, and returns the
+// plan and the client options that reach it.
+func resultsBroker(t *testing.T, n int) (*pipeline.Plan, []kgo.Opt) {
+	t.Helper()
 	plan, err := pipeline.BuiltinNamed("city")
 	if err != nil {
 		t.Fatal(err)
@@ -27,14 +31,13 @@ func TestFeedStoresEveryResultOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
+	t.Cleanup(cluster.Close)
 	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
 	prod, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	const n = 2*feedChunk + 500
 	var recs []*kgo.Record
 	for i := range n {
 		r := result(o.Name, fmt.Sprintf("s-%04d", i), t0, float64(i))
@@ -45,6 +48,15 @@ func TestFeedStoresEveryResultOnce(t *testing.T) {
 	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	return plan, opts
+}
+
+func TestFeedStoresEveryResultOnce(t *testing.T) {
+	const n = 2*feedChunk + 500
+	plan, opts := resultsBroker(t, n)
+	o := plan.Outputs[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	store, _ := openTest(t)
 	feed := NewFeed(FeedConfig{Store: store, Plans: []*pipeline.Plan{plan}, Opts: opts})
 	fctx, stop := context.WithCancel(ctx)

@@ -14,6 +14,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
@@ -61,6 +62,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
+	}
+	if err := migrateKeys(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return &SQLite{db: db}, nil
 }
@@ -144,7 +149,7 @@ func (s *SQLite) Commit(ctx context.Context, writes []Write, offsets map[string]
 		defer del.Close()
 		for i := range writes {
 			w := &writes[i]
-			key := strings.Join(w.Key, KeySeparator)
+			key := event.JoinKey(w.Key)
 			if w.Retract {
 				if _, err := del.ExecContext(ctx, w.Pipeline, w.Output, w.Start, key); err != nil {
 					return fmt.Errorf("withdraw result %s/%s/%s: %w", w.Pipeline, w.Output, key, err)
@@ -188,12 +193,11 @@ type Query struct {
 	// From and To bound the window start, half-open [From, To), in ms.
 	// Zero means unbounded.
 	From, To int64
-	Limit    int
+	// After, when set, skips the rows up to and including that position
+	// in the query's order: the next page after a row's Cursor.
+	After *Cursor
+	Limit int // 0: 100,000
 }
-
-// KeySeparator joins the values of a multi-field group key in the
-// group_key column.
-const KeySeparator = "\x1f"
 
 // Row is one stored window result.
 type Row struct {
@@ -204,6 +208,17 @@ type Row struct {
 	End     int64
 	// Aggs is the JSON object of named aggregates.
 	Aggs json.RawMessage
+	// groupKey is the stored group_key column, set by Query.
+	groupKey string
+}
+
+// Cursor returns the row's position in the query order, for Query.After.
+func (r *Row) Cursor() Cursor {
+	key := r.groupKey
+	if key == "" {
+		key = event.JoinKey(r.Key)
+	}
+	return Cursor{Output: r.Output, Start: r.Start, Key: key}
 }
 
 // Query returns the matching results ordered by output, window start and key.
@@ -219,7 +234,11 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 	}
 	if q.Key != nil {
 		where = append(where, "group_key = ?")
-		args = append(args, strings.Join(q.Key, KeySeparator))
+		args = append(args, event.JoinKey(q.Key))
+	}
+	if c := q.After; c != nil {
+		where = append(where, "(output, window_start, group_key) > (?, ?, ?)")
+		args = append(args, c.Output, c.Start, c.Key)
 	}
 	if q.From != 0 {
 		where = append(where, "window_start >= ?")
@@ -250,8 +269,9 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 		}
 		if groupBy != "" {
 			r.GroupBy = strings.Split(groupBy, ",")
-			r.Key = strings.Split(key, KeySeparator)
+			r.Key = splitStoredKey(key, len(r.GroupBy))
 		}
+		r.groupKey = key
 		r.Aggs = json.RawMessage(aggs)
 		out = append(out, r)
 	}
@@ -259,4 +279,19 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 		return nil, fmt.Errorf("read results of %s: %w", q.Pipeline, err)
 	}
 	return out, nil
+}
+
+// splitStoredKey decodes a group_key column of n fields. A row that an
+// earlier version stored ambiguously (a field held the separator, and the
+// migration could not tell the fields apart) is split into n fields at
+// its first separators.
+func splitStoredKey(key string, n int) []string {
+	if fields, err := event.SplitKey(key, n); err == nil {
+		return fields
+	}
+	fields := strings.SplitN(key, "\x1f", n)
+	for len(fields) < n {
+		fields = append(fields, "")
+	}
+	return fields
 }

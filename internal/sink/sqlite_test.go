@@ -393,3 +393,117 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteKeysWithSeparator: a value holding the byte that joined the
+// fields of a key came back cut at it, and two different keys shared a
+// row.
+func TestSQLiteKeysWithSeparator(t *testing.T) {
+	s, _ := openTest(t)
+	mk := func(a, b string, v float64) stream.Result {
+		r := result("pair", "", t0, v)
+		r.GroupBy, r.Key = []string{"a", "b"}, []string{a, b}
+		return r
+	}
+	one := result("sensor_1m", "s\x1f1", t0, 9)
+	x, y := mk("a\x1fb", "c", 1), mk("a", "b\x1fc", 2)
+	z := mk("e\x1e", "\x1ef", 3)
+	commit(t, s, "city", x, y, z, one)
+	sameRows(t, query(t, s, Query{Pipeline: "city"}), x, y, z, one)
+	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"a\x1fb", "c"}}), x)
+	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"a", "b\x1fc"}}), y)
+	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"s\x1f1"}}), one)
+}
+
+// TestSQLiteLargeCounts: a count of a million is stored as 1000000, not
+// 1e+06.
+func TestSQLiteLargeCounts(t *testing.T) {
+	s, _ := openTest(t)
+	r := result("sensor_1m", "s-1", t0)
+	r.Values[0] = event.NumberValue(1404214)
+	commit(t, s, "city", r)
+	rows := query(t, s, Query{Pipeline: "city"})
+	if len(rows) != 1 || !strings.Contains(string(rows[0].Aggs), `"count":1404214`) {
+		t.Fatalf("stored %s", fmtRows(rows))
+	}
+}
+
+// TestSQLiteMigratesKeys: keys that Pulse stored unescaped are rewritten
+// once on open, so that they read back whole and match the new rows.
+func TestSQLiteMigratesKeys(t *testing.T) {
+	s, path := openTest(t)
+	for _, row := range []struct{ output, groupBy, key string }{
+		{"sensor_1m", "sensor_id", "s\x1f1"},     // one field: the whole key
+		{"pair", "a,b", "zone-01\x1fair"},        // as before: unchanged
+		{"pair", "a,b", "x\x1fy\x1fz"},           // ambiguous: kept
+		{"zone_1m", "zone", "plain"},             // unchanged
+		{"total", "", ""},                        // no group fields
+		{"sensor_1m", "sensor_id", "e\x1ef\x1e"}, // escape byte in a field
+	} {
+		if _, err := s.db.Exec(`INSERT INTO window_results VALUES ('city', ?, ?, ?, ?, ?, '{"count":1}', 0)`,
+			row.output, row.groupBy, row.key, t0, t0+minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.db.Exec(`PRAGMA user_version = 0`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	keys := map[string][]string{}
+	for _, r := range query(t, s, Query{Pipeline: "city"}) {
+		keys[r.Output+"/"+r.Cursor().Key] = r.Key
+	}
+	want := map[string][]string{
+		"sensor_1m/s\x1e\x1f1":         {"s\x1f1"},
+		"pair/zone-01\x1fair":          {"zone-01", "air"},
+		"pair/x\x1fy\x1fz":             {"x", "y\x1fz"},
+		"zone_1m/plain":                {"plain"},
+		"total/":                       nil,
+		"sensor_1m/e\x1e\x1ef\x1e\x1e": {"e\x1ef\x1e"},
+	}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys after migration %q, want %q", keys, want)
+	}
+	rows := query(t, s, Query{Pipeline: "city", Key: []string{"s\x1f1"}})
+	if len(rows) != 1 {
+		t.Fatalf("the migrated key matches %d rows", len(rows))
+	}
+}
+
+// TestSQLiteAfter pages through the results with the cursor of each
+// page's last row: every row once, in order.
+func TestSQLiteAfter(t *testing.T) {
+	s, _ := openTest(t)
+	var all []stream.Result
+	for w := range int64(3) {
+		for _, k := range []string{"s-1", "s-2", "s\x1f3"} {
+			all = append(all, result("sensor_1m", k, t0+w*minute, float64(w)))
+		}
+		all = append(all, result("zone_1m", "zone-01", t0+w*minute, 1))
+	}
+	commit(t, s, "city", all...)
+	whole := query(t, s, Query{Pipeline: "city"})
+	var paged []Row
+	q := Query{Pipeline: "city", Limit: 5}
+	for range len(all) {
+		page := query(t, s, q)
+		paged = append(paged, page...)
+		if len(page) < q.Limit {
+			break
+		}
+		c := page[len(page)-1].Cursor()
+		q.After = &c
+	}
+	if len(paged) != len(whole) {
+		t.Fatalf("paged %d rows, want %d", len(paged), len(whole))
+	}
+	for i := range whole {
+		if paged[i].Output != whole[i].Output || paged[i].Start != whole[i].Start || !slices.Equal(paged[i].Key, whole[i].Key) {
+			t.Fatalf("row %d paged %s, want %s", i, fmtRows(paged[i:i+1]), fmtRows(whole[i:i+1]))
+		}
+	}
+}

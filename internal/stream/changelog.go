@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/pulsehq/pulse/internal/aggregate"
+	"github.com/pulsehq/pulse/internal/event"
 )
 
 // A window task's state lives in memory and in a compacted changelog
@@ -220,6 +221,16 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	if o == nil {
 		return nil // an output the pipeline no longer has
 	}
+	var ks *keyState
+	if value != nil {
+		var err error
+		if ks, err = e.decodeGroup(o, value); err != nil {
+			return fmt.Errorf("restore output %s: %w", name, err)
+		}
+		id = ks.id
+	} else {
+		id = currentID(id, len(o.groupSlots))
+	}
 	if old := o.keys.Get(id); old != nil {
 		for _, w := range old.wins {
 			o.open--
@@ -230,12 +241,8 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 		old.sched = noTimer // its timers are stale now
 		o.keys.Delete(id)
 	}
-	if value == nil {
+	if ks == nil {
 		return nil
-	}
-	ks, err := e.decodeGroup(o, id, value)
-	if err != nil {
-		return fmt.Errorf("restore output %s: %w", name, err)
 	}
 	o.keys.Insert(ks)
 	o.reschedule(ks, e.lateness)
@@ -272,12 +279,30 @@ func (e *Engine) restoreMeta(value []byte, now int64) error {
 	return nil
 }
 
-func (e *Engine) decodeGroup(o *outState, id string, value []byte) (*keyState, error) {
+// currentID returns the group id of a tombstone's record key. Pulse
+// before event.JoinKey wrote ids unescaped: such an id of a key holding
+// the separator or escape byte is mapped to the current encoding when it
+// splits into n fields (a group record needs no mapping: its id is
+// encoded again from the key in its value).
+func currentID(id string, n int) string {
+	if _, err := event.SplitKey(id, n); err == nil {
+		return id
+	}
+	if key, ok := event.SplitLegacyKey(id, n); ok {
+		return event.JoinKey(key)
+	}
+	return id
+}
+
+// decodeGroup decodes a group's state; its id is its key encoded by
+// event.JoinKey, whatever id the record key held.
+func (e *Engine) decodeGroup(o *outState, value []byte) (*keyState, error) {
 	r := &reader{b: value}
 	if v := r.byte(); r.err == nil && v != changelogVersion {
 		return nil, fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
 	}
-	ks := &keyState{id: id, key: r.key(), sched: noTimer}
+	ks := &keyState{key: r.key(), sched: noTimer}
+	ks.id = event.JoinKey(ks.key)
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		ks.gone = append(ks.gone, [2]int64{r.varint(), r.varint()})
 	}
@@ -415,17 +440,6 @@ func (r *reader) byte() byte {
 	c := r.b[0]
 	r.b = r.b[1:]
 	return c
-}
-
-func joinKey(key []string) string {
-	var b []byte
-	for i, k := range key {
-		if i > 0 {
-			b = append(b, 0x1f)
-		}
-		b = append(b, k...)
-	}
-	return string(b)
 }
 
 // arena hands out the keys and values of one checkpoint's changelog

@@ -169,6 +169,11 @@ var ErrFiltered = errors.New("filtered out by where")
 // expression drops, and a descriptive error for records that cannot be
 // processed (they belong in the dead-letter topic).
 func (d *Decoder) Decode(data []byte, r *Record) error {
+	// Events written to the raw topic with a Kafka client skip ingest's
+	// check: text that is not UTF-8 would make keys no one can query.
+	if err := event.CheckUTF8(data); err != nil {
+		return err
+	}
 	v, err := d.p.ParseBytes(data)
 	if err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)

@@ -222,19 +222,13 @@ func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 
 // group returns the state of r's group in o, creating it if needed.
 func (e *Engine) group(o *outState, r *Record) *keyState {
-	e.keyBuf = e.keyBuf[:0]
-	for i, s := range o.groupSlots {
-		if i > 0 {
-			e.keyBuf = append(e.keyBuf, 0x1f)
-		}
-		e.keyBuf = r.Vals[s].AppendText(e.keyBuf)
-	}
+	e.keyBuf = appendGroupText(e.keyBuf[:0], o.groupSlots, r)
 	if ks := o.keys.Lookup(e.keyBuf); ks != nil {
 		return ks
 	}
 	ks := &keyState{id: string(e.keyBuf), key: make([]string, len(o.groupSlots)), sched: noTimer}
 	for i, s := range o.groupSlots {
-		ks.key[i] = string(r.Vals[s].AppendText(nil))
+		ks.key[i] = string(r.Vals[s].AppendKeyText(nil))
 	}
 	o.keys.Insert(ks)
 	return ks

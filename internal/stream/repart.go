@@ -273,14 +273,15 @@ func parseMarker(dst []mark, v []byte) ([]mark, error) {
 	return dst, nil
 }
 
-// appendGroupText appends the group key of record r for the given slots:
-// the values as text joined by 0x1f, as the engine keys its groups.
+// appendGroupText appends the group key of record r for the given slots,
+// encoded as event.JoinKey encodes keys: the engine's group id, and what
+// the shuffle partitions by.
 func appendGroupText(dst []byte, slots []int, r *Record) []byte {
 	for i, s := range slots {
 		if i > 0 {
-			dst = append(dst, 0x1f)
+			dst = append(dst, event.KeySep)
 		}
-		dst = r.Vals[s].AppendText(dst)
+		dst = event.AppendKeyValue(dst, r.Vals[s])
 	}
 	return dst
 }

@@ -14,8 +14,11 @@ import (
 // its last stable offset and applies it to the task's engine. It reads
 // committed records only, and keeps the transactions' control records to
 // know where it is: the last offsets of a partition are commit markers.
+// It logs its progress every restoreLogEvery and gives up, naming the
+// partition it was reading, after StageConfig.RestoreTimeout.
 func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) error {
 	start := time.Now()
+	defer w.prog.restore("")
 	byTP := map[string]*task{}
 	var topics []string
 	seen := map[string]bool{}
@@ -56,6 +59,18 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 	}
 	var records int
 	if len(end) > 0 {
+		total := len(end)
+		pos := map[string]int64{} // next offset to read, per partition left
+		for k := range end {
+			t := byTP[k]
+			pos[k] = assign[ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name)][t.part].EpochOffset().Offset
+		}
+		status := func() string {
+			return fmt.Sprintf("%d of %d changelog partitions left, %s records read; %s", len(end), total, groupDigits(int64(records)), behindmost(end, pos))
+		}
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.RestoreTimeout)
+		defer cancel()
+		nextLog := time.Now().Add(restoreLogEvery)
 		rc, err := kgo.NewClient(append(append([]kgo.Opt{}, w.cfg.Cluster.Opts...),
 			kgo.ClientID("pulse-"+w.cfg.Plan.Name+"-restore"),
 			kgo.ConsumePartitions(assign),
@@ -69,13 +84,24 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 		defer rc.Close()
 		now := time.Now().UnixMilli()
 		for len(end) > 0 {
-			fetches := rc.PollFetches(ctx)
+			pctx, pcancel := context.WithDeadline(rctx, nextLog)
+			fetches := rc.PollFetches(pctx)
+			pcancel()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if rctx.Err() != nil {
+				return fmt.Errorf("restore of %d window tasks of pipeline %s did not finish within %s (raise --restore-timeout for a changelog this long): %s",
+					len(tasks), w.cfg.Plan.Name, w.cfg.RestoreTimeout, status())
+			}
+			if !time.Now().Before(nextLog) {
+				w.cfg.Logger.Info("restoring window tasks", "pipeline", w.cfg.Plan.Name, "tasks", len(tasks),
+					"progress", status(), "took", time.Since(start).Round(time.Second))
+				nextLog = time.Now().Add(restoreLogEvery)
+			}
 			var ferr error
 			fetches.EachError(func(t string, p int32, err error) {
-				if !errors.Is(err, context.Canceled) {
+				if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 					ferr = fmt.Errorf("read changelog %s partition %d: %w", t, p, err)
 				}
 			})
@@ -89,6 +115,7 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 				if !ok || rerr != nil || rec.Offset >= e {
 					return
 				}
+				pos[k] = rec.Offset + 1
 				if !rec.Attrs.IsControl() {
 					records++
 					if err := w.restoreRecord(byTP[k], rec.Key, rec.Value, now); err != nil {
@@ -103,6 +130,7 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 			if rerr != nil {
 				return rerr
 			}
+			w.prog.restore(status())
 		}
 	}
 	open := 0
@@ -115,6 +143,24 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 		m.RestoredRecords.WithLabelValues(w.cfg.Plan.Name).Add(float64(records))
 	}
 	return nil
+}
+
+// restoreLogEvery is how often a restore in progress logs how far it got.
+const restoreLogEvery = 5 * time.Second
+
+// behindmost names the partition left with the most records to read: its
+// topic, partition, next offset and end.
+func behindmost(end, pos map[string]int64) string {
+	var worst string
+	for k := range end {
+		if worst == "" || end[k]-pos[k] > end[worst]-pos[worst] || (end[k]-pos[k] == end[worst]-pos[worst] && k < worst) {
+			worst = k
+		}
+	}
+	if worst == "" {
+		return "done"
+	}
+	return fmt.Sprintf("%s at offset %d of %d", worst, pos[worst], end[worst])
 }
 
 // restoreRecord applies one changelog record, read in offset order, to t.

@@ -9,10 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/ratelog"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
@@ -97,17 +99,40 @@ type StageConfig struct {
 	// the window stage sees it; the window stage's how often results,
 	// changelog and offsets are committed.
 	CommitEvery time.Duration
+	// Hold, when it reports true, keeps the stage from starting
+	// transactions: it polls nothing until Hold reports false, so that a
+	// disk low on space is not written to (see internal/diskguard). The
+	// transaction in progress ends as usual. Nil never holds.
+	Hold func() bool
+	// StallTimeout is how long a worker may hold records it read, or
+	// leave records unread, without committing before /readyz reports it
+	// not ready (default 30 s).
+	StallTimeout time.Duration
+	// RestoreTimeout bounds the restore of a window stage's tasks from
+	// their changelogs (default 5 min): past it the session fails with
+	// the partition it was reading, and starts again.
+	RestoreTimeout time.Duration
 
-	worker int           // this worker's index among the stage's workers
-	gauges *workerGauges // shared by the stage's workers; nil: one worker
+	warn   *ratelog.Logger // the stage's warnings, one per cause and interval
+	worker int             // this worker's index among the stage's workers
+	gauges *workerGauges   // shared by the stage's workers; nil: one worker
 }
 
 func (c *StageConfig) defaults(every time.Duration) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.warn == nil {
+		c.warn = ratelog.New(c.Logger, 10*time.Second)
+	}
 	if c.CommitEvery <= 0 {
 		c.CommitEvery = every
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = defaultStall
+	}
+	if c.RestoreTimeout <= 0 {
+		c.RestoreTimeout = 5 * time.Minute
 	}
 }
 
@@ -182,18 +207,42 @@ func (a *assignment) opts() []kgo.Opt {
 }
 
 // poll returns what sess fetches within wait, logging fetch errors other
-// than the wait running out.
-func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) kgo.Fetches {
+// than the wait running out (once per cause and interval). A topic that
+// is missing or was created again is an error: the session's client
+// would fetch with the old topic's id forever, so the session must start
+// again.
+func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) (kgo.Fetches, error) {
+	if cfg.held() {
+		// Nothing polled, nothing to write: wait out the poll's time
+		// (the group's heartbeats go on in the client).
+		t := time.NewTimer(min(wait, 100*time.Millisecond))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return nil, nil
+	}
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	fetches := sess.PollRecords(pctx, 20000)
+	var gone error
 	fetches.EachError(func(t string, p int32, err error) {
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			cfg.Logger.Warn("fetch failed", "pipeline", cfg.Plan.Name, "topic", t, "partition", p, "err", err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		case errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition):
+			if gone == nil {
+				gone = fmt.Errorf("read from %s partition %d: %w", t, p, err)
+			}
+		default:
+			cfg.warn.Warn("fetch "+t+": "+err.Error(), "fetch failed", "pipeline", cfg.Plan.Name, "topic", t, "partition", p, "err", err)
 		}
 	})
-	return fetches
+	return fetches, gone
 }
+
+// held reports whether the stage must not start transactions now.
+func (c *StageConfig) held() bool { return c.Hold != nil && c.Hold() }
 
 // end ends the transaction in progress: a commit, or an abort when one of
 // its writes failed (fail holds the first failure). A commit runs to its

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pulsehq/pulse/internal/backoff"
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
@@ -29,7 +30,7 @@ type Shuffler struct {
 	dlqParts   map[string]int32
 	layout     uint32
 	asg        assignment
-	ready      atomic.Bool
+	prog       *progress
 
 	wm   Watermarks
 	own  map[int32]string // owned source partition id → "topic:partition"
@@ -55,7 +56,8 @@ type Shuffler struct {
 func NewShuffler(cfg StageConfig) *Shuffler {
 	cfg.defaults(10 * time.Millisecond)
 	plan := cfg.Plan
-	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}, free: make(chan []byte, 64)}
+	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}, free: make(chan []byte, 64),
+		prog: newProgress(cfg.StallTimeout)}
 	s.layout = layoutOf(s.dec)
 	for i, t := range plan.Source.Topics {
 		s.topicID[t] = int32(i)
@@ -68,8 +70,9 @@ func NewShuffler(cfg StageConfig) *Shuffler {
 	return s
 }
 
-// Ready reports whether the stage runs.
-func (s *Shuffler) Ready() bool { return s.ready.Load() }
+// Health returns nil while the stage runs and commits what it reads
+// within StageConfig.StallTimeout, else why not: for /readyz.
+func (s *Shuffler) Health(ctx context.Context) error { return s.prog.health(ctx) }
 
 func (s *Shuffler) partID(topic string, part int32) int32 { return s.topicID[topic]<<16 | part }
 
@@ -90,28 +93,33 @@ func (s *Shuffler) reset(now int64) {
 // Run consumes until ctx ends, then commits the transaction in progress.
 // A failed session is closed and started again.
 func (s *Shuffler) Run(ctx context.Context) error {
-	return runStage(ctx, s.cfg, "shuffle", s.runSession)
+	return runStage(ctx, s.cfg, "shuffle", s.prog, s.runSession)
 }
 
 // runStage runs a stage's session until ctx ends, starting it again after
-// a failure.
-func runStage(ctx context.Context, cfg StageConfig, stage string, run func(context.Context) error) error {
+// a failure with a backoff; each cause is logged once per interval.
+func runStage(ctx context.Context, cfg StageConfig, stage string, prog *progress, run func(context.Context) error) error {
+	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
+		began := time.Now()
 		err := run(ctx)
 		if ctx.Err() != nil {
+			prog.stopped(nil)
 			return nil
 		}
+		prog.stopped(err)
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
 			// Starting again would fail the same way: stop Pulse with
 			// the reason.
 			return fmt.Errorf("pipeline %s, %s stage: %w", cfg.Plan.Name, stage, fatal.err)
 		}
-		cfg.Logger.Error("pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
-		select {
-		case <-ctx.Done():
+		if time.Since(began) > time.Minute {
+			retry.Reset() // it ran a while: this is a new fault
+		}
+		cfg.warn.Error(err.Error(), "pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
+		if !retry.Wait(ctx) {
 			return nil
-		case <-time.After(time.Second):
 		}
 	}
 }
@@ -146,8 +154,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 		s.dlqParts[pipeline.DLQTopic(t)] = n[0]
 	}
 	s.reset(time.Now().UnixMilli())
-	s.ready.Store(true)
-	defer s.ready.Store(false)
+	s.prog.started()
 	var lastEnds time.Time
 	for {
 		// A transaction begins with the first record polled (or the first
@@ -174,7 +181,15 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			if wait <= 0 {
 				break
 			}
-			fetches := poll(ctx, sess, wait, &s.cfg)
+			fetches, gone := poll(ctx, sess, wait, &s.cfg)
+			if gone != nil {
+				if !inTxn {
+					return gone
+				}
+				s.fail.CompareAndSwap(nil, &gone)
+				break
+			}
+			s.prog.read(fetches.NumRecords())
 			if fetches.NumRecords() > 0 {
 				if err := begin(); err != nil {
 					return err
@@ -187,7 +202,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			s.refreshOffsets(ctx, cl)
 			lastEnds = now
 		}
-		if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil {
+		if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil && (inTxn || !s.cfg.held()) {
 			if err := begin(); err != nil {
 				return err
 			}
@@ -204,6 +219,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			return err
 		}
 		if committed {
+			s.prog.committed()
 			s.counts.publish(&s.cfg)
 			done := time.Now().UnixMilli()
 			for _, ingest := range s.sampled {
@@ -211,6 +227,9 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			}
 		} else {
 			s.aborted(now.UnixMilli())
+			if err := staleTopic(&s.fail); err != nil {
+				return err
+			}
 		}
 		s.sampled = s.sampled[:0]
 		if ctx.Err() != nil {
@@ -221,6 +240,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 
 func (s *Shuffler) aborted(now int64) {
 	s.cfg.reportAbort("shuffle", &s.fail, "its records are read again")
+	s.prog.rewound()
 	s.reset(now)
 }
 
@@ -250,8 +270,9 @@ func (s *Shuffler) syncAssignment(now int64) {
 	s.cfg.Logger.Info("source partitions assigned", "pipeline", s.cfg.Plan.Name, "partitions", len(own))
 }
 
-func (s *Shuffler) produced(_ *kgo.Record, err error) {
+func (s *Shuffler) produced(r *kgo.Record, err error) {
 	if err != nil {
+		err = writeFailed(r, err)
 		s.fail.CompareAndSwap(nil, &err)
 	}
 }
@@ -439,7 +460,7 @@ func (s *Shuffler) refreshOffsets(ctx context.Context, cl *kgo.Client) {
 		}
 	})
 	committed := cl.CommittedOffsets()
-	var lag int64
+	var lag, unread int64
 	for pid, tp := range s.own {
 		next, ok := s.next[tp]
 		if !ok {
@@ -451,6 +472,10 @@ func (s *Shuffler) refreshOffsets(ctx context.Context, cl *kgo.Client) {
 		next = max(next, s.low[tp])
 		s.wm.SetBacklog(pid, s.hwm[tp] > next)
 		lag += max(s.hwm[tp]-next, 0)
+		if s.hwm[tp]-next > 1 { // one offset may be a transaction's end marker
+			unread += s.hwm[tp] - next
+		}
 	}
+	s.prog.behind(unread)
 	s.cfg.setGauge(gaugeLag, float64(lag), true)
 }

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,16 +17,34 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pulsehq/pulse/internal/bus"
+	"github.com/pulsehq/pulse/internal/checkfor"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
 // TestStagesCountOnce runs both stages of the city pipeline in-process,
 // two workers each, against an in-process broker that fails the first
-// produce of a shuffle transaction, so that transaction aborts and its
-// events are read again. Every event is folded into both outputs, and the
-// event metrics, counted at commit, count each event once.
+// produce of a transaction of one stage, so that transaction aborts and
+// its input is read again (the shuffle's events; the window stage's
+// repartition records, with its tasks restored from their changelogs).
+// Every event is folded into both outputs, the event metrics, counted at
+// commit, count each event once, and the final results in the result
+// topics count every event once: a write the broker refused (a full disk
+// on a Kafka cluster arrives so) never leaves a partial transaction.
 func TestStagesCountOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name, stage string
+		code        int16
+	}{
+		{"shuffle write refused", "shuffle", kerr.InvalidRecord.Code},
+		{"window write refused", "windows", kerr.InvalidRecord.Code},
+		{"window write storage error", "windows", kerr.KafkaStorageError.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) { stagesCountOnce(t, tc.stage, tc.code) })
+	}
+}
+
+func stagesCountOnce(t *testing.T, stage string, code int16) {
 	plan := testPlan(t, "")
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -34,7 +54,7 @@ func TestStagesCountOnce(t *testing.T) {
 	var failed atomic.Bool
 	cluster.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
 		req := r.(*kmsg.ProduceRequest)
-		if failed.Load() || req.TransactionID == nil || !strings.Contains(*req.TransactionID, ".shuffle.") {
+		if failed.Load() || req.TransactionID == nil || !strings.Contains(*req.TransactionID, "."+stage+".") {
 			return nil, nil, false
 		}
 		failed.Store(true)
@@ -45,7 +65,7 @@ func TestStagesCountOnce(t *testing.T) {
 			st.Topic, st.TopicID = rt.Topic, rt.TopicID
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.InvalidRecord.Code
+				sp.Partition, sp.ErrorCode = rp.Partition, code
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
@@ -80,6 +100,11 @@ func TestStagesCountOnce(t *testing.T) {
 	for i := range n {
 		recs = append(recs, &kgo.Record{Topic: plan.Source.Topics[0], Value: cityReading(i%1000, oracleBase+int64(i)*5)})
 	}
+	// A reading of every sensor two minutes later makes every window of
+	// the data final (each sensor_1m group's watermark passes it).
+	for i := range 1000 {
+		recs = append(recs, &kgo.Record{Topic: plan.Source.Topics[0], Value: cityReading(i, oracleBase+int64(n)*5+120_000)})
+	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,25 +135,83 @@ func TestStagesCountOnce(t *testing.T) {
 	}
 	for {
 		s, a, b := events()
-		if a >= n && b >= n {
+		if a >= n+1000 && b >= n+1000 {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("events counted: shuffle %v, %s %v, %s %v; want %d each", s, plan.Outputs[0].Name, a, plan.Outputs[1].Name, b, n)
+			t.Fatalf("events counted: shuffle %v, %s %v, %s %v; want %d each", s, plan.Outputs[0].Name, a, plan.Outputs[1].Name, b, n+1000)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// A few more commit cycles: nothing is counted twice.
+	// Every window of the data becomes final; then a few more commit
+	// cycles: nothing is counted twice.
+	end := oracleBase + int64(n)*5 + 60_000
+	checkfor.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		for _, o := range plan.Outputs {
+			if got := finalCount(t, opts, o.Topic, end); got < n {
+				return fmt.Errorf("final results of %s count %d events so far, want %d", o.Topic, got, n)
+			}
+		}
+		return nil
+	})
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	wg.Wait()
 	if !failed.Load() {
-		t.Fatal("no shuffle produce was failed")
+		t.Fatalf("no %s produce was failed", stage)
 	}
-	if s, a, b := events(); s != n || a != n || b != n {
-		t.Fatalf("events counted: shuffle %v, %s %v, %s %v; want %d each", s, plan.Outputs[0].Name, a, plan.Outputs[1].Name, b, n)
+	if s, a, b := events(); s != n+1000 || a != n+1000 || b != n+1000 {
+		t.Fatalf("events counted: shuffle %v, %s %v, %s %v; want %d each", s, plan.Outputs[0].Name, a, plan.Outputs[1].Name, b, n+1000)
 	}
-	if aborts := testutil.ToFloat64(m.TxnAborts.WithLabelValues(plan.Name, "shuffle")); aborts < 1 {
-		t.Errorf("%v shuffle transactions aborted, want at least 1", aborts)
+	if code == kerr.InvalidRecord.Code {
+		if aborts := testutil.ToFloat64(m.TxnAborts.WithLabelValues(plan.Name, stage)); aborts < 1 {
+			t.Errorf("%v %s transactions aborted, want at least 1", aborts, stage)
+		}
 	}
+	for _, o := range plan.Outputs {
+		if got := finalCount(t, opts, o.Topic, end); got != n {
+			t.Errorf("final results of %s count %d events, want %d", o.Topic, got, n)
+		}
+	}
+}
+
+// finalCount sums the count of the latest committed result of every group
+// and window in topic whose window starts before end (ms).
+func finalCount(t *testing.T, opts []kgo.Opt, topic string, end int64) int {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// A poll that finds nothing more within a second read all that is
+	// committed (the end offsets would count the transaction markers
+	// too).
+	latest := map[string]int{}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var row struct {
+				WindowStart time.Time `json:"window_start"`
+				Count       int       `json:"count"`
+			}
+			if err := json.Unmarshal(r.Value, &row); err != nil {
+				t.Fatalf("result %s: %v", r.Value, err)
+			}
+			if row.WindowStart.UnixMilli() < end {
+				latest[string(r.Key)+"|"+row.WindowStart.String()] = row.Count
+			}
+		})
+	}
+	total := 0
+	for _, c := range latest {
+		total += c
+	}
+	return total
 }

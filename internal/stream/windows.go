@@ -38,7 +38,7 @@ type Windower struct {
 	repart  []string
 	sources []int32 // every source partition id
 	asg     assignment
-	ready   atomic.Bool
+	prog    *progress
 
 	tasks      map[string]*task // by repartition topic:partition
 	outParts   []int32          // partitions of each output topic
@@ -92,7 +92,7 @@ const (
 func NewWindower(cfg StageConfig) *Windower {
 	cfg.defaults(time.Second)
 	plan := cfg.Plan
-	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}, dec: NewDecoder(plan)}
+	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}, dec: NewDecoder(plan), prog: newProgress(cfg.StallTimeout)}
 	w.layout = layoutOf(w.dec)
 	w.rec.Vals = make([]event.Value, w.dec.Slots())
 	w.strs = make([]interner, len(plan.Outputs))
@@ -131,12 +131,14 @@ func NewWindower(cfg StageConfig) *Windower {
 	return w
 }
 
-// Ready reports whether the stage runs.
-func (w *Windower) Ready() bool { return w.ready.Load() }
+// Health returns nil while the stage runs and commits what it reads
+// within StageConfig.StallTimeout, else why not (a restore in progress,
+// the last error): for /readyz.
+func (w *Windower) Health(ctx context.Context) error { return w.prog.health(ctx) }
 
 // Run consumes until ctx ends, then commits the transaction in progress.
 func (w *Windower) Run(ctx context.Context) error {
-	return runStage(ctx, w.cfg, "windows", w.runSession)
+	return runStage(ctx, w.cfg, "windows", w.prog, w.runSession)
 }
 
 func (w *Windower) runSession(ctx context.Context) error {
@@ -170,8 +172,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 	}
 	w.lateN = n[0]
 	w.dropTasks()
-	w.ready.Store(true)
-	defer w.ready.Store(false)
+	w.prog.started()
 	lastPurge := time.Now()
 	for {
 		// A transaction begins with the first record polled: an idle
@@ -188,7 +189,16 @@ func (w *Windower) runSession(ctx context.Context) error {
 				// for the next records: what was folded is due then.
 				wait = min(wait, max(time.Until(w.lastLive.Add(w.livePer)), time.Millisecond))
 			}
-			fetches := poll(ctx, sess, wait, &w.cfg)
+			fetches, gone := poll(ctx, sess, wait, &w.cfg)
+			if gone != nil {
+				if !inTxn {
+					w.dropTasks()
+					return gone
+				}
+				w.fail.CompareAndSwap(nil, &gone)
+				break
+			}
+			w.prog.read(fetches.NumRecords())
 			// Tasks restore before the transaction that processes their
 			// first records begins, so that a long restore does not run
 			// into the transaction timeout.
@@ -243,6 +253,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 		}
 		w.publishCounts(committed)
 		if committed {
+			w.prog.committed()
 			w.truncateChangelogs(ctx, cl)
 			if time.Since(lastPurge) >= purgeEvery {
 				w.purge(ctx, cl)
@@ -254,6 +265,9 @@ func (w *Windower) runSession(ctx context.Context) error {
 			}
 		} else {
 			w.aborted()
+			if err := staleTopic(&w.fail); err != nil {
+				return err
+			}
 		}
 		if parts, changed := w.asg.take(); changed {
 			w.syncAssignment(parts)
@@ -266,6 +280,7 @@ func (w *Windower) runSession(ctx context.Context) error {
 
 func (w *Windower) aborted() {
 	w.cfg.reportAbort("windows", &w.fail, "tasks restore from their changelogs")
+	w.prog.rewound()
 	w.dropTasks()
 }
 
@@ -305,8 +320,9 @@ func (w *Windower) syncAssignment(parts map[string][]int32) {
 	w.cfg.Logger.Info("window partitions assigned", "pipeline", w.cfg.Plan.Name, "partitions", n)
 }
 
-func (w *Windower) produced(_ *kgo.Record, err error) {
+func (w *Windower) produced(r *kgo.Record, err error) {
 	if err != nil {
+		err = writeFailed(r, err)
 		w.fail.CompareAndSwap(nil, &err)
 	}
 }
@@ -553,7 +569,7 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 	t.pending = t.eng.Advance(now, t.pending)
 	for i := range t.pending {
 		r := &t.pending[i]
-		key := []byte(joinKey(r.Key))
+		key := []byte(event.JoinKey(r.Key))
 		sess.Produce(ctx, &kgo.Record{
 			Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
 		}, w.produced)

@@ -17,6 +17,8 @@ type Metrics struct {
 
 	IngestEvents     *prometheus.CounterVec   // stream, outcome
 	IngestDuration   *prometheus.HistogramVec // stream, code
+	IngestRefused    *prometheus.CounterVec   // stream, reason
+	IngestInflight   prometheus.Gauge
 	PipelineEvents   *prometheus.CounterVec   // pipeline
 	PipelineRejected *prometheus.CounterVec   // pipeline
 	PipelineFiltered *prometheus.CounterVec   // pipeline
@@ -48,6 +50,14 @@ func New() *Metrics {
 			Help:    "Duration of ingest requests, from the first byte read to the response, including the broker acknowledgement.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"stream", "code"}),
+		IngestRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_ingest_refused_total",
+			Help: "Ingest requests turned away before their body was read, by stream and reason (overloaded, consumer lag, broker unreachable, ...); each was answered with Retry-After.",
+		}, []string{"stream", "reason"}),
+		IngestInflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_ingest_inflight_bytes",
+			Help: "Bytes held by ingest requests in flight (bodies plus a per-event overhead), bounded by --max-inflight-bytes.",
+		}),
 		PipelineEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_pipeline_events_total",
 			Help: "Events a pipeline accepted: decoded and passed its where filter.",
@@ -116,7 +126,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.LiveLatency, m.StageLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.IngestEvents, m.IngestDuration, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
+		m.IngestEvents, m.IngestDuration, m.IngestRefused, m.IngestInflight, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
 		m.WindowResults, m.LateEvents, m.OpenWindows, m.Watermark, m.Checkpoints,
 	)
 	return m

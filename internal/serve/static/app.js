@@ -26,6 +26,7 @@
     selected: null,
     finals: [], // final rows of the selected zone
     live: [], // open-window rows of the selected zone
+    rows: new Map(), // every open window of the output, by rowId
     anchor: null, // latest window end seen (ms): "now" in event time
     lastEvent: 0,
     source: null,
@@ -40,6 +41,9 @@
   };
   const keyOf = (row) => row.key[state.groupBy] ?? Object.values(row.key)[0];
   const startOf = (row) => Date.parse(row.window_start);
+  // A live row is identified by its key and window start; the server sends
+  // both, in the same member order, with every change to the row.
+  const rowId = (row) => JSON.stringify(row.key) + '|' + row.window_start;
 
   function duration(ms) {
     if (ms < 0) ms = 0;
@@ -91,7 +95,28 @@
 
   // ---- live updates -----------------------------------------------------
 
+  // apply brings state.rows up to date: a snapshot replaces them; a delta
+  // adds new rows, merges the changed fields of known ones (null: the
+  // field is gone) and drops the removed ones.
+  function apply(msg) {
+    if (msg.snapshot) state.rows.clear();
+    for (const row of msg.results || []) {
+      const id = rowId(row);
+      const old = state.rows.get(id);
+      if (!old) {
+        state.rows.set(id, row);
+        continue;
+      }
+      for (const [f, v] of Object.entries(row)) {
+        if (v === null) delete old[f];
+        else old[f] = v;
+      }
+    }
+    for (const gone of msg.removed || []) state.rows.delete(rowId(gone));
+  }
+
   function onLive(msg) {
+    apply(msg);
     $('ingest-rate').textContent = Math.round(msg.ingest_rate || 0).toLocaleString('en-US');
     if (msg.watermark == null) {
       $('watermark').textContent = '–';
@@ -103,7 +128,7 @@
 
     // The latest open window of each zone, and every open window of the
     // selected one (there can be two around a minute boundary).
-    const rows = msg.results || [];
+    const rows = [...state.rows.values()];
     const latest = new Map();
     for (const row of rows) {
       const zone = keyOf(row);
