@@ -160,6 +160,15 @@ func TestUsageDefaults(t *testing.T) {
 	}
 }
 
+// TestFsyncFlagChecked: an unknown --fsync is refused, naming the values
+// to use.
+func TestFsyncFlagChecked(t *testing.T) {
+	err := runCmd(context.Background(), []string{"--data-dir", t.TempDir(), "--fsync", "always"})
+	if err == nil || !strings.Contains(err.Error(), `--fsync "always": use none, interval or batch`) {
+		t.Errorf("--fsync always: %v", err)
+	}
+}
+
 func TestMain(m *testing.M) {
 	// The tests set PULSE_* variables themselves; none from the caller's
 	// environment may leak in.

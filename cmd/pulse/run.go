@@ -124,6 +124,12 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := broker.ParseFsync(f.fsync); err != nil {
+		return err
+	}
+	if f.brokers != "" && (f.fsync != string(broker.FsyncNone) || f.kafkaAdvertise != "") {
+		log.Warn("--fsync and --kafka-advertise apply to the embedded broker only: with --brokers the cluster's own settings decide", "fsync", f.fsync, "kafka_advertise", f.kafkaAdvertise)
+	}
 	return run(ctx, f, log)
 }
 
