@@ -76,7 +76,7 @@ func Start(cfg Config) (*Broker, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.syncer, b.release = newSyncer(cfg.DataDir, policy, syncFS, warn), release
+		b.syncer, b.release = newSyncer(cfg.DataDir, syncFS, cfg.Logger), release
 	}
 	var ln net.Listener
 	listen := func(network, _ string) (net.Listener, error) {
@@ -133,10 +133,22 @@ func Start(cfg Config) (*Broker, error) {
 func (b *Broker) Addr() string { return b.addr }
 
 // Run serves until ctx ends, then closes the broker, persisting its state.
+// A failed sync of the data dir (under FsyncInterval or FsyncBatch) ends it
+// with the error, so that Pulse stops instead of acknowledging records
+// that may not be on disk.
 func (b *Broker) Run(ctx context.Context) error {
-	<-ctx.Done()
-	b.Close()
-	return nil
+	var failed chan struct{} // nil, never ready, with FsyncNone
+	if b.syncer != nil {
+		failed = b.syncer.failed
+	}
+	select {
+	case <-ctx.Done():
+		b.Close()
+		return nil
+	case <-failed:
+		b.Close()
+		return fmt.Errorf("sync of the embedded broker's data dir %s failed, so nothing more can be acknowledged: %w", b.cfg.DataDir, b.syncer.err)
+	}
 }
 
 // Advertised is the host:port clients are told to connect to.
@@ -149,7 +161,7 @@ func (b *Broker) Close() {
 		b.stopSync()
 		b.cluster.Close()
 		if b.syncer != nil {
-			b.syncer.report(b.syncer.syncFS())
+			b.syncer.sync()
 		}
 		b.closeSyncer()
 	})

@@ -5,11 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
-
-	"github.com/pulsehq/pulse/internal/ratelog"
 )
 
 // Fsync is when the embedded broker forces what it wrote to disk.
@@ -45,28 +44,30 @@ var errClosed = errors.New("embedded broker closing")
 
 // syncer syncs the filesystem of the data dir, once per caller group: a
 // wait returns after a sync that started after the wait did.
+//
+// A failed sync is final, as in PostgreSQL and Kafka: Linux reports a
+// writeback error once and may drop the data it could not write, so a
+// later sync could succeed without it. From the first failure on nothing
+// is acknowledged, and Failed is closed so that Pulse stops; a restart
+// reads back what is on disk.
 type syncer struct {
 	syncFS func() error
-	log    *ratelog.Logger
+	log    *slog.Logger
 	dir    string
-	effect string // what a failed sync means, for the log
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	want    uint64 // the highest sync number a waiter needs
 	started uint64 // syncs started
 	done    uint64 // syncs finished
-	err     error  // of the last finished sync
+	err     error  // the first failure
 	closed  bool
 	stopped chan struct{}
+	failed  chan struct{} // closed at the first failure
 }
 
-func newSyncer(dir string, policy Fsync, syncFS func() error, log *ratelog.Logger) *syncer {
-	effect := "records acknowledged since the last sync are not on disk yet; retrying at the next interval"
-	if policy == FsyncBatch {
-		effect = "acknowledgements are held back until a sync succeeds; clients retry"
-	}
-	s := &syncer{syncFS: syncFS, log: log, dir: dir, effect: effect, stopped: make(chan struct{})}
+func newSyncer(dir string, syncFS func() error, log *slog.Logger) *syncer {
+	s := &syncer{syncFS: syncFS, log: log, dir: dir, stopped: make(chan struct{}), failed: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.loop()
 	return s
@@ -77,19 +78,19 @@ func (s *syncer) loop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		for s.want <= s.started && !s.closed {
+		for s.want <= s.started && !s.closed && s.err == nil {
 			s.cond.Wait()
 		}
-		if s.closed {
+		if s.closed || s.err != nil {
 			return
 		}
 		s.started++
 		n := s.started
 		s.mu.Unlock()
 		err := s.syncFS()
-		s.report(err)
 		s.mu.Lock()
-		s.done, s.err = n, err
+		s.done = n
+		s.failLocked(err)
 		s.cond.Broadcast()
 	}
 }
@@ -104,21 +105,35 @@ func (s *syncer) wait() error {
 		s.want = target
 		s.cond.Broadcast()
 	}
-	for s.done < target && !s.closed {
+	for s.done < target && !s.closed && s.err == nil {
 		s.cond.Wait()
 	}
-	if s.done < target {
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.done < target:
 		return errClosed
 	}
-	return s.err
+	return nil
 }
 
-func (s *syncer) report(err error) {
-	if err != nil {
-		s.log.Error("fsync", "embedded broker: sync of the data dir failed: "+s.effect, "component", "broker", "data_dir", s.dir, "err", err)
+// sync syncs now, outside the group (the interval ticker, shutdown).
+func (s *syncer) sync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.failLocked(s.syncFS())
+	}
+}
+
+func (s *syncer) failLocked(err error) {
+	if err == nil || s.err != nil {
 		return
 	}
-	s.log.Resolved("fsync")
+	s.err = err
+	close(s.failed)
+	s.log.Error("embedded broker: sync of the data dir failed; acknowledging nothing more and stopping (restart Pulse once the disk is fixed: it reads back what is on disk)",
+		"component", "broker", "data_dir", s.dir, "err", err)
 }
 
 func (s *syncer) close() {
@@ -129,7 +144,8 @@ func (s *syncer) close() {
 	<-s.stopped
 }
 
-// every syncs on a ticker until ctx ends (the interval policy).
+// every syncs on a ticker until ctx ends or a sync fails (the interval
+// policy).
 func (s *syncer) every(ctx context.Context, d time.Duration) {
 	t := time.NewTicker(d)
 	defer t.Stop()
@@ -137,8 +153,10 @@ func (s *syncer) every(ctx context.Context, d time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.failed:
+			return
 		case <-t.C:
-			s.report(s.syncFS())
+			s.sync()
 		}
 	}
 }

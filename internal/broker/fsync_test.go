@@ -119,38 +119,51 @@ func TestFsyncBatchAcknowledgesAfterSync(t *testing.T) {
 		t.Fatalf("produce after the sync: %v", err)
 	}
 
-	// A failing sync withholds the acknowledgement (the connection is
-	// closed, the client retries) until a sync succeeds; the idempotent
-	// producer's retry then stores the record once.
+	// A failed sync is final: the produce waiting for it is never
+	// acknowledged (its connection is closed, the client's retries are
+	// refused too), and Run ends with the error so that Pulse stops.
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(context.Background()) }()
 	g.set(true, errors.New("disk on fire"))
-	before = g.calls.Load()
 	go func() { acked <- cl.ProduceSync(ctx, &kgo.Record{Topic: "events", Value: []byte("y")}).FirstErr() }()
-	checkfor.CheckFor(t, 20*time.Second, 5*time.Millisecond, func() error {
-		if g.calls.Load() < before+2 {
-			return errors.New("the client has not retried after the failed sync")
-		}
-		return nil
-	})
+	if err := <-ran; err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("Run after a failed sync: %v", err)
+	}
 	select {
 	case err := <-acked:
-		t.Fatalf("produce acknowledged although its sync failed (err %v)", err)
+		if err == nil {
+			t.Fatal("produce acknowledged although its sync failed")
+		}
 	default:
 	}
-	g.set(true, nil)
-	if err := <-acked; err != nil {
-		t.Fatalf("produce once the sync works again: %v", err)
+}
+
+// TestFsyncFailureIsFinal checks that after a failed sync no later sync is
+// tried and no write is acknowledged, even when the disk works again:
+// Linux may have dropped the data it could not write.
+func TestFsyncFailureIsFinal(t *testing.T) {
+	calls := 0
+	s := newSyncer(t.TempDir(), func() error {
+		calls++
+		if calls == 1 {
+			return errors.New("EIO")
+		}
+		return nil
+	}, slog.New(slog.DiscardHandler))
+	defer s.close()
+	for range 3 {
+		if err := s.wait(); err == nil || err.Error() != "EIO" {
+			t.Fatalf("wait after a failed sync: %v", err)
+		}
 	}
-	cons, err := bus.NewClient([]string{b.Addr()}, "test", kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
+	s.sync()
+	if calls != 1 {
+		t.Fatalf("%d syncs, want 1: none after the failure", calls)
 	}
-	defer cons.Close()
-	var got []string
-	for len(got) < 2 && ctx.Err() == nil {
-		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
-	if strings.Join(got, ",") != "x,y" {
-		t.Fatalf("records %v, want x,y", got)
+	select {
+	case <-s.failed:
+	default:
+		t.Fatal("failed not closed")
 	}
 }
 
