@@ -214,6 +214,9 @@ type syncConn struct {
 	pending []request
 }
 
+// maxPending bounds the requests a connection remembers.
+const maxPending = 64
+
 type request struct {
 	corr int32
 	key  int16
@@ -242,6 +245,11 @@ func (c *syncConn) scan(b []byte) {
 		c.have, c.skip = 0, max(size-8, 0)
 		c.mu.Lock()
 		c.pending = append(c.pending, r)
+		if len(c.pending) > maxPending {
+			// The broker handles one request of a connection at a time:
+			// entries this old were acks=0 produces, never answered.
+			c.pending = append(c.pending[:0], c.pending[len(c.pending)-maxPending:]...)
+		}
 		c.mu.Unlock()
 	}
 }

@@ -256,6 +256,21 @@ func TestSyncConnScan(t *testing.T) {
 	}
 }
 
+// TestSyncConnForgetsUnanswered checks that a connection of acks=0
+// produces, which get no responses, does not pile up requests.
+func TestSyncConnForgetsUnanswered(t *testing.T) {
+	c := &syncConn{}
+	var h [12]byte
+	binary.BigEndian.PutUint32(h[0:4], 8)
+	for i := range 10000 {
+		binary.BigEndian.PutUint32(h[8:12], uint32(i))
+		c.scan(h[:])
+	}
+	if len(c.pending) != maxPending || c.pending[maxPending-1].corr != 9999 {
+		t.Fatalf("%d requests remembered, the last %+v; want the last %d", len(c.pending), c.pending[len(c.pending)-1], maxPending)
+	}
+}
+
 // TestAdvertise checks that metadata names the --kafka-advertise address,
 // not the listener's, and that an address Pulse cannot reach is refused.
 func TestAdvertise(t *testing.T) {
