@@ -42,7 +42,7 @@ lg=$!
 # The highest consumer lag seen during the load, sampled twice a second.
 lagfile=$(mktemp)
 ( most=0; while kill -0 $lg 2>/dev/null; do
-    l=$(metric 'pulse_pipeline_consumer_lag{pipeline="city"}'); l=${l%.*}
+    l=$(metric 'pulse_pipeline_consumer_lag{pipeline="city"}' | awk '{printf "%d", $1}')
     [ "${l:-0}" -gt "$most" ] && most=$l && echo "$most" >"$lagfile"; sleep 0.5
   done ) &
 snap() { curl -s "http://$http/metrics"; }
