@@ -2,7 +2,7 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] [PROFILE=cpu.prof] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [HTTP_ADDR=127.0.0.1:18080] [KAFKA_ADDR=127.0.0.1:19092] [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] [PROFILE=cpu.prof] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
 # PROFILE=FILE writes a CPU profile of Pulse over the load (from the end of
 # the warm-up, for 10 s) to FILE, for `go tool pprof`.
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
@@ -20,7 +20,7 @@ rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
 bindir=$(mktemp -d); bin=$bindir/pulse
 go build -o "$bin" ./cmd/pulse
 data=$(mktemp -d)
-http=127.0.0.1:18080; kafka=127.0.0.1:19092
+http=${HTTP_ADDR:-127.0.0.1:18080}; kafka=${KAFKA_ADDR:-127.0.0.1:19092}
 "$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn ${PULSE_FLAGS:-} &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$bindir"' EXIT
