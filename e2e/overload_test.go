@@ -233,3 +233,50 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestBrokerUnreachableWhileRunning runs Pulse against another Pulse's
+// embedded broker (--brokers), kills that one, and checks that ingest
+// answers 503 naming the broker at once instead of after --produce-timeout
+// (5 minutes here), and takes requests again when the broker is back.
+func TestBrokerUnreachableWhileRunning(t *testing.T) {
+	brokerSide := newInstance(t)
+	brokerSide.bin = pulseFastBin
+	b := brokerSide.start(t)
+	in := newInstance(t, "--brokers", b.kafka, "--produce-timeout", "5m")
+	in.bin = pulseFastBin
+	p := in.start(t)
+	body := bigBody(10 << 10)
+	if code, _, raw := p.post(body, "application/x-ndjson"); code != 200 {
+		t.Fatalf("before the outage: %d %s", code, raw)
+	}
+	b.kill()
+	quick := &http.Client{Timeout: 10 * time.Second}
+	post := func() (int, string, error) {
+		resp, err := quick.Post(p.url("/v1/streams/city/events"), "application/x-ndjson", bytes.NewReader(body))
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+			return 0, "", fmt.Errorf("503 without Retry-After: %s", raw)
+		}
+		return resp.StatusCode, string(raw), nil
+	}
+	checkfor.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		code, raw, err := post()
+		if err == nil && (code != 503 || !strings.Contains(raw, "broker unreachable: the Kafka broker at "+b.kafka)) {
+			err = fmt.Errorf("answer %d %s, want 503 broker unreachable naming %s", code, raw, b.kafka)
+		}
+		return err
+	})
+	brokerSide.start(t)
+	checkfor.CheckFor(t, 90*time.Second, 200*time.Millisecond, func() error {
+		code, raw, err := post()
+		if err == nil && code != 200 {
+			err = fmt.Errorf("answer %d %s after the broker came back", code, raw)
+		}
+		return err
+	})
+	p.stop()
+}
