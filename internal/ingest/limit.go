@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -132,4 +133,42 @@ func cgroupLimit(path string) int64 {
 		return 0
 	}
 	return v
+}
+
+// reservingReader reserves the bytes read beyond its reservation, in
+// steps of reserveStep, and fails with errOverloaded when that does not fit.
+type reservingReader struct {
+	r    io.Reader
+	res  *reservation
+	read int64
+}
+
+const reserveStep = 256 << 10
+
+func (rr *reservingReader) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	rr.read += int64(n)
+	if over := rr.read - rr.res.n; over > 0 && !rr.res.add(max(over, reserveStep)) {
+		return n, errOverloaded
+	}
+	return n, err
+}
+
+// reservation is what one request holds of the in-flight limit.
+type reservation struct {
+	lim *inflight
+	n   int64
+}
+
+func (r *reservation) add(n int64) bool {
+	if !r.lim.acquire(n, r.n) {
+		return false
+	}
+	r.n += n
+	return true
+}
+
+func (r *reservation) done() {
+	r.lim.release(r.n)
+	r.n = 0
 }
