@@ -113,7 +113,11 @@ func TestOverloadLargeBodies(t *testing.T) {
 // through the pipeline.
 func TestOverloadLag(t *testing.T) {
 	const limit, maxLag = 64 << 20, 20000
-	in := newInstance(t, "--max-inflight-bytes", strconv.Itoa(limit), "--max-lag", strconv.Itoa(maxLag), "--log-level", "warn")
+	// Requests wait long on the overloaded shared machine, so readings of
+	// one partition may arrive seconds out of order: a wide disorder keeps
+	// them from being late, and every accepted one is folded.
+	in := newInstance(t, "--max-inflight-bytes", strconv.Itoa(limit), "--max-lag", strconv.Itoa(maxLag), "--log-level", "warn",
+		"--max-out-of-orderness", "1m")
 	in.bin = pulseFastBin
 	p := in.start(t)
 
@@ -146,10 +150,19 @@ func TestOverloadLag(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("no request was refused for lag with --max-lag %d under unpaced load (highest lag seen %.0f)", maxLag, most)
 	}
-	// The lag is measured about once a second, so it may pass the bound by
-	// what ingest takes in that time; it must not grow without end.
-	if most > 20*maxLag {
-		t.Errorf("consumer lag reached %.0f with --max-lag %d", most, maxLag)
+	// The shuffle stage measures the lag about once a second, and ingest
+	// admits requests until the next measurement shows the bound passed:
+	// the lag may pass the bound by what ingest takes in about two
+	// seconds, but no more however long the overload lasts.
+	var rate float64
+	if _, after, ok := strings.Cut(out.String(), " rate="); ok {
+		rate, _ = strconv.ParseFloat(strings.TrimSuffix(strings.Fields(after)[0], "/s"), 64)
+	}
+	if rate == 0 {
+		t.Fatalf("no rate in the loadgen summary:\n%s", out.String())
+	}
+	if bound := maxLag + 2*rate; most > bound {
+		t.Errorf("consumer lag reached %.0f with --max-lag %d at %.0f events/s offered, want at most %.0f", most, maxLag, rate, bound)
 	}
 	if bound := int64(rssBase + rssPerInflight*limit); hwm > bound {
 		t.Errorf("peak RSS %d MiB, want under %d MiB", hwm>>20, bound>>20)
@@ -161,7 +174,8 @@ func TestOverloadLag(t *testing.T) {
 	checkfor.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
 		got := metricValue(t, p, `pulse_window_events_total{output="zone_1m",pipeline="city"}`)
 		if v, _ := strconv.ParseFloat(got, 64); v < accepted {
-			return fmt.Errorf("zone_1m folded %s of the %.0f accepted events", got, accepted)
+			return fmt.Errorf("zone_1m folded %s of the %.0f accepted events (late: %s)", got, accepted,
+				metricValue(t, p, `pulse_late_events_total{pipeline="city"}`))
 		}
 		return nil
 	})
@@ -223,4 +237,51 @@ func (p *proc) topicRecords(topic string) int64 {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestBrokerUnreachableWhileRunning runs Pulse against another Pulse's
+// embedded broker (--brokers), kills that one, and checks that ingest
+// answers 503 naming the broker at once instead of after --produce-timeout
+// (5 minutes here), and takes requests again when the broker is back.
+func TestBrokerUnreachableWhileRunning(t *testing.T) {
+	brokerSide := newInstance(t)
+	brokerSide.bin = pulseFastBin
+	b := brokerSide.start(t)
+	in := newInstance(t, "--brokers", b.kafka, "--produce-timeout", "5m")
+	in.bin = pulseFastBin
+	p := in.start(t)
+	body := bigBody(10 << 10)
+	if code, _, raw := p.post(body, "application/x-ndjson"); code != 200 {
+		t.Fatalf("before the outage: %d %s", code, raw)
+	}
+	b.kill()
+	quick := &http.Client{Timeout: 10 * time.Second}
+	post := func() (int, string, error) {
+		resp, err := quick.Post(p.url("/v1/streams/city/events"), "application/x-ndjson", bytes.NewReader(body))
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+			return 0, "", fmt.Errorf("503 without Retry-After: %s", raw)
+		}
+		return resp.StatusCode, string(raw), nil
+	}
+	checkfor.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		code, raw, err := post()
+		if err == nil && (code != 503 || !strings.Contains(raw, "broker unreachable: the Kafka broker at "+b.kafka)) {
+			err = fmt.Errorf("answer %d %s, want 503 broker unreachable naming %s", code, raw, b.kafka)
+		}
+		return err
+	})
+	brokerSide.start(t)
+	checkfor.CheckFor(t, 90*time.Second, 200*time.Millisecond, func() error {
+		code, raw, err := post()
+		if err == nil && code != 200 {
+			err = fmt.Errorf("answer %d %s after the broker came back", code, raw)
+		}
+		return err
+	})
+	p.stop()
 }

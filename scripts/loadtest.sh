@@ -2,7 +2,9 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [HTTP_ADDR=127.0.0.1:18080] [KAFKA_ADDR=127.0.0.1:19092] [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] [PROFILE=cpu.prof] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+# PROFILE=FILE writes a CPU profile of Pulse over the load (from the end of
+# the warm-up, for 10 s) to FILE, for `go tool pprof`.
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
 # port instead of POSTing to the HTTP ingest API. Latency quantiles are
 # reported for the whole run and for the steady state: from WARMUP seconds
@@ -18,7 +20,7 @@ rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
 bindir=$(mktemp -d); bin=$bindir/pulse
 go build -o "$bin" ./cmd/pulse
 data=$(mktemp -d)
-http=127.0.0.1:18080; kafka=127.0.0.1:19092
+http=${HTTP_ADDR:-127.0.0.1:18080}; kafka=${KAFKA_ADDR:-127.0.0.1:19092}
 "$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn ${PULSE_FLAGS:-} &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$bindir"' EXIT
@@ -37,11 +39,18 @@ fi
 "$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
   --sensors "$sensors" --zones "$zones" --concurrency 8 &
 lg=$!
+# The highest consumer lag seen during the load, sampled twice a second.
+lagfile=$(mktemp)
+( most=0; while kill -0 $lg 2>/dev/null; do
+    l=$(metric 'pulse_pipeline_consumer_lag{pipeline="city"}' | awk '{printf "%d", $1}')
+    [ "${l:-0}" -gt "$most" ] && most=$l && echo "$most" >"$lagfile"; sleep 0.5
+  done ) &
 snap() { curl -s "http://$http/metrics"; }
 # sel METRIC LABELS: the bucket and count lines of one latency histogram.
 sel() { grep -E "^pulse_pipeline_$1_(bucket|count)\{pipeline=\"city\"$2[,}]"; }
 hist() { snap | sel live_latency_seconds ""; }
 sleep "${WARMUP:-5}"; warm=$(snap)
+[ -n "${PROFILE:-}" ] && curl -s -o "$PROFILE" "http://$http/debug/pprof/profile?seconds=10" &
 wait $lg; steady=$(snap)
 [ -n "${watcher:-}" ] && kill "$watcher" 2>/dev/null
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the
@@ -73,6 +82,10 @@ quantiles "live partial latency (steady, after ${WARMUP:-5} s of load" <(echo "$
 for point in shuffle_polled shuffle_committed window_folded; do
   quantiles "$point (steady" <(echo "$warm" | sel stage_latency_seconds ",point=\"$point\"") <(echo "$steady" | sel stage_latency_seconds ",point=\"$point\"")
 done
-echo "pulse RSS: $(ps -o rss= -p $pid) KiB"
+echo "pulse RSS: $(ps -o rss= -p $pid) KiB, peak $(awk '/VmHWM/ {print $2}' /proc/$pid/status) KiB"
+# Requests ingest turned away unread (overloaded, consumer lag, broker), by reason.
+snap | grep '^pulse_ingest_refused_total' || echo "refused: none"
+echo "highest consumer lag during the load: $(cat "$lagfile" 2>/dev/null || echo 0) records"; rm -f "$lagfile"
+echo "accepted: $(metric 'pulse_ingest_events_total{outcome="accepted",stream="city"}') events"
 # CPU Pulse used from its start (ready) until the pipeline caught up.
 awk -v hz="$(getconf CLK_TCK)" -v s="$start" -v e="$end" '{ cpu = ($14 + $15) / hz; printf "pulse CPU: %.1f s (%.2f cores over the load and catch-up)\n", cpu, cpu / (e - s) }' /proc/$pid/stat

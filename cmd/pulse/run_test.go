@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
 // TestHTTPLimitFlagsChecked: limits that cannot work stop pulse run
@@ -23,5 +29,43 @@ func TestHTTPLimitFlagsChecked(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("pulse run %v: %v, want an error saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestProducerBuffer checks that the ingest producer's buffer follows the
+// in-flight limit, and keeps franz-go's former bound without one.
+func TestProducerBuffer(t *testing.T) {
+	for _, tc := range []struct {
+		limit          int64
+		bytes, records int
+	}{
+		{0, 512 << 20, 1 << 20},
+		{128 << 20, 256 << 20, 4 << 20},
+		{1 << 20, 2 << 20, 1 << 16},
+	} {
+		cl, err := kgo.NewClient(append(producerBuffer(tc.limit), kgo.SeedBrokers("127.0.0.1:1"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotBytes := cl.OptValue(kgo.MaxBufferedBytes)
+		gotRecords := cl.OptValue(kgo.MaxBufferedRecords)
+		cl.Close()
+		if fmt.Sprint(gotBytes) != fmt.Sprint(tc.bytes) || fmt.Sprint(gotRecords) != fmt.Sprint(tc.records) {
+			t.Errorf("limit %d: buffer of %v bytes and %v records, want %d and %d", tc.limit, gotBytes, gotRecords, tc.bytes, tc.records)
+		}
+	}
+}
+
+func TestMaxConsumerLag(t *testing.T) {
+	m := telemetry.New()
+	plans := []*pipeline.Plan{{Name: "a"}, {Name: "b"}}
+	lag := maxConsumerLag(m, plans)
+	if got := lag(); got != 0 {
+		t.Fatalf("lag before any measurement = %d, want 0", got)
+	}
+	m.ConsumerLag.WithLabelValues("a").Set(120)
+	m.ConsumerLag.WithLabelValues("b").Set(4500)
+	if got := lag(); got != 4500 {
+		t.Fatalf("lag = %d, want the largest, 4500", got)
 	}
 }

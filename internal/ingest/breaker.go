@@ -24,7 +24,8 @@ import (
 // for their acknowledgement as before: nothing accepted is given up.
 //
 // A Breaker is a kgo hook (kgo.WithHooks) of the client ingest produces
-// with, so that it learns of failed connections as they happen.
+// with, so that it learns of failed connections and requests as they
+// happen.
 type Breaker struct {
 	// Window is how long failures must go on without a success before the
 	// breaker opens (default 1 s); one failed dial among successful writes,
@@ -54,6 +55,15 @@ func (b *Breaker) Gate() *Refusal { return b.open.Load() }
 // failure.
 func (b *Breaker) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err != nil {
+		b.failure(net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err)
+	}
+}
+
+// OnBrokerE2E implements kgo.HookBrokerE2E: a request that could not be
+// written or whose answer could not be read (the connection broke, or
+// timed out) is a failure.
+func (b *Breaker) OnBrokerE2E(meta kgo.BrokerMetadata, _ int16, e2e kgo.BrokerE2E) {
+	if err := e2e.Err(); err != nil {
 		b.failure(net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // handler (no HTTP transport) against an in-process kfake broker, with
 // 1,000-event NDJSON batches. The client options are those of pulse run.
 // The sub-benchmarks keep 1 or 8 requests per CPU in flight
-// (b.SetParallelism).
+// (b.SetParallelism). cpu-s/Mevents is the process's CPU time (user and
+// system, the in-process broker included) per million events.
 func BenchmarkIngest(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
@@ -34,6 +36,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(bc.inFlight)
 			var events atomic.Int64
+			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -49,6 +52,18 @@ func BenchmarkIngest(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(events.Load())/b.Elapsed().Seconds(), "events/s")
+			if n := events.Load(); n > 0 {
+				b.ReportMetric((cpuTime(b)-cpu0).Seconds()/float64(n)*1e6, "cpu-s/Mevents")
+			}
 		})
 	}
+}
+
+// cpuTime is the CPU time the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -70,15 +71,16 @@ func (l *inflight) refusal() *Refusal {
 		Reason: fmt.Sprintf("overloaded: requests in flight hold %d bytes, at the --max-inflight-bytes limit of %d; send again after the Retry-After delay, or send fewer requests at once", l.used.Load(), l.max)}
 }
 
-// DefaultMaxInflight is the default in-flight limit: 1/16 of the memory
+// DefaultMaxInflight is the default in-flight limit: 1/32 of the memory
 // Pulse may use (the least of physical memory, the cgroup's memory limit
-// and GOMEMLIMIT), at least 64 MiB and at most 256 MiB. Ingest holds
-// several times its in-flight bytes in memory (records, the producer's
-// batches, garbage not yet collected; docs/benchmarks.md measures it), so
-// the limit is kept well below the memory.
+// and GOMEMLIMIT), at least 32 MiB and at most 128 MiB. Ingest's peak
+// memory is about 6 times its in-flight bytes (the records, the
+// producer's batches, the embedded broker's copy, and garbage not yet
+// collected at GOGC=200; docs/benchmarks.md measures it), so the limit is
+// kept well below the memory. A few MiB in flight carry 300,000 events/s.
 func DefaultMaxInflight() int64 {
 	mem := AvailableMemory()
-	return min(max(mem/16, 64<<20), 256<<20)
+	return min(max(mem/32, 32<<20), 128<<20)
 }
 
 // AvailableMemory is the least of physical memory, the cgroup (v2 or v1)
@@ -131,4 +133,42 @@ func cgroupLimit(path string) int64 {
 		return 0
 	}
 	return v
+}
+
+// reservingReader reserves the bytes read beyond its reservation, in
+// steps of reserveStep, and fails with errOverloaded when that does not fit.
+type reservingReader struct {
+	r    io.Reader
+	res  *reservation
+	read int64
+}
+
+const reserveStep = 256 << 10
+
+func (rr *reservingReader) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	rr.read += int64(n)
+	if over := rr.read - rr.res.n; over > 0 && !rr.res.add(max(over, reserveStep)) {
+		return n, errOverloaded
+	}
+	return n, err
+}
+
+// reservation is what one request holds of the in-flight limit.
+type reservation struct {
+	lim *inflight
+	n   int64
+}
+
+func (r *reservation) add(n int64) bool {
+	if !r.lim.acquire(n, r.n) {
+		return false
+	}
+	r.n += n
+	return true
+}
+
+func (r *reservation) done() {
+	r.lim.release(r.n)
+	r.n = 0
 }

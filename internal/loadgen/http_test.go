@@ -210,3 +210,34 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWaitsAsRefusalsAsk checks that a worker whose request is refused
+// with Retry-After waits that long before its next request, and that the
+// summary counts the refused readings.
+func TestRunWaitsAsRefusalsAsk(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"overloaded: requests in flight hold 9 bytes"}`))
+	}))
+	defer srv.Close()
+	const workers = 2
+	sum, err := Run(context.Background(), Config{
+		Target: srv.URL, Rate: 0, BatchSize: 10, Concurrency: workers, Duration: 1500 * time.Millisecond, Seed: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, sum)
+	if sum.Sent == 0 || sum.Refused != sum.Sent || sum.Errors != sum.Sent {
+		t.Fatalf("summary %v: every reading should be refused and counted as such", sum)
+	}
+	// Unpaced, a worker that did not wait would send hundreds of requests
+	// in 1.5 s; one that waits 1 s after each sends 2.
+	if n := requests.Load(); n > 3*workers {
+		t.Fatalf("%d requests from %d workers in 1.5 s with Retry-After 1: the workers did not wait", n, workers)
+	}
+}
