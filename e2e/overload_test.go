@@ -247,7 +247,7 @@ func TestBrokerUnreachableWhileRunning(t *testing.T) {
 	brokerSide := newInstance(t)
 	brokerSide.bin = pulseFastBin
 	b := brokerSide.start(t)
-	in := newInstance(t, "--brokers", b.kafka, "--produce-timeout", "5m")
+	in := newInstance(t, "--brokers", b.kafka, "--produce-timeout", "5m", "--http-write-timeout", "6m")
 	in.bin = pulseFastBin
 	p := in.start(t)
 	body := bigBody(10 << 10)
