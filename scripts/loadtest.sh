@@ -2,7 +2,10 @@
 # End-to-end load test: builds pulse, starts `pulse run` on free ports with a
 # fresh data dir, drives it with `pulse loadgen city` over HTTP, and reports
 # ingest and pipeline throughput from /metrics. Usage:
-#   [HTTP_ADDR=127.0.0.1:18080] [KAFKA_ADDR=127.0.0.1:19092] [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] [PROFILE=cpu.prof] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+#   [PIN_PULSE=0] [PIN_LOADGEN=1] [HTTP_ADDR=127.0.0.1:18080] [KAFKA_ADDR=127.0.0.1:19092] [PULSE_FLAGS="--live-interval 50ms"] [VIA=kafka] [WARMUP=5] [WATCH=zone_1m] [PROFILE=cpu.prof] scripts/loadtest.sh [rate=100000] [duration=30s] [sensors=10000] [zones=100]
+# PIN_PULSE and PIN_LOADGEN pin Pulse and the load generator to those CPUs
+# (taskset -c), e.g. to give Pulse one core and measure overload against
+# that capacity.
 # PROFILE=FILE writes a CPU profile of Pulse over the load (from the end of
 # the warm-up, for 10 s) to FILE, for `go tool pprof`.
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
@@ -21,7 +24,7 @@ bindir=$(mktemp -d); bin=$bindir/pulse
 go build -o "$bin" ./cmd/pulse
 data=$(mktemp -d)
 http=${HTTP_ADDR:-127.0.0.1:18080}; kafka=${KAFKA_ADDR:-127.0.0.1:19092}
-"$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn ${PULSE_FLAGS:-} &
+${PIN_PULSE:+taskset -c "$PIN_PULSE"} "$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn ${PULSE_FLAGS:-} &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$bindir"' EXIT
 for _ in $(seq 100); do curl -sf "http://$http/readyz" >/dev/null && break; sleep 0.2; done
@@ -36,7 +39,7 @@ if [ -n "$watch" ]; then
   curl -sN "http://$http/v1/pipelines/city/live?output=$watch" >/dev/null &
   watcher=$!
 fi
-"$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
+${PIN_LOADGEN:+taskset -c "$PIN_LOADGEN"} "$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
   --sensors "$sensors" --zones "$zones" --concurrency 8 &
 lg=$!
 # The highest consumer lag seen during the load, sampled twice a second.
