@@ -62,7 +62,11 @@ func TestCrashExact(t *testing.T) {
 
 // startOffsets returns the first offset of every partition of topic on
 // p's embedded broker.
-func (p *proc) startOffsets(topic string) map[int32]int64 {
+func (p *proc) startOffsets(topic string) map[int32]int64 { return p.offsets(topic, true) }
+
+// offsets lists the start (or end) offset of every partition of topic on
+// p's embedded broker.
+func (p *proc) offsets(topic string, start bool) map[int32]int64 {
 	p.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafka))
 	if err != nil {
@@ -71,9 +75,13 @@ func (p *proc) startOffsets(topic string) map[int32]int64 {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	listed, err := kadm.NewClient(cl).ListStartOffsets(ctx, topic)
+	list := kadm.NewClient(cl).ListEndOffsets
+	if start {
+		list = kadm.NewClient(cl).ListStartOffsets
+	}
+	listed, err := list(ctx, topic)
 	if err != nil {
-		p.t.Fatalf("list start offsets of %s: %v", topic, err)
+		p.t.Fatalf("list offsets of %s: %v", topic, err)
 	}
 	out := map[int32]int64{}
 	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -200,9 +201,8 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b := make([]byte, 4096)
-	n, _ := resp.Body.Read(b)
-	return resp.StatusCode, string(b[:n])
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func onlyOutput(want map[string]*aggregate, output string) map[string]*aggregate {

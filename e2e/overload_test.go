@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,9 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/checkfor"
 )
@@ -217,20 +213,10 @@ func vmHWM(t *testing.T, pid int) int64 {
 
 // topicRecords returns how many records topic holds on p's broker.
 func (p *proc) topicRecords(topic string) int64 {
-	p.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafka))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		p.t.Fatalf("list end offsets of %s: %v", topic, err)
-	}
 	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	for _, end := range p.offsets(topic, false) {
+		n += end
+	}
 	return n
 }
 

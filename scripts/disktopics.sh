@@ -11,10 +11,10 @@ if [ -z "$bin" ]; then
   go build -o "$bin" ./cmd/pulse
 fi
 dd=$(mktemp -d /dev/shm/pulse-disk.XXXX)
-trap 'kill $pid 2>/dev/null; rm -rf "$dd"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dd" "$dd.log"' EXIT
 "$bin" run --data-dir "$dd" --http 127.0.0.1:18080 --kafka-listen 127.0.0.1:19092 >"$dd.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
+for i in $(seq 100); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; [ "$i" = 100 ] && { echo "pulse not ready:"; cat "$dd.log"; exit 1; }; sleep 0.2; done
 "$bin" loadgen city --target http://127.0.0.1:18080 --rate 20000 --duration 150s >/dev/null 2>&1 &
 for t in 30 60 90 120 150 180; do
   sleep 30

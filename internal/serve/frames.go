@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
@@ -61,7 +60,7 @@ func newFrame(l stream.Live) *frame {
 	var buf []byte
 	for i := range l.Results {
 		r := &l.Results[i]
-		buf = appendRowID(buf[:0], r)
+		buf = stream.AppendResultID(buf[:0], r)
 		id := string(buf)
 		row := frameRow{id: id, full: stream.AppendResultJSON(nil, r)}
 		end := []byte{'"'}
@@ -85,27 +84,6 @@ func newFrame(l stream.Live) *frame {
 		f.rows = append(f.rows, row)
 	}
 	return f
-}
-
-// appendRowID appends the members that identify a live row of an output:
-// its key and its window's start.
-func appendRowID(dst []byte, r *stream.Result) []byte {
-	dst = append(dst, `"key":{`...)
-	for i, g := range r.GroupBy {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = event.AppendJSONString(dst, g)
-		dst = append(dst, ':')
-		if i < len(r.Key) {
-			dst = event.AppendJSONString(dst, r.Key[i])
-		} else {
-			dst = append(dst, `""`...)
-		}
-	}
-	dst = append(dst, `},"window_start":"`...)
-	dst = time.UnixMilli(r.Start).UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
 }
 
 // snapshot returns every row, comma separated.

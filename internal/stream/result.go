@@ -7,13 +7,10 @@ import (
 	"github.com/pulsehq/pulse/internal/event"
 )
 
-// AppendResultJSON appends r as the JSON object the results API, live
-// views and result topics share: output, key (group fields by name),
-// window bounds, final, then the named aggregates.
-func AppendResultJSON(dst []byte, r *Result) []byte {
-	dst = append(dst, `{"output":`...)
-	dst = event.AppendJSONString(dst, r.Output)
-	dst = append(dst, `,"key":{`...)
+// AppendResultID appends the JSON members that identify a result: its key
+// (group fields by name) and its window's start.
+func AppendResultID(dst []byte, r *Result) []byte {
+	dst = append(dst, `"key":{`...)
 	for i, g := range r.GroupBy {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -28,7 +25,18 @@ func AppendResultJSON(dst []byte, r *Result) []byte {
 	}
 	dst = append(dst, `},"window_start":"`...)
 	dst = time.UnixMilli(r.Start).UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","window_end":"`...)
+	return append(dst, '"')
+}
+
+// AppendResultJSON appends r as the JSON object the results API, live
+// views and result topics share: output, key (group fields by name),
+// window bounds, final, then the named aggregates.
+func AppendResultJSON(dst []byte, r *Result) []byte {
+	dst = append(dst, `{"output":`...)
+	dst = event.AppendJSONString(dst, r.Output)
+	dst = append(dst, ',')
+	dst = AppendResultID(dst, r)
+	dst = append(dst, `,"window_end":"`...)
 	dst = time.UnixMilli(r.End).UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","final":`...)
 	dst = strconv.AppendBool(dst, r.Final)
