@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -48,7 +49,17 @@ func LagGate(max int64, lag func() int64) Gate {
 }
 
 // refuse answers a request that is turned away before its body is read.
-func (h *Handler) refuse(w http.ResponseWriter, stream string, r *Refusal) int {
+// The body is discarded first (up to --max-body, through a small buffer,
+// so it costs no memory; the server's body deadline bounds the time): a
+// client that sends its body without waiting for "100 Continue" would
+// otherwise have its connection reset while it still sends, and never
+// read the answer, since net/http discards at most 256 KiB of an unread
+// body. A client that asked "Expect: 100-continue" is answered at once and
+// never sends the body.
+func (h *Handler) refuse(w http.ResponseWriter, req *http.Request, stream string, r *Refusal) int {
+	if req.Body != nil && !strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
+		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, h.cfg.MaxBody))
+	}
 	secs := max(int(math.Ceil(r.RetryAfter.Seconds())), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	if h.cfg.Metrics != nil {

@@ -45,8 +45,10 @@ func counter(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
 }
 
 // TestGateRefuses checks that a gate's refusal answers its code with
-// Retry-After in whole seconds rounded up and {"error": reason}, before
-// the body is read, and counts in pulse_ingest_refused_total.
+// Retry-After in whole seconds rounded up and {"error": reason}, without
+// reading the body of a client that waits for "100 Continue" (and
+// discarding it otherwise, so that the client reads the answer), and
+// counts in pulse_ingest_refused_total.
 func TestGateRefuses(t *testing.T) {
 	var closed atomic.Bool
 	disk := func() *Refusal {
@@ -62,6 +64,7 @@ func TestGateRefuses(t *testing.T) {
 	closed.Store(true)
 	body := &unread{}
 	req := httptest.NewRequest(http.MethodPost, "/v1/streams/city/events", body)
+	req.Header.Set("Expect", "100-continue")
 	req.SetPathValue("stream", "city")
 	w := httptest.NewRecorder()
 	env.handler.ServeHTTP(w, req)
@@ -70,10 +73,22 @@ func TestGateRefuses(t *testing.T) {
 		t.Fatalf("answer %d Retry-After %q %s, want 507, Retry-After 2 and the reason", w.Code, w.Header().Get("Retry-After"), w.Body.String())
 	}
 	if body.read.Load() {
-		t.Error("the refused request's body was read")
+		t.Error("the body of a refused request that expects 100-continue was read")
 	}
-	if got := counter(t, env.metrics.IngestRefused.WithLabelValues("city", "disk full")); got != 1 {
-		t.Errorf("pulse_ingest_refused_total{reason=disk full} = %v, want 1", got)
+	// Without Expect the body is discarded, not stored, and the answer
+	// is the same.
+	req = httptest.NewRequest(http.MethodPost, "/v1/streams/city/events", strings.NewReader(events(1)[0]))
+	req.SetPathValue("stream", "city")
+	w = httptest.NewRecorder()
+	env.handler.ServeHTTP(w, req)
+	if w.Code != http.StatusInsufficientStorage {
+		t.Fatalf("answer %d %s without Expect, want 507", w.Code, w.Body.String())
+	}
+	if n, _ := req.Body.Read(make([]byte, 1)); n != 0 {
+		t.Error("the body of a refused request without Expect was left unread: its client would have its connection reset while sending")
+	}
+	if got := counter(t, env.metrics.IngestRefused.WithLabelValues("city", "disk full")); got != 2 {
+		t.Errorf("pulse_ingest_refused_total{reason=disk full} = %v, want 2", got)
 	}
 	if got := env.endOffsets(t, "city"); got["city"] != 1 {
 		t.Errorf("city holds %d records, want the 1 of the admitted request", got["city"])

@@ -186,7 +186,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 		return writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("unknown stream %q: known streams are %s", name, strings.Join(known, ", "))})
 	}
 	if ref := h.admit(); ref != nil {
-		return h.refuse(w, name, ref)
+		return h.refuse(w, r, name, ref)
 	}
 	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip")
 	if !gz && r.ContentLength > h.cfg.MaxBody {
@@ -198,7 +198,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 	*res = reservation{lim: &h.limit}
 	if !gz && r.ContentLength > 0 && !res.add(r.ContentLength) {
 		h.put(st)
-		return h.refuse(w, name, h.limit.refusal())
+		return h.refuse(w, r, name, h.limit.refusal())
 	}
 	if err := h.readBody(r, &st.body, gz, res); err != nil {
 		res.done()
@@ -206,7 +206,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.Is(err, errOverloaded):
-			return h.refuse(w, name, h.limit.refusal())
+			return h.refuse(w, r, name, h.limit.refusal())
 		case errors.As(err, &tooBig) || errors.Is(err, errTooLarge):
 			h.count(name, "malformed", 1)
 			return h.tooLarge(w)
@@ -235,7 +235,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string) int
 	if !res.add(int64(len(st.items)) * eventOverhead) {
 		res.done()
 		h.put(st)
-		return h.refuse(w, name, h.limit.refusal())
+		return h.refuse(w, r, name, h.limit.refusal())
 	}
 	return h.produce(w, r.Context(), s, st)
 }
