@@ -49,7 +49,7 @@ type Config struct {
 	// MaxInflight bounds the bytes held by requests in flight, from before
 	// their body is read until every record is acknowledged or failed:
 	// body bytes plus about 250 bytes per event. A request that does not
-	// fit is answered 503 with Retry-After at once, unread; a request
+	// fit is answered 503 with Retry-After at once, its body discarded; a request
 	// alone always goes through. 0 means no bound.
 	MaxInflight int64
 	// Gates are checked in order before a request's body is read; the
