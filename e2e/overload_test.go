@@ -146,10 +146,13 @@ func TestOverloadLag(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("no request was refused for lag with --max-lag %d under unpaced load (highest lag seen %.0f)", maxLag, most)
 	}
-	// The shuffle stage measures the lag about once a second, and ingest
-	// admits requests until the next measurement shows the bound passed:
-	// the lag may pass the bound by what ingest takes in about two
-	// seconds, but no more however long the overload lasts.
+	// The shuffle stage measures the lag about once a second (after a
+	// commit cycle, so later on a loaded machine), and ingest admits
+	// requests until the next measurement shows the bound passed: the lag
+	// may pass the bound by what ingest takes between measurements, but no
+	// more however long the overload lasts. The bound allows four seconds
+	// of the average rate: one CI run on a busy machine passed two (139,411
+	// against 136,000 at 58,000 events/s).
 	var rate float64
 	if _, after, ok := strings.Cut(out.String(), " rate="); ok {
 		rate, _ = strconv.ParseFloat(strings.TrimSuffix(strings.Fields(after)[0], "/s"), 64)
@@ -157,7 +160,7 @@ func TestOverloadLag(t *testing.T) {
 	if rate == 0 {
 		t.Fatalf("no rate in the loadgen summary:\n%s", out.String())
 	}
-	if bound := maxLag + 2*rate; most > bound {
+	if bound := maxLag + 4*rate; most > bound {
 		t.Errorf("consumer lag reached %.0f with --max-lag %d at %.0f events/s offered, want at most %.0f", most, maxLag, rate, bound)
 	}
 	if bound := int64(rssBase + rssPerInflight*limit); hwm > bound {
