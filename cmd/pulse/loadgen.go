@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/loadgen"
 )
 
@@ -78,7 +77,7 @@ func parseLoadgen(args []string) (*loadgenFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("loadgen: unexpected arguments %q", strings.Join(fs.Args(), " "))
 	}
-	if cfg.Brokers = bus.SplitBrokers(lf.brokers); len(cfg.Brokers) > 0 {
+	if cfg.Brokers = splitList(lf.brokers); len(cfg.Brokers) > 0 {
 		targetSet := false
 		fs.Visit(func(f *flag.Flag) { targetSet = targetSet || f.Name == "target" })
 		if targetSet {

@@ -159,7 +159,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	comps = append(comps, lifecycle.Component{Name: "disk guard", Run: disk.Run})
 
-	brokers := bus.SplitBrokers(f.brokers)
+	brokers := splitList(f.brokers)
 	embedded := len(brokers) == 0
 	if embedded {
 		b, err := broker.Start(broker.Config{DataDir: filepath.Join(f.dataDir, "kafka"), Listen: f.kafkaListen, Advertise: f.kafkaAdvertise,
@@ -382,7 +382,8 @@ func (f *runFlags) checkHTTP() error {
 	return nil
 }
 
-// splitList splits a comma separated flag value, dropping empty items.
+// splitList splits a comma separated flag value (brokers, host names),
+// dropping empty items.
 func splitList(s string) []string {
 	var out []string
 	for _, v := range strings.Split(s, ",") {

@@ -11,17 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// SplitBrokers parses a comma separated host:port list.
-func SplitBrokers(s string) []string {
-	var out []string
-	for _, b := range strings.Split(s, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 // NewClient returns a client for the given seed brokers.
 func NewClient(brokers []string, clientID string, opts ...kgo.Opt) (*kgo.Client, error) {
 	all := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID(clientID)}, opts...)

@@ -42,7 +42,6 @@ type Guard struct {
 	reserve prometheus.Gauge
 	lowG    prometheus.Gauge
 	trips   prometheus.Counter
-	changed chan struct{} // closed and replaced when low changes
 }
 
 // New returns a Guard; Run measures. It measures once before returning, so
@@ -57,7 +56,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.statfs == nil {
 		cfg.statfs = statfs
 	}
-	g := &Guard{cfg: cfg, changed: make(chan struct{}),
+	g := &Guard{cfg: cfg,
 		free: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulse_disk_free_bytes",
 			Help: "Free space of the data directory's file system."}),
 		reserve: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulse_disk_reserve_bytes",
@@ -132,10 +131,6 @@ func (g *Guard) measure() error {
 			"path", g.cfg.Path, "free", humanize.IBytes(free), "reserve", humanize.IBytes(reserve))
 	}
 	g.low.Store(low)
-	g.mu.Lock()
-	close(g.changed)
-	g.changed = make(chan struct{})
-	g.mu.Unlock()
 	return nil
 }
 
@@ -160,25 +155,6 @@ func (g *Guard) Check() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return fmt.Errorf("%s", g.reason)
-}
-
-// Wait blocks while the disk is low, until ctx ends. It returns at once
-// when there is room.
-func (g *Guard) Wait(ctx context.Context) error {
-	for g.Low() {
-		g.mu.Lock()
-		ch := g.changed
-		g.mu.Unlock()
-		if !g.Low() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
-	return nil
 }
 
 // Reserve is an amount of free space: fixed bytes, or a share of the file
