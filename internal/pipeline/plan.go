@@ -100,9 +100,27 @@ type Aggregate struct {
 	Field string // input field; "" for count()
 }
 
-// Output is one windowed aggregation and where its results go.
+// OutputKind is the operator an output runs.
+type OutputKind uint8
+
+// The output kinds. The zero value is a window aggregation, so that plans
+// built before kinds existed stay windows.
+const (
+	// KindWindow aggregates events in event-time windows.
+	KindWindow OutputKind = iota
+	// KindEvents writes one result per event (routing, enrichment,
+	// alerts): where, derive and a field projection, no window.
+	KindEvents
+	// KindDetect runs a keyed, stateful detector (e.g. an EWMA z-score)
+	// over the events in event-time order.
+	KindDetect
+)
+
+// Output is one operator (by default a windowed aggregation) and where its
+// results go.
 type Output struct {
 	Name       string
+	Kind       OutputKind
 	GroupBy    []string
 	Window     Window
 	Aggregates []Aggregate

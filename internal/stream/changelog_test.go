@@ -349,7 +349,7 @@ func TestRestoreJumpsToSnapshot(t *testing.T) {
 		if tk.sinceSnap != len(log)-snapAt {
 			t.Fatalf("prefix %d: %d records since the snapshot, want %d", prefix, tk.sinceSnap, len(log)-snapAt)
 		}
-		return tk.eng
+		return tk.op.(taskEngine).Engine
 	}
 	for i := range plan.Outputs {
 		want := normalize(plan, e.Partials(i, nil))

@@ -135,7 +135,7 @@ func (w *Windower) restore(ctx context.Context, cl *kgo.Client, tasks []*task) e
 	}
 	open := 0
 	for _, t := range tasks {
-		open += t.eng.OpenWindows()
+		open += t.op.OpenWindows()
 	}
 	w.cfg.Logger.Info("window tasks restored", "pipeline", w.cfg.Plan.Name, "tasks", len(tasks),
 		"records", records, "open_windows", open, "took", time.Since(start).Round(time.Millisecond))
@@ -169,10 +169,10 @@ func (w *Windower) restoreRecord(t *task, key, value []byte, now int64) error {
 		// The snapshot holds the whole state: start over, so that what
 		// came before it (or was deleted under this read, which then
 		// jumps to the snapshot) cannot leak in.
-		t.eng, t.sinceSnap = w.newEngine(t.out), 0
+		t.op, t.sinceSnap = w.newOperator(t.out), 0
 	}
 	// What a restore reads counts toward the next snapshot: a long
 	// changelog gets one soon.
 	t.sinceSnap++
-	return t.eng.RestoreChange(key, value, now)
+	return t.op.RestoreChange(key, value, now)
 }

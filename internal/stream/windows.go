@@ -67,7 +67,7 @@ type Windower struct {
 type task struct {
 	out     int
 	part    int32
-	eng     *Engine
+	op      Operator
 	pending []Result
 	changes []Change // the changelog records of a flush
 	lastPub time.Time
@@ -329,7 +329,7 @@ func (w *Windower) produced(r *kgo.Record, err error) {
 
 // newTask returns the engine of one repartition partition, before restore.
 func (w *Windower) newTask(out int, part int32) *task {
-	t := &task{out: out, part: part, eng: w.newEngine(out)}
+	t := &task{out: out, part: part, op: w.newOperator(out)}
 	t.snapAt.Store(-1)
 	t.snapPromise = func(r *kgo.Record, err error) {
 		w.produced(r, err)
@@ -340,7 +340,12 @@ func (w *Windower) newTask(out int, part int32) *task {
 	return t
 }
 
-// newEngine returns an empty engine for a task of output out.
+// newOperator returns an empty operator for a task of output out.
+func (w *Windower) newOperator(out int) Operator {
+	return taskEngine{w.newEngine(out)}
+}
+
+// newEngine returns an empty window engine for a task of output out.
 func (w *Windower) newEngine(out int) *Engine {
 	eng := NewEngine(w.subs[out], w.dec)
 	eng.EnableChangelog()
@@ -396,9 +401,9 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 				return
 			}
 			for _, m := range w.marks {
-				t.eng.Mark(m.pid, m.maxTS, m.seen, m.idle)
+				t.op.Mark(m.pid, m.maxTS, m.seen, m.idle)
 			}
-			t.pending = t.eng.Advance(now, t.pending)
+			t.pending = t.op.Advance(now, t.pending)
 		}
 	})
 	return err
@@ -460,7 +465,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			reject(ev, w.sourceName(src), err) // names the source record
 			continue
 		}
-		if t.eng.Add(src.pid, &w.rec, now) != 0 {
+		if t.op.Add(src.pid, &w.rec, now) != 0 {
 			w.late++
 			o := w.subs[t.out].Outputs[0]
 			w.key = appendGroupText(w.key[:0], w.groupSlots[t.out], &w.rec)
@@ -472,7 +477,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			}
 			w.side(ctx, sess, pipeline.LateTopic(name), w.key, appendEventJSON(nil, &w.cfg.Plan.Source, w.dec.slots, &full),
 				"pulse-late-reason", fmt.Sprintf("event time %s is behind the watermark %s: its %s windows are final",
-					fmtMillis(w.rec.TS), fmtMillis(t.eng.Watermark()), o.Name), w.sourceName(src), o.Name)
+					fmtMillis(w.rec.TS), fmtMillis(t.op.Watermark()), o.Name), w.sourceName(src), o.Name)
 			continue
 		}
 		w.folded[t.out]++
@@ -551,8 +556,8 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 	open := 0
 	wm := int64(NoWatermark)
 	for _, t := range tasks {
-		open += t.eng.OpenWindows()
-		if x := t.eng.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {
+		open += t.op.OpenWindows()
+		if x := t.op.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {
 			wm = x
 		}
 	}
@@ -566,7 +571,7 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 // concurrently: each touches only its own engine.
 func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
 	o := &w.cfg.Plan.Outputs[t.out]
-	t.pending = t.eng.Advance(now, t.pending)
+	t.pending = t.op.Advance(now, t.pending)
 	for i := range t.pending {
 		r := &t.pending[i]
 		key := []byte(event.JoinKey(r.Key))
@@ -576,12 +581,12 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 	}
 	fired := len(t.pending)
 	t.pending = t.pending[:0]
-	snapshot := t.sinceSnap >= max(snapshotRatio*t.eng.Groups(), snapshotMin)
+	snapshot := t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin)
 	if snapshot {
-		t.changes = t.eng.AppendSnapshot(t.changes[:0])
+		t.changes = t.op.AppendSnapshot(t.changes[:0])
 		t.sinceSnap = 0
 	} else {
-		t.changes = t.eng.AppendChanges(t.changes[:0])
+		t.changes = t.op.AppendChanges(t.changes[:0])
 	}
 	t.sinceSnap += len(t.changes)
 	topic := ChangelogTopic(w.cfg.Plan, o.Name)
@@ -635,7 +640,7 @@ func (w *Windower) publishLive(now time.Time, force bool) {
 			continue
 		}
 		t.lastPub = now
-		b.Set(name, o.Name, t.part, Live{Watermark: t.eng.Watermark(), Results: t.eng.Partials(0, nil)})
+		b.Set(name, o.Name, t.part, Live{Watermark: t.op.Watermark(), Results: t.op.Partials(nil)})
 	}
 	if m := w.cfg.Metrics; m != nil {
 		h := m.LiveLatency.WithLabelValues(name)
