@@ -133,4 +133,62 @@ type Output struct {
 	Sinks []string
 	// Live makes the output available to live views (SSE, dashboard).
 	Live bool
+
+	// Having, when set, keeps only the results for which it is true; it
+	// reads the result's columns (group fields, window bounds,
+	// aggregates, earlier computed fields).
+	Having *Program
+	// Computed are result columns computed from the others, in order,
+	// e.g. error_ratio: errors / total.
+	Computed []Computed
+	// Columns are the value columns of an events or detect output (after
+	// its group fields and its time), as its operator writes them; a
+	// window output's are its aggregates and computed fields.
+	Columns []Column
+	// Detect configures a detect output.
+	Detect *Detect
+}
+
+// ColumnType is the type of a result column.
+type ColumnType uint8
+
+// The column types of results.
+const (
+	TypeString ColumnType = iota + 1
+	TypeInt64
+	TypeFloat64
+	TypeBool
+	TypeTimestamp // ms since the Unix epoch, written as RFC 3339
+	TypeDecimal
+)
+
+// Column is one named, typed column of an output's results.
+type Column struct {
+	Name string
+	Type ColumnType
+}
+
+// Computed is a result column computed by a CEL expression over the
+// result's other columns.
+type Computed struct {
+	Name string
+	Expr *Program
+	Type ColumnType
+}
+
+// Detect configures a detect output: which detector runs over which
+// fields, per key. Its parser and operator define the fields.
+type Detect struct {
+	// Detector names the algorithm ("zscore": an EWMA mean and variance
+	// per key and field).
+	Detector string
+	// Fields are the numeric event fields the detector watches.
+	Fields []string
+	// Alpha is the EWMA smoothing factor, in (0, 1].
+	Alpha float64
+	// Threshold is the |z| at or above which a point is an anomaly.
+	Threshold float64
+	// WarmUp is how many points of a key and field are seen before the
+	// detector reports anything.
+	WarmUp int
 }
