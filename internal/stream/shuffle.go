@@ -3,14 +3,12 @@ package stream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pulsehq/pulse/internal/backoff"
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
@@ -43,6 +41,7 @@ type Shuffler struct {
 	counts shuffleCounts
 	// lastMarks is what the last marker said, per source partition.
 	lastMarks map[int32]mark
+	lastEnds  time.Time // when refreshOffsets last ran
 	buf       []byte
 	ev        []byte     // the event being framed
 	nrec      uint64     // events accepted, for sampling latency
@@ -93,52 +92,16 @@ func (s *Shuffler) reset(now int64) {
 // Run consumes until ctx ends, then commits the transaction in progress.
 // A failed session is closed and started again.
 func (s *Shuffler) Run(ctx context.Context) error {
-	return runStage(ctx, s.cfg, "shuffle", s.prog, s.runSession)
+	l := &taskLoop{cfg: &s.cfg, name: "shuffle", topics: s.cfg.Plan.Source.Topics, asg: &s.asg, prog: s.prog,
+		fail: &s.fail, abortNote: "its records are read again", st: s}
+	return l.run(ctx)
 }
 
-// runStage runs a stage's session until ctx ends, starting it again after
-// a failure with a backoff; each cause is logged once per interval.
-func runStage(ctx context.Context, cfg StageConfig, stage string, prog *progress, run func(context.Context) error) error {
-	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
-	for {
-		began := time.Now()
-		err := run(ctx)
-		if ctx.Err() != nil {
-			prog.stopped(nil)
-			return nil
-		}
-		prog.stopped(err)
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			// Starting again would fail the same way: stop Pulse with
-			// the reason.
-			return fmt.Errorf("pipeline %s, %s stage: %w", cfg.Plan.Name, stage, fatal.err)
-		}
-		if time.Since(began) > time.Minute {
-			retry.Reset() // it ran a while: this is a new fault
-		}
-		cfg.warn.Error(err.Error(), "pipeline stage failed; starting it again", "pipeline", cfg.Plan.Name, "stage", stage, "err", err)
-		if !retry.Wait(ctx) {
-			return nil
-		}
-	}
-}
+// The Shuffler's hooks of the task loop.
 
-// fatalError is a failure that retrying cannot mend, such as a changelog
-// written for another version of the pipeline file.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
-func (s *Shuffler) runSession(ctx context.Context) error {
+func (s *Shuffler) open(ctx context.Context, cl *kgo.Client) error {
 	plan := s.cfg.Plan
-	sess, err := s.cfg.Cluster.session(plan, "shuffle", s.cfg.worker, append(s.asg.opts(), kgo.ConsumeTopics(plan.Source.Topics...))...)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	cl := sess.Client()
+	var err error
 	if s.nparts, err = partitionCounts(ctx, cl, s.repart); err != nil {
 		return err
 	}
@@ -154,102 +117,59 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 		s.dlqParts[pipeline.DLQTopic(t)] = n[0]
 	}
 	s.reset(time.Now().UnixMilli())
-	s.prog.started()
-	var lastEnds time.Time
-	for {
-		// A transaction begins with the first record polled (or the first
-		// marker due), so that an idle stage commits nothing: a commit
-		// without consumed offsets makes franz-go hold the next one back
-		// for 500 ms.
-		inTxn := false
-		begin := func() error {
-			if inTxn {
-				return nil
-			}
-			if err := sess.Begin(); err != nil {
-				return fmt.Errorf("begin transaction: %w", err)
-			}
-			inTxn = true
-			s.fail.Store(nil)
-			s.counts = shuffleCounts{}
-			return nil
-		}
-		s.syncAssignment(time.Now().UnixMilli())
-		deadline := time.Now().Add(s.cfg.CommitEvery)
-		for ctx.Err() == nil {
-			wait := time.Until(deadline)
-			if wait <= 0 {
-				break
-			}
-			fetches, gone := poll(ctx, sess, wait, &s.cfg)
-			if gone != nil {
-				if !inTxn {
-					return gone
-				}
-				s.fail.CompareAndSwap(nil, &gone)
-				break
-			}
-			s.prog.read(fetches.NumRecords())
-			if fetches.NumRecords() > 0 {
-				if err := begin(); err != nil {
-					return err
-				}
-			}
-			s.process(ctx, sess, fetches, time.Now().UnixMilli())
-		}
-		now := time.Now()
-		if now.Sub(lastEnds) >= time.Second {
-			s.refreshOffsets(ctx, cl)
-			lastEnds = now
-		}
-		if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil && (inTxn || !s.cfg.held()) {
-			if err := begin(); err != nil {
-				return err
-			}
-			s.writeMarkers(ctx, sess, marks)
-		}
-		if !inTxn {
-			if ctx.Err() != nil {
-				return nil
-			}
-			continue
-		}
-		committed, err := end(ctx, sess, &s.fail)
-		if err != nil {
-			return err
-		}
-		if committed {
-			s.prog.committed()
-			s.counts.publish(&s.cfg)
-			done := time.Now().UnixMilli()
-			for _, ingest := range s.sampled {
-				s.cfg.observeLatency("shuffle_committed", done, ingest)
-			}
-		} else {
-			s.aborted(now.UnixMilli())
-			if err := staleTopic(&s.fail); err != nil {
-				return err
-			}
-		}
-		s.sampled = s.sampled[:0]
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	return nil
 }
 
-func (s *Shuffler) aborted(now int64) {
-	s.cfg.reportAbort("shuffle", &s.fail, "its records are read again")
-	s.prog.rewound()
-	s.reset(now)
+// tick: markers of partitions that turned idle are due without records.
+func (s *Shuffler) tick() time.Duration                                     { return s.cfg.CommitEvery }
+func (s *Shuffler) pollWait(time.Time) time.Duration                        { return 0 }
+func (s *Shuffler) prepare(context.Context, *kgo.Client, kgo.Fetches) error { return nil }
+func (s *Shuffler) polled(time.Time)                                        {}
+func (s *Shuffler) drop()                                                   {}
+func (s *Shuffler) began()                                                  { s.counts = shuffleCounts{} }
+func (s *Shuffler) sync(parts map[string][]int32, now time.Time) {
+	s.syncAssignment(parts, now.UnixMilli())
+}
+func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, f kgo.Fetches) error {
+	s.processFetches(ctx, sess, f, time.Now().UnixMilli())
+	return nil
+}
+
+// finish refreshes the source partitions' offsets once a second, and
+// writes the watermark markers that are due.
+func (s *Shuffler) finish(ctx context.Context, sess *kgo.GroupTransactSession, inTxn bool, begin func() error) error {
+	now := time.Now()
+	if now.Sub(s.lastEnds) >= time.Second {
+		s.refreshOffsets(ctx, sess.Client())
+		s.lastEnds = now
+	}
+	if marks := s.marksDue(now.UnixMilli(), inTxn); marks != nil && (inTxn || !s.cfg.held()) {
+		if err := begin(); err != nil {
+			return err
+		}
+		s.writeMarkers(ctx, sess, marks)
+	}
+	return nil
+}
+
+func (s *Shuffler) committed(context.Context, *kgo.Client) {
+	s.counts.publish(&s.cfg)
+	done := time.Now().UnixMilli()
+	for _, ingest := range s.sampled {
+		s.cfg.observeLatency("shuffle_committed", done, ingest)
+	}
+	s.sampled = s.sampled[:0]
+}
+
+// aborted forgets what the transaction did; the session rewinds to the
+// committed offsets.
+func (s *Shuffler) aborted() {
+	s.reset(time.Now().UnixMilli())
+	s.sampled = s.sampled[:0]
 }
 
 // syncAssignment follows the group's partition assignment.
-func (s *Shuffler) syncAssignment(now int64) {
-	parts, ok := s.asg.take()
-	if !ok {
-		return
-	}
+func (s *Shuffler) syncAssignment(parts map[string][]int32, now int64) {
 	own := map[int32]string{}
 	for t, ps := range parts {
 		for _, p := range ps {
@@ -277,7 +197,7 @@ func (s *Shuffler) produced(r *kgo.Record, err error) {
 	}
 }
 
-func (s *Shuffler) process(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, now int64) {
+func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches, now int64) {
 	// Records of a transaction are written even when shutdown began: the
 	// last transaction commits what was processed.
 	pctx := context.WithoutCancel(ctx)

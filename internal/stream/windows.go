@@ -60,6 +60,11 @@ type Windower struct {
 	// refresh.
 	unpublished bool
 	livePer     time.Duration // shortest emit.partials of a live output
+	// fired and commitStart are the transaction's final results and when
+	// its commit began, for the metrics.
+	fired       int
+	commitStart time.Time
+	lastPurge   time.Time
 	// truncWarned is set once deleting changelog records failed.
 	truncWarned bool
 }
@@ -138,150 +143,9 @@ func (w *Windower) Health(ctx context.Context) error { return w.prog.health(ctx)
 
 // Run consumes until ctx ends, then commits the transaction in progress.
 func (w *Windower) Run(ctx context.Context) error {
-	return runStage(ctx, w.cfg, "windows", w.prog, w.runSession)
-}
-
-func (w *Windower) runSession(ctx context.Context) error {
-	plan := w.cfg.Plan
-	sess, err := w.cfg.Cluster.session(plan, "windows", w.cfg.worker, append(w.asg.opts(), kgo.ConsumeTopics(w.repart...))...)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	cl := sess.Client()
-	w.sources = w.sources[:0]
-	for i, t := range plan.Source.Topics {
-		n, err := partitionCounts(ctx, cl, []string{t})
-		if err != nil {
-			return err
-		}
-		for p := range n[0] {
-			w.sources = append(w.sources, int32(i)<<16|p)
-		}
-	}
-	var topics []string
-	for _, o := range plan.Outputs {
-		topics = append(topics, o.Topic)
-	}
-	if w.outParts, err = partitionCounts(ctx, cl, topics); err != nil {
-		return err
-	}
-	n, err := partitionCounts(ctx, cl, []string{pipeline.LateTopic(plan.Name)})
-	if err != nil {
-		return err
-	}
-	w.lateN = n[0]
-	w.dropTasks()
-	w.prog.started()
-	lastPurge := time.Now()
-	for {
-		// A transaction begins with the first record polled: an idle
-		// stage commits nothing (see the shuffle stage).
-		inTxn := false
-		deadline := time.Now().Add(time.Hour)
-		for ctx.Err() == nil {
-			wait := min(time.Until(deadline), 100*time.Millisecond)
-			if wait <= 0 {
-				break
-			}
-			if w.unpublished && w.livePer > 0 && w.cfg.Board != nil {
-				// Wake up for the next live refresh rather than wait
-				// for the next records: what was folded is due then.
-				wait = min(wait, max(time.Until(w.lastLive.Add(w.livePer)), time.Millisecond))
-			}
-			fetches, gone := poll(ctx, sess, wait, &w.cfg)
-			if gone != nil {
-				if !inTxn {
-					w.dropTasks()
-					return gone
-				}
-				w.fail.CompareAndSwap(nil, &gone)
-				break
-			}
-			w.prog.read(fetches.NumRecords())
-			// Tasks restore before the transaction that processes their
-			// first records begins, so that a long restore does not run
-			// into the transaction timeout.
-			if err := w.restoreFresh(ctx, cl, fetches); err != nil {
-				if !inTxn {
-					w.dropTasks()
-					return err
-				}
-				w.fail.CompareAndSwap(nil, &err)
-				break
-			}
-			if !inTxn && fetches.NumRecords() > 0 {
-				if err := sess.Begin(); err != nil {
-					return fmt.Errorf("begin transaction: %w", err)
-				}
-				inTxn = true
-				w.fail.Store(nil)
-				w.publishCounts(false) // those of a session that failed mid-transaction
-				deadline = time.Now().Add(w.cfg.CommitEvery)
-			}
-			if err := w.process(ctx, sess, fetches); err != nil {
-				w.fail.CompareAndSwap(nil, &err)
-				break
-			}
-			w.publishLive(time.Now(), false)
-			if !inTxn {
-				if parts, changed := w.asg.take(); changed {
-					w.syncAssignment(parts)
-				}
-			}
-		}
-		if !inTxn {
-			if ctx.Err() != nil {
-				return nil
-			}
-			continue
-		}
-		// Live views first: the commit pauses this loop for a few round
-		// trips, and what was folded so far should not wait for it.
-		w.publishLive(time.Now(), true)
-		commitStart := time.Now()
-		fired := w.flush(ctx, sess)
-		committed, err := end(ctx, sess, &w.fail)
-		if err != nil {
-			return err
-		}
-		if perr := w.fail.Load(); perr != nil {
-			var fatal *fatalError
-			if errors.As(*perr, &fatal) {
-				return fatal
-			}
-		}
-		w.publishCounts(committed)
-		if committed {
-			w.prog.committed()
-			w.truncateChangelogs(ctx, cl)
-			if time.Since(lastPurge) >= purgeEvery {
-				w.purge(ctx, cl)
-				lastPurge = time.Now()
-			}
-			if m := w.cfg.Metrics; m != nil {
-				m.WindowResults.WithLabelValues(plan.Name).Add(float64(fired))
-				m.Checkpoints.WithLabelValues(plan.Name).Observe(time.Since(commitStart).Seconds())
-			}
-		} else {
-			w.aborted()
-			if err := staleTopic(&w.fail); err != nil {
-				return err
-			}
-		}
-		if parts, changed := w.asg.take(); changed {
-			w.syncAssignment(parts)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-func (w *Windower) aborted() {
-	w.cfg.reportAbort("windows", &w.fail, "tasks restore from their changelogs")
-	w.prog.rewound()
-	w.dropTasks()
+	l := &taskLoop{cfg: &w.cfg, name: "windows", topics: w.repart, asg: &w.asg, prog: w.prog,
+		fail: &w.fail, abortNote: "tasks restore from their changelogs", st: w}
+	return l.run(ctx)
 }
 
 // dropTasks forgets every task; each restores when its partition delivers.
