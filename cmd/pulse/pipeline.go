@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/pulsehq/pulse/internal/pipeline"
@@ -94,7 +95,31 @@ func validatePipelines(stdout, stderr io.Writer, files []string) error {
 			continue
 		}
 		valid = append(valid, plan)
-		fmt.Fprintf(stdout, "%s: ok — %s\n", f, summary(plan))
+	}
+	// The files together with the built-in pipelines form one graph:
+	// sources that read another pipeline's output are checked across it.
+	var graph []*pipeline.Plan
+	for _, b := range builtin {
+		if !slices.ContainsFunc(valid, func(p *pipeline.Plan) bool { return p.Name == b.Name }) {
+			graph = append(graph, b)
+		}
+	}
+	graph = append(graph, valid...)
+	broken := map[string]bool{}
+	if err := pipeline.Link(graph); err != nil {
+		var errs pipeline.Errors
+		errors.As(err, &errs)
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e.Error())
+			broken[e.File] = true
+		}
+	}
+	for _, p := range valid {
+		if broken[p.File] {
+			bad++
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok — %s\n", p.File, summary(p))
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d of %d pipeline files are invalid", bad, len(files))

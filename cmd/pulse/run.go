@@ -433,13 +433,20 @@ func loadPlans(dir string) ([]*pipeline.Plan, error) {
 		return nil, fmt.Errorf("built-in pipelines: %w", err)
 	}
 	if dir == "" {
-		return builtin, nil
+		return builtin, pipeline.Link(builtin)
 	}
 	user, err := pipeline.LoadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("pipelines in %s (check them with pulse pipeline validate): %w", dir, err)
 	}
-	return pipeline.Merge(builtin, user)
+	plans, err := pipeline.Merge(builtin, user)
+	if err != nil {
+		return nil, err
+	}
+	if err := pipeline.Link(plans); err != nil {
+		return nil, fmt.Errorf("pipelines in %s (check them with pulse pipeline validate): %w", dir, err)
+	}
+	return plans, nil
 }
 
 // streamsOf lists the ingest streams: one per source topic.
@@ -447,6 +454,9 @@ func streamsOf(plans []*pipeline.Plan) []ingest.Stream {
 	seen := map[string]bool{}
 	var out []ingest.Stream
 	for _, p := range plans {
+		if p.Source.Pipeline != "" {
+			continue // another pipeline's output: nobody posts to it
+		}
 		for _, t := range p.Source.Topics {
 			if !seen[t] {
 				seen[t] = true

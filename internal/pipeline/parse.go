@@ -23,7 +23,7 @@ const (
 
 var (
 	topKeys       = []string{"name", "description", "source", "event_time", "where", "derive", "outputs"}
-	sourceKeys    = []string{"topic", "topics", "format", "schema", "key", "time"}
+	sourceKeys    = []string{"topic", "topics", "pipeline", "output", "format", "schema", "key", "time"}
 	schemas       = []string{"city"}
 	timeKeys      = []string{"field", "format"}
 	eventTimeKeys = []string{"max_out_of_orderness", "idle_timeout", "allowed_lateness"}
@@ -144,6 +144,12 @@ func (p *parser) source(n *yaml.Node) Source {
 	}
 	topic, hasTopic := m["topic"]
 	topics, hasTopics := m["topics"]
+	if up, ok := m["pipeline"]; ok {
+		return p.linkedSource(n, m, up, hasTopic || hasTopics)
+	}
+	if out, ok := m["output"]; ok {
+		p.errorf(out, "source.output", "add e.g. pipeline: logs next to it, or read a topic", "source.output needs source.pipeline")
+	}
 	switch {
 	case hasTopic && hasTopics:
 		p.errorf(keyNode(n, "topics"), "source.topics", "keep topic: for one topic or topics: for several", "source has both topic and topics")
@@ -184,6 +190,28 @@ func (p *parser) source(n *yaml.Node) Source {
 		p.sourceTime(t, &src)
 	} else {
 		p.errorf(n, "source.time", "add e.g. time: {field: ts}", "source has no time")
+	}
+	return src
+}
+
+// linkedSource parses a source that reads another pipeline's output:
+// pipeline and output, nothing else (Link fills in the rest).
+func (p *parser) linkedSource(n *yaml.Node, m map[string]*yaml.Node, up *yaml.Node, topicToo bool) Source {
+	var src Source
+	src.Pipeline, _ = p.name(up, "source.pipeline", "pipeline")
+	if out, ok := m["output"]; ok {
+		src.Output, _ = p.name(out, "source.output", "output")
+	} else {
+		p.errorf(n, "source.output", "add the output to read, e.g. output: errors_1m", "source.pipeline has no output")
+	}
+	if topicToo {
+		p.errorf(n, "source.topic", "read either a topic or a pipeline's output", "source has both a topic and a pipeline")
+	}
+	for _, k := range []string{"format", "schema", "key", "time"} {
+		if v, ok := m[k]; ok {
+			p.errorf(v, "source."+k, "remove it: a pipeline's output brings its own (flat JSON, keyed by its group fields, timed by window_start or time)",
+				"source.%s does not apply to a pipeline's output", k)
+		}
 	}
 	return src
 }

@@ -50,6 +50,13 @@ type Source struct {
 	// "epoch_s".
 	TimeField  string
 	TimeFormat string
+	// Pipeline and Output, when set, make the source another pipeline's
+	// output (source: {pipeline: logs, output: errors_1m}); Link resolves
+	// them into Topics, the time and key fields, and Columns.
+	Pipeline, Output string
+	// Columns are the typed columns of the upstream output a linked
+	// source reads; nil for a topic source.
+	Columns []Column
 }
 
 // Program is a compiled CEL expression with the event fields it reads.

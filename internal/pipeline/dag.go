@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Link resolves the sources that read another pipeline's output
+// (source: {pipeline: logs, output: errors_1m}) into that output's result
+// topic and columns, and checks the graph the pipelines form: every such
+// source names a pipeline and output that exist, no pipeline reads
+// itself through others (a cycle), and every field a pipeline reads from
+// the edge is a column of the output it reads, of a type it can use. The
+// error lists every problem. Link is idempotent.
+func Link(plans []*Plan) error {
+	byName := map[string]*Plan{}
+	for _, p := range plans {
+		byName[p.Name] = p
+	}
+	var errs Errors
+	for _, p := range plans {
+		src := &p.Source
+		if src.Pipeline == "" {
+			continue
+		}
+		up, ok := byName[src.Pipeline]
+		if !ok {
+			errs = append(errs, Error{File: p.File, Path: "source.pipeline",
+				Msg: fmt.Sprintf("no pipeline %s", src.Pipeline), Hint: didYouMean(src.Pipeline, sortedKeys(byName))})
+			continue
+		}
+		o := up.Output(src.Output)
+		if o == nil {
+			var names []string
+			for _, o := range up.Outputs {
+				names = append(names, o.Name)
+			}
+			errs = append(errs, Error{File: p.File, Path: "source.output",
+				Msg: fmt.Sprintf("pipeline %s has no output %s", up.Name, src.Output), Hint: didYouMean(src.Output, names)})
+			continue
+		}
+		src.Topics = []string{o.Topic}
+		src.Format = "json"
+		src.Schema = ""
+		src.Columns = o.Schema()
+		src.TimeField, src.TimeFormat = ColTime, "rfc3339"
+		if o.Kind == KindWindow {
+			src.TimeField = ColWindowStart
+		}
+		src.KeyField = ""
+		if len(o.GroupBy) > 0 {
+			src.KeyField = o.GroupBy[0]
+		}
+		errs = append(errs, checkEdge(p, up, o)...)
+	}
+	errs = append(errs, cycles(plans, byName)...)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Output returns the output called name, or nil.
+func (p *Plan) Output(name string) *Output {
+	for i := range p.Outputs {
+		if p.Outputs[i].Name == name {
+			return &p.Outputs[i]
+		}
+	}
+	return nil
+}
+
+// checkEdge checks the fields p reads from output o of pipeline up.
+func checkEdge(p, up *Plan, o *Output) Errors {
+	cols := map[string]ColumnType{}
+	var names []string
+	for _, c := range p.Source.Columns {
+		cols[c.Name] = c.Type
+		names = append(names, c.Name)
+	}
+	for _, d := range p.Derive {
+		cols[d.Name] = 0 // a derived field: its type is CEL's business
+	}
+	var errs Errors
+	unknown := func(path, field string) {
+		errs = append(errs, Error{File: p.File, Path: path,
+			Msg:  fmt.Sprintf("field %s is not a column of %s.%s", field, up.Name, o.Name),
+			Hint: didYouMean(field, names) + " (its columns: " + strings.Join(names, ", ") + ")"})
+	}
+	read := func(path string, fields []string) {
+		for _, f := range fields {
+			if _, ok := cols[f]; !ok {
+				unknown(path, f)
+			}
+		}
+	}
+	if p.Where != nil {
+		read("where", p.Where.Fields)
+	}
+	for i, d := range p.Derive {
+		read(index("derive", i), d.Expr.Fields)
+	}
+	for i, out := range p.Outputs {
+		path := index("outputs", i)
+		read(path+".group_by", out.GroupBy)
+		for _, a := range out.Aggregates {
+			if a.Field == "" {
+				continue
+			}
+			t, ok := cols[a.Field]
+			switch {
+			case !ok:
+				unknown(path+".aggregates."+a.Name, a.Field)
+			case t != 0 && !t.Numeric() && a.Func.Name() != "count" && a.Func.Name() != "count_distinct":
+				errs = append(errs, Error{File: p.File, Path: path + ".aggregates." + a.Name,
+					Msg:  fmt.Sprintf("%s(%s): column %s of %s.%s is a %s, not a number", a.Func.Name(), a.Field, a.Field, up.Name, o.Name, t),
+					Hint: "aggregate a numeric column, or use count or count_distinct"})
+			}
+		}
+		if d := out.Detect; d != nil {
+			for _, f := range d.Fields {
+				t, ok := cols[f]
+				switch {
+				case !ok:
+					unknown(path+".detect.fields", f)
+				case t != 0 && !t.Numeric():
+					errs = append(errs, Error{File: p.File, Path: path + ".detect.fields",
+						Msg:  fmt.Sprintf("column %s of %s.%s is a %s, not a number", f, up.Name, o.Name, t),
+						Hint: "a detector watches numeric columns"})
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// cycles reports every pipeline that reads its own output through a chain
+// of pipelines, once per cycle.
+func cycles(plans []*Plan, byName map[string]*Plan) Errors {
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var errs Errors
+	var path []string
+	var visit func(p *Plan)
+	visit = func(p *Plan) {
+		state[p.Name] = onPath
+		path = append(path, p.Name)
+		if up, ok := byName[p.Source.Pipeline]; ok && p.Source.Pipeline != "" {
+			switch state[up.Name] {
+			case onPath:
+				i := slices.Index(path, up.Name)
+				cycle := append(slices.Clone(path[i:]), up.Name)
+				slices.Reverse(cycle)
+				errs = append(errs, Error{File: p.File, Path: "source.pipeline",
+					Msg:  "pipelines read each other in a cycle: " + strings.Join(cycle, " → "),
+					Hint: "a pipeline may read another's output only if that one does not read it back; break the cycle"})
+			case unseen:
+				visit(up)
+			}
+		}
+		path = path[:len(path)-1]
+		state[p.Name] = done
+	}
+	for _, p := range plans {
+		if state[p.Name] == unseen {
+			visit(p)
+		}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,68 @@
+package pipeline
+
+import "github.com/pulsehq/pulse/internal/aggregate"
+
+// The time columns of results.
+const (
+	// ColWindowStart and ColWindowEnd bound a window output's result.
+	ColWindowStart = "window_start"
+	ColWindowEnd   = "window_end"
+	// ColTime is the event time of a per-event output's result (events,
+	// detect, join).
+	ColTime = "time"
+)
+
+// Schema returns the columns of o's results, in order: the group fields
+// (strings), the time columns (window_start and window_end for a window
+// output, time for the others), then the values: a window output's
+// aggregates and computed fields, or another output's Columns.
+func (o *Output) Schema() []Column {
+	cols := make([]Column, 0, len(o.GroupBy)+2+len(o.Aggregates)+len(o.Computed)+len(o.Columns))
+	for _, g := range o.GroupBy {
+		cols = append(cols, Column{Name: g, Type: TypeString})
+	}
+	if o.Kind != KindWindow {
+		cols = append(cols, Column{Name: ColTime, Type: TypeTimestamp})
+		return append(cols, o.Columns...)
+	}
+	cols = append(cols, Column{Name: ColWindowStart, Type: TypeTimestamp}, Column{Name: ColWindowEnd, Type: TypeTimestamp})
+	for _, a := range o.Aggregates {
+		cols = append(cols, Column{Name: a.Name, Type: AggregateType(a.Func)})
+	}
+	for _, c := range o.Computed {
+		cols = append(cols, Column{Name: c.Name, Type: c.Type})
+	}
+	return cols
+}
+
+// AggregateType is the column type of an aggregate's result: counts are
+// integers, everything else is a number (JSON numbers are doubles).
+func AggregateType(f aggregate.Func) ColumnType {
+	switch f.Name() {
+	case "count", "count_distinct":
+		return TypeInt64
+	}
+	return TypeFloat64
+}
+
+// String names a column type as in pipeline files and docs.
+func (t ColumnType) String() string {
+	switch t {
+	case TypeString:
+		return "string"
+	case TypeInt64:
+		return "int64"
+	case TypeFloat64:
+		return "float64"
+	case TypeBool:
+		return "bool"
+	case TypeTimestamp:
+		return "timestamp"
+	case TypeDecimal:
+		return "decimal"
+	}
+	return "unknown"
+}
+
+// Numeric reports whether values of t are numbers.
+func (t ColumnType) Numeric() bool { return t == TypeInt64 || t == TypeFloat64 || t == TypeDecimal }
