@@ -55,6 +55,16 @@ func Link(plans []*Plan) error {
 		errs = append(errs, checkEdge(p, up, o)...)
 	}
 	errs = append(errs, cycles(plans, byName)...)
+	if len(errs) == 0 {
+		// Whether an edge carries corrections depends on the upstream's
+		// own source: resolved in the graph's order.
+		for _, p := range plans {
+			changes(p, byName, map[string]bool{})
+		}
+		for _, p := range plans {
+			errs = append(errs, checkChanges(p)...)
+		}
+	}
 	if len(errs) > 0 {
 		return errs
 	}
@@ -69,6 +79,54 @@ func (p *Plan) Output(name string) *Output {
 		}
 	}
 	return nil
+}
+
+// Changes reports whether o may correct a result it wrote, given whether
+// its pipeline's source does: a window output updates a final when a late
+// event arrives within the allowed lateness, and deletes a session merged
+// into another; a having filter deletes a final that an update made fail
+// it; per-event outputs pass their source's corrections on.
+func (o *Output) Changes(p *Plan) bool {
+	switch {
+	case o.Kind != KindWindow:
+		return p.Source.Changes
+	case o.Window.Kind == Session || p.Time.AllowedLateness > 0:
+		return true
+	}
+	return false
+}
+
+// changes sets p.Source.Changes from its upstream, which it resolves
+// first.
+func changes(p *Plan, byName map[string]*Plan, done map[string]bool) bool {
+	if done[p.Name] {
+		return p.Source.Changes
+	}
+	done[p.Name] = true
+	if up, ok := byName[p.Source.Pipeline]; ok && p.Source.Pipeline != "" {
+		changes(up, byName, done)
+		p.Source.Changes = up.Output(p.Source.Output).Changes(up)
+	}
+	return p.Source.Changes
+}
+
+// checkChanges refuses a window over a source that corrects its results:
+// a window folds each event once and cannot take an event back, so an
+// updated or deleted upstream row would be counted twice.
+func checkChanges(p *Plan) Errors {
+	if !p.Source.Changes {
+		return nil
+	}
+	var errs Errors
+	for i, o := range p.Outputs {
+		if o.Kind == KindWindow {
+			errs = append(errs, Error{File: p.File, Path: index("outputs", i) + ".window",
+				Msg: fmt.Sprintf("a window cannot read %s.%s: that output updates or deletes results it wrote (allowed lateness, session windows), and a window cannot take back what it folded",
+					p.Source.Pipeline, p.Source.Output),
+				Hint: "read it with a detect or events output (they apply updates and deletes), or give the upstream allowed_lateness: 0 and tumbling or hopping windows"})
+		}
+	}
+	return errs
 }
 
 // checkEdge checks the fields p reads from output o of pipeline up.

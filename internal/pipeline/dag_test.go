@@ -162,3 +162,36 @@ outputs: [{name: o, window: {tumbling: 1m}, aggregates: {n: count()}}]
 		}
 	}
 }
+
+func TestLinkChanges(t *testing.T) {
+	tests := []struct {
+		name, eventTime, window string
+		changes                 bool
+	}{
+		{"tumbling, no lateness", "", "{tumbling: 1m}", false},
+		{"hopping, no lateness", "", "{hopping: {size: 2m, slide: 1m}}", false},
+		{"allowed lateness", "event_time: {allowed_lateness: 30s}\n", "{tumbling: 1m}", true},
+		{"session", "", "{session: {gap: 5m}}", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := mustParse(t, "up.yaml", "name: up\nsource: {topic: in, key: k, time: {field: ts}}\n"+tt.eventTime+
+				"outputs: [{name: o, group_by: [k], window: "+tt.window+", aggregates: {n: count()}}]\n")
+			down := mustParse(t, "down.yaml", `name: down
+source: {pipeline: up, output: o}
+outputs: [{name: w, group_by: [k], window: {tumbling: 5m}, aggregates: {n: sum(n)}}]
+`)
+			err := Link([]*Plan{up, down})
+			if down.Source.Changes != tt.changes {
+				t.Errorf("changes %v, want %v", down.Source.Changes, tt.changes)
+			}
+			if tt.changes {
+				if err == nil || !strings.Contains(err.Error(), "a window cannot read up.o") || !strings.Contains(err.Error(), "read it with a detect or events output") {
+					t.Errorf("err %v", err)
+				}
+			} else if err != nil {
+				t.Errorf("err %v", err)
+			}
+		})
+	}
+}

@@ -57,6 +57,9 @@ type Source struct {
 	// Columns are the typed columns of the upstream output a linked
 	// source reads; nil for a topic source.
 	Columns []Column
+	// Changes is set when the upstream output may correct a result it
+	// wrote (an update or a delete): see Output.Changes.
+	Changes bool
 }
 
 // Program is a compiled CEL expression with the event fields it reads.
