@@ -17,6 +17,9 @@
 # load a client watches the live view of output WATCH (the dashboard's
 # default, zone_1m), so that its partial results are computed and pushed as
 # for an open dashboard; WATCH= watches nothing.
+# NEXT=PIPELINE names a second-level pipeline (one whose source is another
+# pipeline's output, given with PULSE_FLAGS="--pipelines DIR"): the run
+# then also waits for its lag to reach 0 and reports the events it read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
@@ -62,12 +65,18 @@ for _ in $(seq 300); do
   lag=$(metric 'pulse_pipeline_consumer_lag{pipeline="city"}')
   acc=$(metric 'pulse_pipeline_events_total{pipeline="city"}')
   win=$(metric 'pulse_window_events_total{output="zone_1m",pipeline="city"}')
-  [ "${lag:-1}" = "0" ] && [ "${acc:-0}" = "${win:-x}" ] && break; sleep 0.2
+  nlag=0; [ -n "${NEXT:-}" ] && nlag=$(metric "pulse_pipeline_consumer_lag{pipeline=\"$NEXT\"}")
+  [ "${lag:-1}" = "0" ] && [ "${acc:-0}" = "${win:-x}" ] && [ "${nlag:-1}" = "0" ] && break; sleep 0.2
 done
 end=$(date +%s.%N)
 after=$(metric 'pulse_window_events_total{output="zone_1m",pipeline="city"}')
 awk -v a="$after" -v b="$before" -v s="$start" -v e="$end" 'BEGIN {
   printf "pipeline: %d events through both stages in %.1f s (load start until lag 0) = %.0f events/s\n", a-b, e-s, (a-b)/(e-s) }'
+if [ -n "${NEXT:-}" ]; then
+  n=$(metric "pulse_pipeline_events_total{pipeline=\"$NEXT\"}")
+  awk -v n="${n:-0}" -v s="$start" -v e="$end" -v p="$NEXT" 'BEGIN {
+    printf "second level %s: %d events read in %.1f s = %.0f events/s\n", p, n, e-s, n/(e-s) }'
+fi
 # p50/p99 of ingest -> live partial result, from the histogram's buckets
 # (upper bound of the bucket holding the quantile); "steady" subtracts the
 # counts at the end of the warm-up from those at the end of the load.
