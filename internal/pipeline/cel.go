@@ -42,6 +42,9 @@ type scope struct {
 	// of a result, in order): any other one is an error.
 	columns []string
 	what    string // what the columns are, for errors: "column"
+	// later are names defined below the expression (computed fields): an
+	// expression that reads one is told to reorder them.
+	later []string
 }
 
 // compile parses, checks and plans one CEL expression over event fields.
@@ -134,6 +137,11 @@ func (p *parser) knownColumns(n *yaml.Node, path, src string, free []string, sc 
 	for _, id := range free {
 		if _, ok := sc.types[id]; ok || namespaces[id] {
 			continue
+		}
+		if contains(sc.later, id) {
+			p.errorf(n, path, fmt.Sprintf("computed fields are ordered: move %s above this one", id),
+				"uses %s, which is computed later", id)
+			return false
 		}
 		hint := sc.what + "s: " + strings.Join(sc.columns, ", ")
 		if s := suggest(id, sc.columns); s != "" {

@@ -14,7 +14,7 @@ import (
 const MaxHops = 1000
 
 var (
-	outputKeys  = []string{"name", "group_by", "window", "aggregates", "emit", "topic", "sinks", "live"}
+	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "live"}
 	windowKinds = []string{"tumbling", "hopping", "session"}
 	hoppingKeys = []string{"size", "slide"}
 	sessionKeys = []string{"gap"}
@@ -100,6 +100,16 @@ func (p *parser) output(n *yaml.Node, path, pipeline string) (Output, bool) {
 		o.Aggregates = p.aggregates(v, join(path, "aggregates"), o.GroupBy)
 	} else {
 		p.errorf(n, join(path, "aggregates"), "add e.g. aggregates: {count: count(), speed_avg: avg(speed)}", "the output has no aggregates")
+	}
+	// The columns having and computed read are known once group_by and
+	// aggregates are valid.
+	if len(p.errs) == errs {
+		if v, ok := m["computed"]; ok && !isNull(v) {
+			p.computed(v, join(path, "computed"), &o)
+		}
+		if v, ok := m["having"]; ok && !isNull(v) {
+			o.Having = p.having(v, join(path, "having"), &o)
+		}
 	}
 	if v, ok := m["emit"]; ok {
 		if em, ok := p.fields(v, join(path, "emit"), "e.g. emit: {partials: 500ms}", emitKeys...); ok {
