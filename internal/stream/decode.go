@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -210,9 +211,10 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		}
 	}
 	for i, dv := range d.plan.Derive {
+		d.act.missing = ""
 		out, _, err := dv.Expr.Prog.Eval(&d.act)
 		if err != nil {
-			return fmt.Errorf("derive %s: %w", dv.Name, err)
+			return fmt.Errorf("derive %s: %w", dv.Name, d.act.explain(err))
 		}
 		if d.derived[i], err = fromCEL(out); err != nil {
 			return fmt.Errorf("derive %s: %w", dv.Name, err)
@@ -307,6 +309,8 @@ func fromCEL(v ref.Val) (event.Value, error) {
 		return event.Value{}, nil
 	case types.Timestamp:
 		return event.NumberValue(float64(x.Time.UnixMilli())), nil
+	case types.Duration:
+		return event.NumberValue(x.Duration.Seconds()), nil
 	}
 	return event.Value{}, fmt.Errorf("produced a %s; a field must be a number, string, boolean or null", v.Type())
 }
@@ -317,6 +321,9 @@ type activation struct {
 	d     *Decoder
 	obj   *fastjson.Object
 	ndone int // derived fields available
+	// missing is the last field the expression read that the event does
+	// not have, for the error.
+	missing string
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -325,9 +332,19 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	}
 	v := a.obj.Get(name)
 	if v == nil {
+		a.missing = name
 		return nil, false
 	}
 	return jsonNative(v), true
+}
+
+// explain rewrites CEL's error for a missing field, "no such
+// attribute(s)", into what the sender can act on.
+func (a *activation) explain(err error) error {
+	if a.missing != "" && strings.Contains(err.Error(), "no such attribute") {
+		return fmt.Errorf("the event has no field %s (an expression can test for it with has(%s))", a.missing, a.missing)
+	}
+	return err
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
@@ -375,9 +392,10 @@ func jsonNative(v *fastjson.Value) any {
 // where evaluates the pipeline's filter on the current event.
 func (d *Decoder) where() error {
 	if w := d.plan.Where; w != nil {
+		d.act.missing = ""
 		out, _, err := w.Prog.Eval(&d.act)
 		if err != nil {
-			return fmt.Errorf("where %q: %w", w.Source, err)
+			return fmt.Errorf("where %q: %w", w.Source, d.act.explain(err))
 		}
 		if b, ok := out.(types.Bool); !ok {
 			return fmt.Errorf("where %q returned %s, not a boolean", w.Source, out.Type())
