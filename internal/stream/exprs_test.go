@@ -3,6 +3,7 @@ package stream
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pulsehq/pulse/internal/event"
 )
@@ -118,4 +119,46 @@ func BenchmarkResultExprs(b *testing.B) {
 		x.Finals(rs)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/result")
+}
+
+// TestLiveHaving checks that a window task's live partials carry the
+// computed fields and only the groups that pass having.
+func TestLiveHaving(t *testing.T) {
+	plan := testPlan(t, `
+name: p
+source: {topic: in, key: host, time: {field: ts}}
+outputs:
+  - name: o
+    group_by: [host]
+    window: {tumbling: 1m}
+    aggregates: {errors: count(err), total: count()}
+    computed: {error_ratio: 'errors / total'}
+    having: 'errors >= 2'
+    emit: {partials: 1s}
+`)
+	board := &Board{}
+	w := NewWindower(StageConfig{Plan: plan, Board: board})
+	tk := w.newTask(0, 0)
+	w.tasks["in:0"] = tk
+	for _, js := range []string{
+		`{"host":"a","ts":1000,"err":"x"}`, `{"host":"a","ts":2000,"err":"y"}`, `{"host":"a","ts":3000}`,
+		`{"host":"b","ts":4000,"err":"x"}`,
+	} {
+		var r Record
+		if err := w.dec.Decode([]byte(js), &r); err != nil {
+			t.Fatal(err)
+		}
+		if tk.op.Add(0, &r, 0) != 0 {
+			t.Fatalf("%s is late", js)
+		}
+	}
+	board.Get("p", "o") // someone watches
+	w.publishLive(time.Now(), true)
+	got := board.Get("p", "o").Results
+	if len(got) != 1 || got[0].Key[0] != "a" || got[0].Final {
+		t.Fatalf("live results %+v, want a's partial only", got)
+	}
+	if js := string(AppendValuesJSON(nil, &got[0])); js != `{"errors":2,"total":3,"error_ratio":0.6666666666666666}` {
+		t.Errorf("a: %s", js)
+	}
 }
