@@ -339,7 +339,7 @@ func (p *parser) where(n *yaml.Node) *Program {
 		return nil
 	}
 	if k := t.Kind(); k != types.BoolKind && k != types.DynKind && k != types.AnyKind {
-		p.errorf(n, "where", "compare something, e.g. 'speed_kmh > 0.0' or 'kind != \"test\"'",
+		p.errorf(n, "where", "compare something, e.g. 'speed_kmh > 0' or 'kind != \"test\"'",
 			"where must be a boolean expression, this one is %s", typeName(t))
 		return nil
 	}

@@ -82,7 +82,7 @@ var invalidCases = []struct {
 	{"CEL syntax error", head + "where: 'speed >'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
 		wantErr{6, 8, "where", `invalid expression "speed >": Syntax error`, "docs/pipelines.md#expressions"}},
 	{"non-boolean where", head + "where: speed_kmh * 1.5\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
-		wantErr{6, 8, "where", "where must be a boolean expression, this one is a double", "speed_kmh > 0.0"}},
+		wantErr{6, 8, "where", "where must be a boolean expression, this one is a double", "speed_kmh > 0"}},
 	{"derive unknown function", head + "derive:\n  x: 'speed_kmh + 1.0'\n  y: 'round(x)'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
 		wantErr{8, 6, "derive.y", "undeclared reference to 'round' (at column 6 of the expression)", "no such function"}},
 	{"derive uses a later field", head + "derive:\n  x: 'y * 2.0'\n  y: 'speed / 3.6'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",

@@ -21,7 +21,7 @@ var (
 	emitKeys    = []string{"partials"}
 	sinkNames   = []string{"sqlite"}
 	// reserved are the field names the results API uses itself.
-	reserved = []string{"output", "key", "window_start", "window_end", "final"}
+	reserved = []string{"output", "key", "window_start", "window_end", "final", "retract"}
 	aggRE    = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*([^()]*?)\s*\)\s*$`)
 )
 
