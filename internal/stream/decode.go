@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -211,10 +210,9 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		}
 	}
 	for i, dv := range d.plan.Derive {
-		d.act.missing = ""
 		out, _, err := dv.Expr.Prog.Eval(&d.act)
 		if err != nil {
-			return fmt.Errorf("derive %s: %w", dv.Name, d.act.explain(err))
+			return fmt.Errorf("derive %s: %w", dv.Name, err)
 		}
 		if d.derived[i], err = fromCEL(out); err != nil {
 			return fmt.Errorf("derive %s: %w", dv.Name, err)
@@ -321,9 +319,9 @@ type activation struct {
 	d     *Decoder
 	obj   *fastjson.Object
 	ndone int // derived fields available
-	// missing is the last field the expression read that the event does
-	// not have, for the error.
-	missing string
+	// missing holds, per field name, the error an expression reading it
+	// gets from an event without it (made once).
+	missing map[string]ref.Val
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -332,19 +330,20 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	}
 	v := a.obj.Get(name)
 	if v == nil {
-		a.missing = name
-		return nil, false
+		// An error value, rather than not found, so that the reason
+		// says what the sender can act on (CEL's own is "no such
+		// attribute(s)"); has() receives it and is false.
+		e, ok := a.missing[name]
+		if !ok {
+			if a.missing == nil {
+				a.missing = map[string]ref.Val{}
+			}
+			e = types.NewErr("the event has no field %s (an expression can test for it with has(%s))", name, name)
+			a.missing[name] = e
+		}
+		return e, true
 	}
 	return jsonNative(v), true
-}
-
-// explain rewrites CEL's error for a missing field, "no such
-// attribute(s)", into what the sender can act on.
-func (a *activation) explain(err error) error {
-	if a.missing != "" && strings.Contains(err.Error(), "no such attribute") {
-		return fmt.Errorf("the event has no field %s (an expression can test for it with has(%s))", a.missing, a.missing)
-	}
-	return err
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
@@ -392,10 +391,9 @@ func jsonNative(v *fastjson.Value) any {
 // where evaluates the pipeline's filter on the current event.
 func (d *Decoder) where() error {
 	if w := d.plan.Where; w != nil {
-		d.act.missing = ""
 		out, _, err := w.Prog.Eval(&d.act)
 		if err != nil {
-			return fmt.Errorf("where %q: %w", w.Source, d.act.explain(err))
+			return fmt.Errorf("where %q: %w", w.Source, err)
 		}
 		if b, ok := out.(types.Bool); !ok {
 			return fmt.Errorf("where %q returned %s, not a boolean", w.Source, out.Type())
