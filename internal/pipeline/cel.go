@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,13 @@ var typeIdents = map[string]bool{
 
 // namespaces prefix extension functions (math.abs); they are not columns.
 var namespaces = map[string]bool{"math": true, "strings": true}
+
+// intRE and doubleRE find the types in a checker's "applied to '(string,
+// int)'" ("string" holds "int").
+var (
+	intRE    = regexp.MustCompile(`\bint\b`)
+	doubleRE = regexp.MustCompile(`\bdouble\b`)
+)
 
 const celHint = "expressions are CEL; see the operators and functions in docs/pipelines.md#expressions"
 
@@ -172,7 +180,7 @@ func (p *parser) celErrors(n *yaml.Node, path, src string, iss *cel.Issues) {
 	switch all := iss.Err().Error(); {
 	case strings.Contains(all, "undeclared reference"):
 		hint = "no such function; " + celHint
-	case strings.Contains(all, "no matching overload") && strings.Contains(all, "int") && strings.Contains(all, "double"):
+	case strings.Contains(all, "no matching overload") && intRE.MatchString(all) && doubleRE.MatchString(all):
 		hint = "this int and this double do not mix: write 2.0 for 2, or convert with double(...) or int(...)"
 	case strings.Contains(all, "no matching overload"):
 		hint = "the operands do not fit the operator or function (e.g. a string times a number); convert with double(), int() or string()"

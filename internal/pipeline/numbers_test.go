@@ -64,6 +64,7 @@ func TestNumbersRejected(t *testing.T) {
 		{"v: '\"a\" * 2'", "no matching overload", "a string times a number"},
 		{"v: 'frobnicate(x)'", "undeclared reference to 'frobnicate'", "no such function"},
 		{"v: 'true ? 1 : 2.5'", "no matching overload", "write 2.0 for 2"},
+		{"v: '\"a\" * 2.5'", "applied to '(string, double)'", "a string times a number"},
 		{"b: 'x > 1'\n  v: 'b * 2'", "no matching overload", "a string times a number"},
 	} {
 		src := head + "derive:\n  " + c.derive + "\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n"
