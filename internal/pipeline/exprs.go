@@ -39,13 +39,13 @@ func resultScope(o *Output, later []string) scope {
 		add(a.Name, t)
 	}
 	for _, c := range o.Computed {
-		add(c.Name, ColumnCELType(c.Type))
+		add(c.Name, columnCELType(c.Type))
 	}
 	return sc
 }
 
-// ColumnCELType is the CEL type expressions read a column of type t as.
-func ColumnCELType(t ColumnType) *cel.Type {
+// columnCELType is the CEL type expressions read a column of type t as.
+func columnCELType(t ColumnType) *cel.Type {
 	switch t {
 	case TypeString:
 		return cel.StringType
