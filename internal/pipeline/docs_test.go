@@ -78,3 +78,30 @@ func TestDocFunctions(t *testing.T) {
 		}
 	}
 }
+
+// TestDocHaving parses the computed and having example of
+// docs/pipelines.md, valid and with the misspelt column whose error the
+// page shows.
+func TestDocHaving(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pipelines.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := fences(string(doc))
+	for i, b := range blocks {
+		if b[0] != "yaml" || !strings.HasPrefix(b[1], "  - name: api_1m") {
+			continue
+		}
+		src := "name: shop\nsource: {topic: api, key: route, time: {field: ts}}\noutputs:\n" + b[1]
+		if _, err := Parse("shop.yaml", []byte(src)); err != nil {
+			t.Fatalf("example:\n%s\n%v", src, err)
+		}
+		bad := strings.Replace(src, "having: 'errors > 10 || error_ratio > 0.5'", "having: erors > 10", 1)
+		_, err := Parse("shop.yaml", []byte(bad))
+		if want := strings.TrimSpace(blocks[i+1][1]); err == nil || err.Error() != want {
+			t.Errorf("got\n%v\nwant\n%s", err, want)
+		}
+		return
+	}
+	t.Fatal("no computed and having example")
+}

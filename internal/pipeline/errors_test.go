@@ -20,6 +20,10 @@ source:
   time: {field: ts}
 `
 
+// havingOut is an output (lines 6-10) that having and computed cases go on
+// from.
+const havingOut = "outputs:\n  - name: o\n    group_by: [zone]\n    window: {tumbling: 1m}\n    aggregates: {errors: count(), total: sum(n)}\n"
+
 type wantErr struct {
 	line, col int
 	path      string
@@ -78,13 +82,31 @@ var invalidCases = []struct {
 	{"CEL syntax error", head + "where: 'speed >'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
 		wantErr{6, 8, "where", `invalid expression "speed >": Syntax error`, "docs/pipelines.md#expressions"}},
 	{"non-boolean where", head + "where: speed_kmh * 1.5\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
-		wantErr{6, 8, "where", "where must be a boolean expression, this one is a double", "speed_kmh > 0.0"}},
+		wantErr{6, 8, "where", "where must be a boolean expression, this one is a double", "speed_kmh > 0"}},
 	{"derive unknown function", head + "derive:\n  x: 'speed_kmh + 1.0'\n  y: 'round(x)'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
 		wantErr{8, 6, "derive.y", "undeclared reference to 'round' (at column 6 of the expression)", "no such function"}},
 	{"derive uses a later field", head + "derive:\n  x: 'y * 2.0'\n  y: 'speed / 3.6'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
 		wantErr{7, 6, "derive.x", "uses y, which is derived later", "move y above x"}},
 	{"derive a list", head + "derive:\n  x: '[a, b]'\noutputs:\n  - {name: o, window: {tumbling: 1m}, aggregates: {n: count()}}\n",
 		wantErr{7, 6, "derive.x", "must be a number, a string, a boolean or a timestamp, this one is a list(dyn)", "double()"}},
+	{"having unknown column", head + havingOut + "    having: errros > 10\n",
+		wantErr{11, 13, "outputs[0].having", `invalid expression "errros > 10": unknown column errros`, "did you mean errors? columns: zone, window_start, window_end, errors, total"}},
+	{"computed unknown column", head + havingOut + "    computed:\n      ratio: 'errors / totl'\n",
+		wantErr{12, 14, "outputs[0].computed.ratio", "unknown column totl", "did you mean total? columns: zone, window_start, window_end, errors, total"}},
+	{"computed uses a later one", head + havingOut + "    computed:\n      pct: 'ratio * 100'\n      ratio: 'errors / total'\n",
+		wantErr{12, 12, "outputs[0].computed.pct", "uses ratio, which is computed later", "move ratio above this one"}},
+	{"computed of unknown type", head + havingOut + "    computed:\n      s: 'dyn(total)'\n",
+		wantErr{12, 10, "outputs[0].computed.s", "a computed field must be a number, a string, a boolean, a timestamp or a duration, this one is a dyn", "convert the result"}},
+	{"computed named like an aggregate", head + havingOut + "    computed:\n      total: 'errors * 2'\n",
+		wantErr{12, 7, "outputs[0].computed.total", "total is already an aggregate of the output", "rename it"}},
+	{"computed reserved name", head + havingOut + "    computed:\n      window_end: 'window_start'\n",
+		wantErr{12, 7, "outputs[0].computed.window_end", "window_end is a reserved result field name", "rename it"}},
+	{"non-boolean having", head + havingOut + "    having: errors * 2\n",
+		wantErr{11, 13, "outputs[0].having", "having must be a boolean expression, this one is a double", "errors > 10"}},
+	{"having string times number", head + havingOut + "    having: zone * 2 > 1\n",
+		wantErr{11, 13, "outputs[0].having", "no matching overload for '_*_' applied to '(string, int)'", "a string times a number"}},
+	{"having modulo", head + havingOut + "    having: errors % 2 == 0\n",
+		wantErr{11, 13, "outputs[0].having", "% of a number with a fraction", "int(x) % 2"}},
 	{"outputs not a list", head + "outputs:\n  name: o\n",
 		wantErr{7, 3, "outputs", "expected a list, found a mapping", "- name:"}},
 	{"invalid YAML", head + "outputs:\n  - name: o\n   window: x\n",

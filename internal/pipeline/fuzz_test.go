@@ -20,6 +20,8 @@ func FuzzParse(f *testing.F) {
 	for _, tc := range invalidCases {
 		f.Add([]byte(tc.yaml))
 	}
+	f.Add([]byte(head + havingOut + "    computed: {r: 'errors / total', d: 'window_end - window_start'}\n    having: has(r) && r > 0.5 && d >= 60\n"))
+	f.Add([]byte(head + "where: has(level) && level == 'e' && x * 2 + 1 > 5\n" + havingOut))
 	f.Add([]byte("a: &x [*x]\nb: *x\n"))
 	f.Add([]byte("- [\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

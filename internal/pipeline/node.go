@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/cel-go/cel"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -21,6 +22,8 @@ const durationHint = "write a number with a unit, e.g. 500ms, 5s, 1m or 1h30m"
 type parser struct {
 	file string
 	errs Errors
+	// derived holds the type later expressions read each derived field as.
+	derived map[string]*cel.Type
 }
 
 func (p *parser) errorf(n *yaml.Node, path, hint, format string, args ...any) {

@@ -14,14 +14,14 @@ import (
 const MaxHops = 1000
 
 var (
-	outputKeys  = []string{"name", "group_by", "window", "aggregates", "emit", "topic", "sinks", "live"}
+	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "live"}
 	windowKinds = []string{"tumbling", "hopping", "session"}
 	hoppingKeys = []string{"size", "slide"}
 	sessionKeys = []string{"gap"}
 	emitKeys    = []string{"partials"}
 	sinkNames   = []string{"sqlite"}
 	// reserved are the field names the results API uses itself.
-	reserved = []string{"output", "key", "window_start", "window_end", "final"}
+	reserved = []string{"output", "key", "window_start", "window_end", "final", "retract"}
 	aggRE    = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*([^()]*?)\s*\)\s*$`)
 )
 
@@ -100,6 +100,16 @@ func (p *parser) output(n *yaml.Node, path, pipeline string) (Output, bool) {
 		o.Aggregates = p.aggregates(v, join(path, "aggregates"), o.GroupBy)
 	} else {
 		p.errorf(n, join(path, "aggregates"), "add e.g. aggregates: {count: count(), speed_avg: avg(speed)}", "the output has no aggregates")
+	}
+	// The columns having and computed read are known once group_by and
+	// aggregates are valid.
+	if len(p.errs) == errs {
+		if v, ok := m["computed"]; ok && !isNull(v) {
+			p.computed(v, join(path, "computed"), &o)
+		}
+		if v, ok := m["having"]; ok && !isNull(v) {
+			o.Having = p.having(v, join(path, "having"), &o)
+		}
 	}
 	if v, ok := m["emit"]; ok {
 		if em, ok := p.fields(v, join(path, "emit"), "e.g. emit: {partials: 500ms}", emitKeys...); ok {

@@ -307,6 +307,8 @@ func fromCEL(v ref.Val) (event.Value, error) {
 		return event.Value{}, nil
 	case types.Timestamp:
 		return event.NumberValue(float64(x.Time.UnixMilli())), nil
+	case types.Duration:
+		return event.NumberValue(x.Duration.Seconds()), nil
 	}
 	return event.Value{}, fmt.Errorf("produced a %s; a field must be a number, string, boolean or null", v.Type())
 }
@@ -317,6 +319,9 @@ type activation struct {
 	d     *Decoder
 	obj   *fastjson.Object
 	ndone int // derived fields available
+	// missing holds, per field name, the error an expression reading it
+	// gets from an event without it (made once).
+	missing map[string]ref.Val
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -325,7 +330,18 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	}
 	v := a.obj.Get(name)
 	if v == nil {
-		return nil, false
+		// An error value, rather than not found, so that the reason
+		// says what the sender can act on (CEL's own is "no such
+		// attribute(s)"); has() receives it and is false.
+		e, ok := a.missing[name]
+		if !ok {
+			if a.missing == nil {
+				a.missing = map[string]ref.Val{}
+			}
+			e = types.NewErr("the event has no field %s (an expression can test for it with has(%s))", name, name)
+			a.missing[name] = e
+		}
+		return e, true
 	}
 	return jsonNative(v), true
 }

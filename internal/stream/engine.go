@@ -17,8 +17,12 @@ type Result struct {
 	// emitted again, updated, when a late event within the allowed
 	// lateness arrives.
 	Final bool
+	// Update is set on a final emitted again, changed by a late event
+	// within the allowed lateness.
+	Update bool
 	// Retract withdraws a result emitted before for this window: a
-	// session window that merged into another one.
+	// session window that merged into another one, or an update that no
+	// longer passes the output's having.
 	Retract bool
 	Names   []string // aggregate names, shared; do not modify
 	Values  []event.Value

@@ -45,6 +45,7 @@ func (e *Engine) visit(o *outState, ks *keyState, dst []Result) []Result {
 			w.dirty, w.emitted = false, true
 			o.dirty--
 			dst = append(dst, o.result(ks, w, true))
+			dst[len(dst)-1].Update = true
 			changed = true
 		}
 		if w.fired && w.end+e.lateness <= e.fired {

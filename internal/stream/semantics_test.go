@@ -174,6 +174,10 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 		}
 	}
 	relaxed := plan.Time.AllowedLateness > 0 // finals may be emitted again, updated
+	exprs := map[string]*resultExprs{}
+	for i := range plan.Outputs {
+		exprs[plan.Outputs[i].Name] = newResultExprs(&plan.Outputs[i])
+	}
 	var finals []Result
 	fired := map[string]bool{}
 	late := 0
@@ -215,7 +219,7 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 			if markers {
 				mark(*s.Advance)
 			}
-			out := e.Advance(*s.Advance, nil)
+			out := applyExprs(exprs, e.Advance(*s.Advance, nil))
 			var ids []string
 			for j := range out {
 				r := &out[j]
@@ -271,6 +275,16 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 		t.Errorf("%d open windows at the end, want %d", e.OpenWindows(), *c.ExpectOpenWindows)
 	}
 	compareFinals(t, finals, c.ExpectFinal)
+}
+
+// applyExprs applies each output's computed fields and having to its
+// results, as a window task does before it writes them.
+func applyExprs(exprs map[string]*resultExprs, rs []Result) []Result {
+	var out []Result
+	for _, r := range rs {
+		out = append(out, exprs[r.Output].Finals([]Result{r})...)
+	}
+	return out
 }
 
 // compareFinals checks the results a sink would hold after applying got

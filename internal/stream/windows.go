@@ -67,6 +67,9 @@ type Windower struct {
 	lastPurge   time.Time
 	// truncWarned is set once deleting changelog records failed.
 	truncWarned bool
+
+	// exprs are, per output, its computed fields and having (nil: none).
+	exprs []*resultExprs
 }
 
 type task struct {
@@ -111,6 +114,7 @@ func NewWindower(cfg StageConfig) *Windower {
 		w.outIdx[t] = i
 		slots := w.dec.groupSlots(&plan.Outputs[i])
 		w.groupSlots = append(w.groupSlots, slots)
+		w.exprs = append(w.exprs, newResultExprs(&plan.Outputs[i]))
 		// Group keys are copied when a group is created, and most
 		// aggregates keep no input value: those slots are read without
 		// copying their strings.
@@ -435,7 +439,7 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 // concurrently: each touches only its own engine.
 func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
 	o := &w.cfg.Plan.Outputs[t.out]
-	t.pending = t.op.Advance(now, t.pending)
+	t.pending = w.exprs[t.out].Finals(t.op.Advance(now, t.pending))
 	for i := range t.pending {
 		r := &t.pending[i]
 		key := []byte(event.JoinKey(r.Key))
@@ -504,7 +508,7 @@ func (w *Windower) publishLive(now time.Time, force bool) {
 			continue
 		}
 		t.lastPub = now
-		b.Set(name, o.Name, t.part, Live{Watermark: t.op.Watermark(), Results: t.op.Partials(nil)})
+		b.Set(name, o.Name, t.part, Live{Watermark: t.op.Watermark(), Results: w.exprs[t.out].Partials(t.op.Partials(nil))})
 	}
 	if m := w.cfg.Metrics; m != nil {
 		h := m.LiveLatency.WithLabelValues(name)
