@@ -49,7 +49,7 @@ type zscore struct {
 
 var zscoreColumns = []string{"mean", "stddev", "z"}
 
-func (zscore) StateLen() int      { return 3 } // n, mean, variance
+func (zscore) StateLen() int     { return 3 } // n, mean, variance
 func (zscore) Columns() []string { return zscoreColumns }
 
 func (z zscore) Step(st []float64, x float64, row []event.Value) ([]event.Value, bool) {

@@ -291,8 +291,8 @@ func (o *eventsOp) AppendSnapshot(dst []Change) []Change {
 // RestoreChange ignores the records: an events output keeps no state.
 func (o *eventsOp) RestoreChange(key, value []byte, now int64) error { return nil }
 
-func (o *eventsOp) Groups() int                     { return 0 }
-func (o *eventsOp) OpenWindows() int                { return 0 }
+func (o *eventsOp) Groups() int                    { return 0 }
+func (o *eventsOp) OpenWindows() int               { return 0 }
 func (o *eventsOp) Partials(dst []Result) []Result { return dst }
 
 // opActivation resolves CEL identifiers of an output's expressions to the
