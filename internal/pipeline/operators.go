@@ -154,6 +154,12 @@ func (p *parser) operator(n *yaml.Node, path string, plan *Plan, o *Output) bool
 		p.events(valueNode(n, "events"), join(path, "events"), plan, o)
 	case KindDetect:
 		p.detect(valueNode(n, "detect"), join(path, "detect"), plan, o)
+		for _, c := range o.Columns {
+			if contains(o.GroupBy, c.Name) {
+				p.errorf(keyNode(n, "group_by"), join(path, "group_by"), "rename the field with a derive, e.g. derive: {"+c.Name+"_name: "+c.Name+"}",
+					"%s is a column of every detect row; it cannot be a group field", c.Name)
+			}
+		}
 	}
 	return len(p.errs) == errs
 }
@@ -233,7 +239,7 @@ func (p *parser) events(n *yaml.Node, path string, plan *Plan, o *Output) {
 			known, from = knownType(plan, name)
 		}
 		t := known
-		if d.val != nil {
+		if d.val != nil && !isNull(d.val) {
 			s, ok := p.str(d.val, at, "a type: "+typeList())
 			if !ok {
 				continue
@@ -323,6 +329,7 @@ func (p *parser) detect(n *yaml.Node, path string, plan *Plan, o *Output) {
 		}
 		for i, f := range d.Fields {
 			at := index(fp, i)
+			v := deref(v).Content[i]
 			t, from := knownType(plan, f)
 			switch {
 			case contains(o.GroupBy, f):
@@ -362,12 +369,6 @@ func (p *parser) detect(n *yaml.Node, path string, plan *Plan, o *Output) {
 		}
 	}
 	o.Columns = DetectColumns(d.Detector)
-	for _, c := range o.Columns {
-		if contains(o.GroupBy, c.Name) {
-			p.errorf(keyNode(n, "fields"), join(path, "group_by"), "rename the field with a derive, e.g. derive: {"+c.Name+"_name: "+c.Name+"}",
-				"%s is a column of every detect row; it cannot be a group field", c.Name)
-		}
-	}
 }
 
 // valueNode returns the value of key in mapping n, or nil.
