@@ -11,22 +11,6 @@ import (
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
-// rejecter is an Operator that can refuse an event as invalid (a value of
-// the wrong type, an expression that fails on it): Add then returns 0 and
-// Rejected the reason, until the next Add. The runtime sends the event to
-// the dead-letter topic.
-type rejecter interface {
-	Rejected() error
-}
-
-// rejectedBy returns why op refused the event it was last given, or nil.
-func rejectedBy(op Operator) error {
-	if r, ok := op.(rejecter); ok {
-		return r.Rejected()
-	}
-	return nil
-}
-
 // eventsOp is the Operator of an events output: each event that passes
 // the output's where becomes one result at once, its derived fields
 // computed and its projected fields checked against their declared types.
@@ -99,15 +83,6 @@ func newEventsOp(plan *pipeline.Plan, dec *Decoder) *eventsOp {
 func (o *eventsOp) Assign(p int32, now int64) { o.wm.Assign(p, now) }
 
 func (o *eventsOp) Mark(p int32, maxTS int64, seen, idle bool) { markWM(&o.wm, p, maxTS, seen, idle) }
-
-// markWM applies a watermark marker to wm, as Engine.Mark does.
-func markWM(wm *Watermarks, p int32, maxTS int64, seen, idle bool) {
-	wm.Assign(p, 0)
-	if seen {
-		wm.Raise(p, maxTS)
-	}
-	wm.SetIdle(p, idle)
-}
 
 func (o *eventsOp) Rejected() error { return o.err }
 
@@ -333,13 +308,3 @@ func (a *opActivation) ResolveName(name string) (any, bool) {
 }
 
 func (a *opActivation) Parent() interpreter.Activation { return nil }
-
-// lateReason says why an event of output o at ts was late, the output at
-// watermark wm.
-func lateReason(o *pipeline.Output, ts, wm int64) string {
-	what := "its " + o.Name + " windows are final"
-	if o.Kind == pipeline.KindDetect {
-		what = "the " + o.Name + " detector has scored that time already"
-	}
-	return fmt.Sprintf("event time %s is behind the watermark %s: %s", fmtMillis(ts), fmtMillis(wm), what)
-}

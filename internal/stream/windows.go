@@ -346,19 +346,10 @@ func (w *Windower) newTask(out int, part int32) *task {
 // newOperator returns an empty operator for a task of output out, by the
 // output's kind.
 func (w *Windower) newOperator(out int) Operator {
-	var op Operator
-	switch w.subs[out].Outputs[0].Kind {
-	case pipeline.KindEvents:
-		op = newEventsOp(w.subs[out], w.dec)
-	case pipeline.KindDetect:
-		d, err := newDetectOp(w.subs[out], w.dec)
-		if err != nil {
-			panic("stream: " + err.Error()) // the pipeline parser accepts known detectors only
-		}
-		op = d
-	default:
+	if w.subs[out].Outputs[0].Kind == pipeline.KindWindow {
 		return taskEngine{w.newEngine(out)}
 	}
+	op := newRowOperator(w.subs[out], w.dec) // events, detect: op_events.go
 	for _, pid := range w.sources {
 		op.Assign(pid, 0)
 	}
