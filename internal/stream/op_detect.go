@@ -132,7 +132,7 @@ func newDetectOp(plan *pipeline.Plan, dec *Decoder) (*detectOp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", def.Name, err)
 	}
-	o := &detectOp{def: def, det: det, stride: det.StateLen(), groups: dec.groupSlots(def), keys: memDetectStore{}, fired: NoWatermark}
+	o := &detectOp{def: def, det: det, stride: det.StateLen(), groups: dec.groupSlots(def), keys: memDetectStore{}, fired: NoWatermark, wm: markerWM(plan)}
 	for _, f := range def.Detect.Fields {
 		o.slots = append(o.slots, dec.Slot(f))
 		o.fields = append(o.fields, event.StringValue(f))

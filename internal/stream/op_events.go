@@ -54,7 +54,7 @@ var (
 // output); dec lays out the records.
 func newEventsOp(plan *pipeline.Plan, dec *Decoder) *eventsOp {
 	def := &plan.Outputs[0]
-	o := &eventsOp{def: def, ev: def.Events, groups: dec.groupSlots(def), fired: NoWatermark}
+	o := &eventsOp{def: def, ev: def.Events, groups: dec.groupSlots(def), fired: NoWatermark, wm: markerWM(plan)}
 	if o.ev == nil {
 		o.ev = &pipeline.Events{}
 	}

@@ -57,3 +57,10 @@ func lateReason(o *pipeline.Output, ts, wm int64) string {
 	}
 	return fmt.Sprintf("event time %s is behind the watermark %s: %s", fmtMillis(ts), fmtMillis(wm), what)
 }
+
+// markerWM returns the watermarks of a row operator: partition watermarks
+// come from markers only (as Engine.UseMarkers), with the pipeline's
+// out-of-orderness.
+func markerWM(plan *pipeline.Plan) Watermarks {
+	return Watermarks{Disorder: plan.Time.MaxOutOfOrderness.Milliseconds()}
+}
