@@ -256,7 +256,7 @@ func (p *parser) events(n *yaml.Node, path string, plan *Plan, o *Output) {
 			t = dt
 		}
 		if t == 0 {
-			p.errorf(d.key, at, fmt.Sprintf("declare it with its type, e.g. fields: {%s: float64}; types: %s", name, typeList()),
+			p.errorf(d.key, at, fmt.Sprintf("declare its type: fields: {%s: TYPE}, TYPE one of %s", name, typeList()),
 				"the type of %s is not known (it is neither in the source's schema nor a derived field of a known type)", name)
 			continue
 		}

@@ -125,7 +125,7 @@ func TestOperatorErrors(t *testing.T) {
 		{"group field collides with a detect column", city + "  - name: o\n    group_by: [z]\n    detect: {detector: zscore, fields: [speed_kmh]}\n",
 			wantErr{6, 5, "outputs[0].group_by", "z is a column of every detect row", "rename"}},
 		{"events type unknown", "name: t\nsource: {topic: in, key: id, time: {field: ts}}\noutputs:\n  - name: o\n    events: {fields: [service, latency_ms]}\n",
-			wantErr{5, 23, "outputs[0].events.fields.service", "the type of service is not known", "fields: {service: float64}"}},
+			wantErr{5, 23, "outputs[0].events.fields.service", "the type of service is not known", "fields: {service: TYPE}, TYPE one of string"}},
 		{"events type conflicts with schema", city + "  - name: o\n    events: {fields: {zone: float64}}\n",
 			wantErr{6, 29, "outputs[0].events.fields.zone", "zone is a string (the city schema), not a float64", "zone: string"}},
 		{"events unknown type", "name: t\nsource: {topic: in, key: id, time: {field: ts}}\noutputs:\n  - name: o\n    events: {fields: {n: integer}}\n",
