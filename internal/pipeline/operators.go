@@ -192,20 +192,14 @@ func (p *parser) events(n *yaml.Node, path string, plan *Plan, o *Output) {
 		return
 	}
 	fp := join(path, "fields")
-	type decl struct {
-		key, val *yaml.Node
-	}
-	var decls []decl
+	var decls []entry // a list's entries have no value (no type)
 	switch v = deref(v); {
 	case v != nil && v.Kind == yaml.SequenceNode:
 		for _, c := range v.Content {
-			decls = append(decls, decl{key: deref(c)})
+			decls = append(decls, entry{key: deref(c)})
 		}
 	case v != nil && v.Kind == yaml.MappingNode:
-		es, _ := p.entries(v, fp, "")
-		for _, e := range es {
-			decls = append(decls, decl{e.key, e.val})
-		}
+		decls, _ = p.entries(v, fp, "")
 	default:
 		p.errorf(v, fp, "e.g. fields: [zone, speed_kmh] or fields: {service: string, latency_ms: float64}", "expected a list or a mapping of fields, found %s", describe(v))
 		return
