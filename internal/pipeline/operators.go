@@ -321,9 +321,15 @@ func (p *parser) detect(n *yaml.Node, path string, plan *Plan, o *Output) {
 		if d.Fields != nil && len(d.Fields) == 0 {
 			p.errorf(v, fp, "list the numeric fields to watch, e.g. fields: [latency_ms]", "fields is empty")
 		}
-		for i, f := range d.Fields {
-			at := index(fp, i)
-			v := deref(v).Content[i]
+		list := deref(v)
+		for _, f := range d.Fields {
+			var at string
+			var v *yaml.Node
+			for j, c := range list.Content { // d.Fields leaves out what p.list refused
+				if c = deref(c); c.Value == f && v == nil {
+					at, v = index(fp, j), c
+				}
+			}
 			t, from := knownType(plan, f)
 			switch {
 			case contains(o.GroupBy, f):

@@ -108,6 +108,8 @@ func TestOperatorErrors(t *testing.T) {
 			wantErr{6, 52, "outputs[0].detect.fields[1]", "zone is a string (the city schema), not a number", "the detector needs a number"}},
 		{"detect derived string", city + "  - name: o\n    detect: {detector: zscore, fields: [label]}\n",
 			wantErr{6, 41, "outputs[0].detect.fields[0]", "label is a string (the pipeline's derive), not a number", "double(label)"}},
+		{"detect field after a refused one", city + "  - name: o\n    detect: {detector: zscore, fields: [speed_kmh, speed_kmh, zone]}\n",
+			wantErr{6, 63, "outputs[0].detect.fields[2]", "zone is a string (the city schema), not a number", ""}},
 		{"alpha out of range", city + "  - name: o\n    detect: {detector: zscore, fields: [speed_kmh], alpha: 1.5}\n",
 			wantErr{6, 60, "outputs[0].detect.alpha", "alpha 1.5 is out of range", "(0, 1]"}},
 		{"alpha not a number", city + "  - name: o\n    detect: {detector: zscore, fields: [speed_kmh], alpha: fast}\n",
