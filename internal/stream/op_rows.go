@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
@@ -63,4 +64,15 @@ func lateReason(o *pipeline.Output, ts, wm int64) string {
 // out-of-orderness.
 func markerWM(plan *pipeline.Plan) Watermarks {
 	return Watermarks{Disorder: plan.Time.MaxOutOfOrderness.Milliseconds()}
+}
+
+// eventJSON renders the event whose encoded values are vals as the late
+// topic shows events (every field the pipeline reads), for the dead
+// letter of an event an operator refused.
+func (w *Windower) eventJSON(vals []byte) []byte {
+	full := Record{Vals: make([]event.Value, len(w.rec.Vals))}
+	if readRecord(vals, &full, nil, nil) != nil {
+		full = w.rec
+	}
+	return appendEventJSON(nil, &w.cfg.Plan.Source, w.dec.slots, &full)
 }

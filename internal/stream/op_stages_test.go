@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -118,6 +119,9 @@ outputs:
 	}
 	reasons := map[string]bool{}
 	for _, r := range got[pipeline.DLQTopic(src)] {
+		if !json.Valid(r.Value) || !strings.Contains(string(r.Value), `"k":`) {
+			t.Errorf("dead letter %q is not the event as JSON", r.Value)
+		}
 		for _, h := range r.Headers {
 			if h.Key == "pulse-error" {
 				reasons[string(h.Value)] = true

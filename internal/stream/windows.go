@@ -478,7 +478,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 		}
 		late := t.op.Add(src.pid, &w.rec, now)
 		if err := rejectedBy(t.op); err != nil {
-			reject(ev, w.sourceName(src), err) // an events or detect output refused it
+			reject(w.eventJSON(vals), w.sourceName(src), err) // an events or detect output refused it
 			continue
 		}
 		if late != 0 {
