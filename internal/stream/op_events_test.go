@@ -153,3 +153,44 @@ outputs:
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestEventsWhereReadsDerived runs an events output whose where reads its
+// own derived field: the derive runs first, and its failures are the
+// event's rejection.
+func TestEventsWhereReadsDerived(t *testing.T) {
+	plan := testPlan(t, `
+name: w
+source: {topic: t, key: k, time: {field: ts, format: epoch_ms}}
+outputs:
+  - name: o
+    events:
+      derive: {ratio: 'errors / total'}
+      where: 'ratio > 0.5'
+      fields: {ratio: float64, k: string}
+`)
+	dec := NewDecoder(plan)
+	op := newRowOperator(plan, dec)
+	for _, c := range []struct {
+		ev       string
+		row      bool
+		rejected string
+	}{
+		{`{"k":"a","ts":1,"errors":3,"total":4}`, true, ""},
+		{`{"k":"b","ts":2,"errors":1,"total":4}`, false, ""},
+		{`{"k":"c","ts":3,"errors":1}`, false, "derive ratio: no such attribute"},
+	} {
+		var rec Record
+		if err := dec.Decode([]byte(c.ev), &rec); err != nil {
+			t.Fatal(err)
+		}
+		op.Add(0, &rec, 0)
+		err := rejectedBy(op)
+		if (err == nil) != (c.rejected == "") || err != nil && !strings.Contains(err.Error(), c.rejected) {
+			t.Errorf("%s: rejected %v, want %q", c.ev, err, c.rejected)
+		}
+		out := op.Advance(0, nil)
+		if (len(out) == 1) != c.row || c.row && (out[0].Values[0].Num != 0.75 || out[0].Values[1].Str != "a" || out[0].Start != 1) {
+			t.Errorf("%s: results %+v, want a row: %v", c.ev, out, c.row)
+		}
+	}
+}
