@@ -151,6 +151,11 @@ func FormatDuration(d time.Duration) string {
 // Describe summarizes o: "zone_1m: tumbling 1m by [zone]".
 func (o Output) Describe() string {
 	s := o.Name + ": " + o.Window.String()
+	if o.Kind == KindEvents {
+		s = o.Name + ": events"
+	} else if o.Kind == KindDetect && o.Detect != nil {
+		s = o.Name + ": detect " + o.Detect.Detector
+	}
 	if len(o.GroupBy) > 0 {
 		s += " by [" + strings.Join(o.GroupBy, ", ") + "]"
 	}

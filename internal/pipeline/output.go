@@ -14,7 +14,7 @@ import (
 const MaxHops = 1000
 
 var (
-	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "live"}
+	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "live", "events", "detect"}
 	windowKinds = []string{"tumbling", "hopping", "session"}
 	hoppingKeys = []string{"size", "slide"}
 	sessionKeys = []string{"gap"}
@@ -51,6 +51,9 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 	for i, c := range n.Content {
 		path := index("outputs", i)
 		o, ok := p.output(deref(c), path, plan.Name)
+		if ok && o.Kind != KindWindow {
+			ok = p.operator(deref(c), path, plan, &o) // events, detect: operators.go
+		}
 		if prev, dup := names[o.Name]; dup && o.Name != "" {
 			p.errorf(keyNode(c, "name"), join(path, "name"), "give each output its own name", "output %s is already defined at %s", o.Name, prev)
 			continue
@@ -83,6 +86,7 @@ func (p *parser) output(n *yaml.Node, path, pipeline string) (Output, bool) {
 		return o, false
 	}
 	errs := len(p.errs)
+	o.Kind = p.outputKind(n, m, path)
 	if v, ok := m["name"]; ok {
 		o.Name, _ = p.name(v, join(path, "name"), "output")
 	} else {
@@ -93,17 +97,24 @@ func (p *parser) output(n *yaml.Node, path, pipeline string) (Output, bool) {
 	}
 	if v, ok := m["window"]; ok {
 		o.Window, _ = p.window(v, join(path, "window"))
-	} else {
+	} else if o.Kind == KindWindow {
 		p.errorf(n, join(path, "window"), "add e.g. window: {tumbling: 1m}", "the output has no window")
 	}
 	if v, ok := m["aggregates"]; ok {
 		o.Aggregates = p.aggregates(v, join(path, "aggregates"), o.GroupBy)
-	} else {
+	} else if o.Kind == KindWindow {
 		p.errorf(n, join(path, "aggregates"), "add e.g. aggregates: {count: count(), speed_avg: avg(speed)}", "the output has no aggregates")
 	}
 	// The columns having and computed read are known once group_by and
 	// aggregates are valid.
-	if len(p.errs) == errs {
+	if o.Kind != KindWindow {
+		for _, k := range []string{"computed", "having"} {
+			if v, ok := m[k]; ok {
+				p.errorf(v, join(path, k), "filter with the output's own where and add fields with its derive",
+					"%s applies to window outputs", k)
+			}
+		}
+	} else if len(p.errs) == errs {
 		if v, ok := m["computed"]; ok && !isNull(v) {
 			p.computed(v, join(path, "computed"), &o)
 		}

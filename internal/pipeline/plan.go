@@ -157,6 +157,8 @@ type Output struct {
 	Columns []Column
 	// Detect configures a detect output.
 	Detect *Detect
+	// Events configures an events output (operators.go).
+	Events *Events
 }
 
 // ColumnType is the type of a result column.

@@ -132,6 +132,9 @@ func NewWindower(cfg StageConfig) *Windower {
 			}
 			need[w.dec.Slot(a.Field)] = max(need[w.dec.Slot(a.Field)], use)
 		}
+		for _, f := range plan.Outputs[i].InputFields() {
+			need[w.dec.Slot(f)] = keepSlot // events and detect results keep their strings
+		}
 		w.need = append(w.need, need)
 		if o := plan.Outputs[i]; o.Live && o.Partials > 0 && (w.livePer == 0 || o.Partials < w.livePer) {
 			w.livePer = o.Partials
@@ -208,9 +211,17 @@ func (w *Windower) newTask(out int, part int32) *task {
 	return t
 }
 
-// newOperator returns an empty operator for a task of output out.
+// newOperator returns an empty operator for a task of output out, by the
+// output's kind.
 func (w *Windower) newOperator(out int) Operator {
-	return taskEngine{w.newEngine(out)}
+	if w.subs[out].Outputs[0].Kind == pipeline.KindWindow {
+		return taskEngine{w.newEngine(out)}
+	}
+	op := newRowOperator(w.subs[out], w.dec) // events, detect: op_events.go
+	for _, pid := range w.sources {
+		op.Assign(pid, 0)
+	}
+	return op
 }
 
 // newEngine returns an empty window engine for a task of output out.
@@ -333,7 +344,12 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			reject(ev, w.sourceName(src), err) // names the source record
 			continue
 		}
-		if t.op.Add(src.pid, &w.rec, now) != 0 {
+		late := t.op.Add(src.pid, &w.rec, now)
+		if err := rejectedBy(t.op); err != nil {
+			reject(w.eventJSON(vals), w.sourceName(src), err) // an events or detect output refused it
+			continue
+		}
+		if late != 0 {
 			w.late++
 			o := w.subs[t.out].Outputs[0]
 			w.key = appendGroupText(w.key[:0], w.groupSlots[t.out], &w.rec)
@@ -344,8 +360,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 				full = w.rec
 			}
 			w.side(ctx, sess, pipeline.LateTopic(name), w.key, appendEventJSON(nil, &w.cfg.Plan.Source, w.dec.slots, &full),
-				"pulse-late-reason", fmt.Sprintf("event time %s is behind the watermark %s: its %s windows are final",
-					fmtMillis(w.rec.TS), fmtMillis(t.op.Watermark()), o.Name), w.sourceName(src), o.Name)
+				"pulse-late-reason", lateReason(&o, w.rec.TS, t.op.Watermark()), w.sourceName(src), o.Name)
 			continue
 		}
 		w.folded[t.out]++
