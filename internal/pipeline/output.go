@@ -50,7 +50,14 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 	topics := map[string]string{} // topic -> output name
 	for i, c := range n.Content {
 		path := index("outputs", i)
-		o, ok := p.output(deref(c), path, plan.Name)
+		var o Output
+		var ok bool
+		switch {
+		case isJoinOutput(c):
+			o, ok = p.joinOutput(deref(c), path, plan.Name)
+		default:
+			o, ok = p.output(deref(c), path, plan.Name)
+		}
 		if prev, dup := names[o.Name]; dup && o.Name != "" {
 			p.errorf(keyNode(c, "name"), join(path, "name"), "give each output its own name", "output %s is already defined at %s", o.Name, prev)
 			continue

@@ -69,6 +69,9 @@ func NewDecoder(plan *pipeline.Plan) *Decoder {
 				d.Slot(a.Field)
 			}
 		}
+		for _, f := range joinReads(&o) {
+			d.Slot(f)
+		}
 	}
 	d.act.d = d
 	if w := plan.Where; w != nil {
