@@ -57,7 +57,7 @@ func (p *parser) joinOutput(n *yaml.Node, path, pipeline string) (Output, bool) 
 		used[g] = "a group_by field"
 	}
 	if v, ok := m["fields"]; ok && !isNull(v) {
-		o.Join.Fields = p.joinColumns(v, join(path, "fields"), "event", used)
+		o.Join.Fields = p.joinColumns(v, join(path, "fields"), "an event field", used)
 	}
 	if v, ok := m["join"]; ok {
 		p.joinSpec(v, join(path, "join"), o.Join, used)
@@ -101,7 +101,7 @@ func (p *parser) joinSpec(n *yaml.Node, path string, j *Join, used map[string]st
 		p.errorf(n, join(path, "key"), "add the event field that holds the table key, e.g. key: merchant_id", "the join has no key")
 	}
 	if v, ok := m["fields"]; ok {
-		j.TableFields = p.joinColumns(v, join(path, "fields"), "table", used)
+		j.TableFields = p.joinColumns(v, join(path, "fields"), "a table field", used)
 		if len(j.TableFields) == 0 && len(deref(v).Content) == 0 {
 			p.errorf(v, join(path, "fields"), "e.g. fields: {name: string, risk: double}", "the join adds no table fields")
 		}
@@ -129,7 +129,8 @@ func (p *parser) joinSpec(n *yaml.Node, path string, j *Join, used map[string]st
 }
 
 // joinColumns parses a mapping of column names to types: the event
-// fields (what: "event") or table fields ("table") of a join. used holds
+// fields (what: "an event field") or table fields ("a table field") of a
+// join. used holds
 // the columns defined so far, and gets these.
 func (p *parser) joinColumns(n *yaml.Node, path, what string, used map[string]string) []Column {
 	es, ok := p.entries(n, path, "e.g. fields: {amount: double, merchant_id: string}")
@@ -152,7 +153,7 @@ func (p *parser) joinColumns(n *yaml.Node, path, what string, used map[string]st
 		}
 		t, okType := p.joinType(e.val, fp)
 		if okName && okType {
-			used[name] = "a " + what + " field"
+			used[name] = what
 			out = append(out, Column{Name: name, Type: t})
 		}
 	}

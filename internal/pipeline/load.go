@@ -151,6 +151,9 @@ func FormatDuration(d time.Duration) string {
 // Describe summarizes o: "zone_1m: tumbling 1m by [zone]".
 func (o Output) Describe() string {
 	s := o.Name + ": " + o.Window.String()
+	if o.Kind == KindJoin && o.Join != nil {
+		s = o.Name + ": join " + o.Join.Table + " on " + o.Join.Key
+	}
 	if len(o.GroupBy) > 0 {
 		s += " by [" + strings.Join(o.GroupBy, ", ") + "]"
 	}
