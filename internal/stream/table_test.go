@@ -92,11 +92,11 @@ func TestTableFromTopic(t *testing.T) {
 		tableRecord("m1", `{"name":"Old Books","risk":0.5}`),
 		tableRecord("m2", `{"name":"Cafe","risk":0.1,"extra":[1,2]}`),
 		tableRecord("m3", `{"name":"Gone","risk":1}`),
-		tableRecord("m1", `{"name":"Books","risk":0.25}`), // the latest value wins
-		tableRecord("m3", ""),                             // a tombstone deletes m3
+		tableRecord("m1", `{"name":"Books","risk":0.25}`),  // the latest value wins
+		tableRecord("m3", ""),                              // a tombstone deletes m3
 		tableRecord("m2", `{"name":"Cafe","risk":"high"}`), // not a double: skipped, m2 keeps its row
-		tableRecord("m4", `[1]`),                          // not an object: skipped
-		tableRecord("7", `{"name":"Seven"}`),              // risk missing: null
+		tableRecord("m4", `[1]`),                           // not an object: skipped
+		tableRecord("7", `{"name":"Seven"}`),               // risk missing: null
 	).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
