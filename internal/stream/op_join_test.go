@@ -353,3 +353,54 @@ func BenchmarkJoinAdd(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestJoinDocExample runs the join example of docs/pipelines.md: its
+// transaction, joined with the row its kcat command loads, must give the
+// result the page shows.
+func TestJoinDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pipelines.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	s = s[strings.Index(s, "## join: enrich events from a table"):]
+	block := func(lang, prefix string) string {
+		t.Helper()
+		for rest := s; ; {
+			i := strings.Index(rest, "```"+lang+"\n")
+			if i < 0 {
+				t.Fatalf("no %s block starting %q in the join section", lang, prefix)
+			}
+			rest = rest[i+len(lang)+4:]
+			body := rest[:strings.Index(rest, "```")]
+			if strings.HasPrefix(body, prefix) {
+				return body
+			}
+		}
+	}
+	f := newJoinFixture(t, block("yaml", "name: payments"), "")
+	var key, value string
+	for _, line := range strings.Split(block("sh", "# load"), "\n") {
+		if strings.HasPrefix(line, "echo '") && strings.Contains(line, "{") {
+			key, value, _ = strings.Cut(strings.TrimSuffix(strings.TrimPrefix(line, "echo '"), "' \\"), "|")
+			break
+		}
+	}
+	f.set(t, key, value)
+	events := block("json", `{"tx_id"`)
+	f.add(t, strings.TrimSpace(events))
+	rs := f.op.Advance(0, nil)
+	if len(rs) != 1 {
+		t.Fatalf("%d results, want 1", len(rs))
+	}
+	var got, want any
+	if err := json.Unmarshal(AppendResultJSON(nil, &rs[0]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(block("json", `{"output"`)), &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("result\n%s\nthe page shows\n%s", AppendResultJSON(nil, &rs[0]), block("json", `{"output"`))
+	}
+}

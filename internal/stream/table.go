@@ -520,12 +520,31 @@ func runTables(ctx context.Context, tables map[string]*Table, prog *progress) (w
 			continue
 		default:
 		}
-		prog.restore("loading table " + t.Topic())
-		err := t.Wait(ctx)
-		prog.restore("")
-		if err != nil {
+		if !t.await(ctx, prog) {
 			return wg.Wait, false
 		}
 	}
 	return wg.Wait, true
+}
+
+// await waits until t is ready, telling prog what it waits for and the
+// reader's last error; it returns false when ctx ended first.
+func (t *Table) await(ctx context.Context, prog *progress) bool {
+	defer prog.restore("")
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		status := "loading table " + t.Topic()
+		if e := t.lastErr.Load(); e != nil {
+			status += " (last error: " + *e + ")"
+		}
+		prog.restore(status)
+		select {
+		case <-t.ready:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }

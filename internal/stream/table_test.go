@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -326,5 +329,56 @@ func BenchmarkTableLookup(b *testing.B) {
 				}
 			}
 		})
+	})
+}
+
+// TestTableKcat loads, replaces and deletes rows with the kcat commands of
+// docs/pipelines.md: kcat, a client Pulse did not write, writes a table.
+func TestTableKcat(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is required in CI: apt-get install kcat")
+		}
+		t.Skip("kcat not installed")
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	opts := []kgo.Opt{kgo.SeedBrokers(addr)}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := bus.EnsureTopics(context.Background(), cl, 2, "merchants"); err != nil {
+		t.Fatal(err)
+	}
+	run := func(input string, extra ...string) {
+		t.Helper()
+		cmd := exec.Command(kcat, append([]string{"-P", "-b", addr, "-t", "merchants", "-K", "|"}, extra...)...)
+		cmd.Stdin = strings.NewReader(input)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat: %v\n%s", err, out)
+		}
+	}
+	run("m-1|{\"name\":\"Books\",\"risk\":0.5}\nm-2|{\"name\":\"Cafe\",\"risk\":0.1}\n")
+	tbl, stop := startTable(t, opts, nil)
+	defer stop()
+	want := map[string]TableRow{"m-1": merchant("Books", 0.5), "m-2": merchant("Cafe", 0.1)}
+	if got := rowsOf(tbl, "m-1", "m-2"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("loaded %v, want %v", got, want)
+	}
+	run("m-1|{\"name\":\"Books & Co\",\"risk\":0.25}\n")
+	run("m-2|\n", "-Z")
+	want = map[string]TableRow{"m-1": merchant("Books & Co", 0.25)}
+	checkfor.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if got := rowsOf(tbl, "m-1", "m-2"); !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("rows %v, want %v", got, want)
+		}
+		return nil
 	})
 }
