@@ -359,7 +359,6 @@ type tableReader struct {
 	p    fastjson.Parser
 	next map[int32]int64 // next offset, per partition
 	hw   map[int32]int64 // last stable offset, per partition
-	row  []event.Value   // scratch: a row being parsed
 }
 
 func (r *tableReader) seen(rec *kgo.Record) { r.next[rec.Partition] = rec.Offset + 1 }
