@@ -272,64 +272,65 @@ func TestTableParseRow(t *testing.T) {
 }
 
 // BenchmarkTableLookup compares lookups in the table's atomically swapped
-// snapshot with a map behind a sync.RWMutex, from every core at once
-// while a writer applies a batch every 1000 lookups.
+// snapshot with a map behind a sync.RWMutex, from every core at once,
+// read-only and with one update per writeEvery lookups (one writer at a
+// time, as the table's reader goroutine).
 func BenchmarkTableLookup(b *testing.B) {
 	const n = 10_000
 	keys := make([]string, n)
-	batch := make([]TableUpdate, 16)
 	for i := range keys {
 		keys[i] = "m" + strconv.Itoa(i)
 	}
-	b.Run("snapshot", func(b *testing.B) {
-		tbl := NewTable(TableConfig{Topic: "t", Fields: merchantFields})
-		var load []TableUpdate
-		for _, k := range keys {
-			load = append(load, TableUpdate{Key: k, Row: merchant(k, 1)})
+	for _, writeEvery := range []int{0, 1000} {
+		name := "reads"
+		if writeEvery > 0 {
+			name = "update-every-" + strconv.Itoa(writeEvery)
 		}
-		tbl.Apply(load)
-		var mu sync.Mutex // one writer at a time, as the reader goroutine
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if _, ok := tbl.Lookup(keys[i%n]); !ok {
-					b.Fatal("missing")
-				}
-				if i++; i%1000 == 0 && mu.TryLock() {
-					for j := range batch {
-						batch[j] = TableUpdate{Key: keys[(i+j)%n], Row: merchant("x", 2)}
-					}
-					tbl.Apply(batch)
-					mu.Unlock()
-				}
+		b.Run("snapshot/"+name, func(b *testing.B) {
+			tbl := NewTable(TableConfig{Topic: "t", Fields: merchantFields})
+			var load []TableUpdate
+			for _, k := range keys {
+				load = append(load, TableUpdate{Key: k, Row: merchant(k, 1)})
 			}
-		})
-	})
-	b.Run("rwmutex", func(b *testing.B) {
-		var mu sync.RWMutex
-		m := map[string]TableRow{}
-		for _, k := range keys {
-			m[k] = merchant(k, 1)
-		}
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				mu.RLock()
-				_, ok := m[keys[i%n]]
-				mu.RUnlock()
-				if !ok {
-					b.Fatal("missing")
-				}
-				if i++; i%1000 == 0 {
-					mu.Lock()
-					for j := range 16 {
-						m[keys[(i+j)%n]] = merchant("x", 2)
+			tbl.Apply(load)
+			var mu sync.Mutex
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if _, ok := tbl.Lookup(keys[i%n]); !ok {
+						b.Fatal("missing")
 					}
-					mu.Unlock()
+					if i++; writeEvery > 0 && i%writeEvery == 0 && mu.TryLock() {
+						tbl.Apply([]TableUpdate{{Key: keys[(i*31)%n], Row: merchant("x", 2)}})
+						mu.Unlock()
+					}
 				}
-			}
+			})
 		})
-	})
+		b.Run("rwmutex/"+name, func(b *testing.B) {
+			var mu sync.RWMutex
+			m := map[string]TableRow{}
+			for _, k := range keys {
+				m[k] = merchant(k, 1)
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					mu.RLock()
+					_, ok := m[keys[i%n]]
+					mu.RUnlock()
+					if !ok {
+						b.Fatal("missing")
+					}
+					if i++; writeEvery > 0 && i%writeEvery == 0 {
+						mu.Lock()
+						m[keys[(i*31)%n]] = merchant("x", 2)
+						mu.Unlock()
+					}
+				}
+			})
+		})
+	}
 }
 
 // TestTableKcat loads, replaces and deletes rows with the kcat commands of
