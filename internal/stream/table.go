@@ -36,8 +36,7 @@ import (
 // history is read but not kept. After a restart the whole topic is read
 // again: compaction on the broker bounds what that costs.
 type Table struct {
-	cfg   TableConfig
-	names map[string]int // field -> index in a row
+	cfg TableConfig
 
 	cur      atomic.Pointer[tableSnap]
 	ready    chan struct{}
@@ -92,10 +91,7 @@ func NewTable(cfg TableConfig) *Table {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Table{cfg: cfg, names: map[string]int{}, ready: make(chan struct{})}
-	for i, f := range cfg.Fields {
-		t.names[f.Name] = i
-	}
+	t := &Table{cfg: cfg, ready: make(chan struct{})}
 	t.cur.Store(&tableSnap{base: map[string]TableRow{}})
 	if m := cfg.Metrics; m != nil {
 		t.rows = m.TableRows.WithLabelValues(cfg.Topic)

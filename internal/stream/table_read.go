@@ -67,7 +67,7 @@ func (t *Table) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := &tableReader{t: t, next: map[int32]int64{}, hw: map[int32]int64{}}
+	r := &tableReader{t: t, next: map[int32]int64{}, hw: map[int32]int64{}, warn: ratelog.New(t.cfg.Logger, 10*time.Second)}
 	load := map[string]TableRow{}
 	for len(end) > 0 {
 		fetches := cl.PollFetches(ctx)
@@ -170,6 +170,7 @@ type tableReader struct {
 	p    fastjson.Parser
 	next map[int32]int64 // next offset, per partition
 	hw   map[int32]int64 // last stable offset, per partition
+	warn *ratelog.Logger // skipped records: one line per cause and interval
 }
 
 func (r *tableReader) seen(rec *kgo.Record) { r.next[rec.Partition] = rec.Offset + 1 }
@@ -199,7 +200,7 @@ func (r *tableReader) parse(rec *kgo.Record) (TableUpdate, bool) {
 	}
 	row, err := r.t.parseRow(&r.p, rec.Value)
 	if err != nil {
-		r.t.cfg.Logger.Warn("table record skipped: its key keeps its previous row", "table", r.t.cfg.Topic,
+		r.warn.Warn(err.Error(), "table record skipped: its key keeps its previous row", "table", r.t.cfg.Topic,
 			"source", sourceOf(rec), "key", key, "err", err)
 		if r.t.invalid != nil {
 			r.t.invalid.Add(1)
