@@ -37,7 +37,9 @@ type retention struct {
 //     embedded broker that is all (cleanup.policy delete): its compaction
 //     pass rewrites whole segments, which a full disk can leave corrupt,
 //     and the snapshots make it redundant. On an external cluster they are
-//     also compacted, which bounds them if deleting records is refused.
+//     also compacted, which bounds them if deleting records is refused;
+//   - the tables of join outputs are compacted and never expire (on the
+//     embedded broker, kept whole).
 func topicPlan(plans []*pipeline.Plan, partitions int32, ret retention, embedded bool) []bus.Topic {
 	kept := map[string]string{
 		"cleanup.policy":  "delete",
@@ -54,7 +56,12 @@ func topicPlan(plans []*pipeline.Plan, partitions int32, ret retention, embedded
 		"retention.ms":    "-1",
 		"retention.bytes": "-1",
 	}
+	// A join's table keeps the latest row of every key: compacted, never
+	// expired. On the embedded broker, as changelogs, it is not compacted
+	// (kept whole): tables are small reference data.
+	table := map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
 	if embedded {
+		table["cleanup.policy"] = "delete"
 		kept["segment.bytes"] = strconv.Itoa(embeddedSegment)
 		repart["segment.bytes"] = strconv.Itoa(embeddedSegmentRepart)
 		changelog["cleanup.policy"] = "delete"
@@ -76,6 +83,9 @@ func topicPlan(plans []*pipeline.Plan, partitions int32, ret retention, embedded
 		add(pipeline.LateTopic(p.Name), kept)
 		for _, o := range p.Outputs {
 			add(o.Topic, kept)
+			if o.Join != nil {
+				add(o.Join.Table, table) // a join's table: kept whole
+			}
 		}
 		reparts, changelogs := stream.InternalTopics(p)
 		for _, t := range reparts {

@@ -155,6 +155,8 @@ func (o Output) Describe() string {
 		s = o.Name + ": events"
 	} else if o.Kind == KindDetect && o.Detect != nil {
 		s = o.Name + ": detect " + o.Detect.Detector
+	} else if o.Kind == KindJoin && o.Join != nil {
+		s = o.Name + ": join " + o.Join.Table + " on " + o.Join.Key
 	}
 	if len(o.GroupBy) > 0 {
 		s += " by [" + strings.Join(o.GroupBy, ", ") + "]"

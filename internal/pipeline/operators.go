@@ -53,8 +53,9 @@ func typeLabel(t ColumnType) string {
 	return fmt.Sprintf("ColumnType(%d)", uint8(t))
 }
 
-// InputFields returns the event fields an events or detect output reads
-// besides its group fields: what the stages must carry for it. A window
+// InputFields returns the event fields an events, detect or join output
+// reads (a join's also its group fields): what the stages must carry for
+// it. A window
 // output's are its aggregates' fields.
 func (o *Output) InputFields() []string {
 	var out []string
@@ -85,6 +86,14 @@ func (o *Output) InputFields() []string {
 	case o.Kind == KindDetect && o.Detect != nil:
 		for _, f := range o.Detect.Fields {
 			add(f)
+		}
+	case o.Kind == KindJoin && o.Join != nil:
+		add(o.Join.Key)
+		for _, g := range o.GroupBy {
+			add(g)
+		}
+		for _, f := range o.Join.Fields {
+			add(f.Name)
 		}
 	}
 	return out

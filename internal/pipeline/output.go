@@ -50,8 +50,11 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 	topics := map[string]string{} // topic -> output name
 	for i, c := range n.Content {
 		path := index("outputs", i)
-		o, ok := p.output(deref(c), path, plan.Name)
-		if ok && o.Kind != KindWindow {
+		var o Output
+		var ok bool
+		if isJoinOutput(c) {
+			o, ok = p.joinOutput(deref(c), path, plan.Name)
+		} else if o, ok = p.output(deref(c), path, plan.Name); ok && o.Kind != KindWindow {
 			ok = p.operator(deref(c), path, plan, &o) // events, detect: operators.go
 		}
 		if prev, dup := names[o.Name]; dup && o.Name != "" {

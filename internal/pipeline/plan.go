@@ -124,6 +124,9 @@ const (
 	// KindDetect runs a keyed, stateful detector (e.g. an EWMA z-score)
 	// over the events in event-time order.
 	KindDetect
+	// KindJoin writes one result per event, enriched with the row of a
+	// table (a compacted Kafka topic) that the event's key field names.
+	KindJoin
 )
 
 // Output is one operator (by default a windowed aggregation) and where its
@@ -159,6 +162,8 @@ type Output struct {
 	Detect *Detect
 	// Events configures an events output (operators.go).
 	Events *Events
+	// Join configures a join output.
+	Join *Join
 }
 
 // ColumnType is the type of a result column.
@@ -204,3 +209,32 @@ type Detect struct {
 	// detector reports anything.
 	WarmUp int
 }
+
+// Join configures a join output: each event is enriched with the current
+// row of a table, a compacted Kafka topic holding the latest JSON value
+// per record key. Its parser (join.go) and operator (stream/op_join.go)
+// define the rest.
+type Join struct {
+	// Table is the table's topic.
+	Table string
+	// Key is the event field whose value, as text, is the table key.
+	Key string
+	// Fields are the event fields the result keeps, in order, with their
+	// types (event fields or derived fields).
+	Fields []Column
+	// TableFields are the table fields the result adds after them.
+	TableFields []Column
+	// Missing says what an event whose key has no table row does: dropped
+	// (MissingDrop, counted) or written with null table fields
+	// (MissingNull).
+	Missing JoinMissing
+}
+
+// JoinMissing is what a join does with an event that has no table row.
+type JoinMissing uint8
+
+// What a join does with an event without a table row.
+const (
+	MissingDrop JoinMissing = iota
+	MissingNull
+)

@@ -40,6 +40,8 @@ type Windower struct {
 	asg     assignment
 	prog    *progress
 
+	tables map[string]*Table // by output name: the tables of join outputs
+
 	tasks      map[string]*task // by repartition topic:partition
 	outParts   []int32          // partitions of each output topic
 	lateN      int32
@@ -102,6 +104,7 @@ func NewWindower(cfg StageConfig) *Windower {
 	plan := cfg.Plan
 	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}, dec: NewDecoder(plan), prog: newProgress(cfg.StallTimeout)}
 	w.layout = layoutOf(w.dec)
+	w.tables = joinTables(&cfg)
 	w.rec.Vals = make([]event.Value, w.dec.Slots())
 	w.strs = make([]interner, len(plan.Outputs))
 	w.folded = make([]int, len(plan.Outputs))
@@ -150,6 +153,11 @@ func (w *Windower) Health(ctx context.Context) error { return w.prog.health(ctx)
 
 // Run consumes until ctx ends, then commits the transaction in progress.
 func (w *Windower) Run(ctx context.Context) error {
+	wait, ok := runTables(ctx, w.tables, w.prog)
+	defer wait()
+	if !ok {
+		return nil // ctx ended while a table loaded
+	}
 	l := &taskLoop{cfg: &w.cfg, name: "windows", topics: w.repart, asg: &w.asg, prog: w.prog,
 		fail: &w.fail, abortNote: "tasks restore from their changelogs", st: w}
 	return l.run(ctx)
@@ -214,6 +222,9 @@ func (w *Windower) newTask(out int, part int32) *task {
 // newOperator returns an empty operator for a task of output out, by the
 // output's kind.
 func (w *Windower) newOperator(out int) Operator {
+	if o := &w.cfg.Plan.Outputs[out]; o.Kind == pipeline.KindJoin {
+		return newJoinOp(w.subs[out], w.dec, w.tables[o.Name], w.cfg.Metrics)
+	}
 	if w.subs[out].Outputs[0].Kind == pipeline.KindWindow {
 		return taskEngine{w.newEngine(out)}
 	}

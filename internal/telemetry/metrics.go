@@ -34,6 +34,10 @@ type Metrics struct {
 	TxnAborts        *prometheus.CounterVec   // pipeline, stage
 	RestoredRecords  *prometheus.CounterVec   // pipeline
 	SinkRows         *prometheus.CounterVec   // sink, outcome
+	TableRows        *prometheus.GaugeVec     // table
+	TableLag         *prometheus.GaugeVec     // table
+	TableInvalid     *prometheus.CounterVec   // table
+	JoinUnmatched    *prometheus.CounterVec   // pipeline, output, action
 }
 
 // New registers Pulse's metrics and the Go runtime and process collectors
@@ -122,8 +126,25 @@ func New() *Metrics {
 			Name: "pulse_sink_rows_total",
 			Help: "Result rows a sink wrote (outcome upserted) or withdrew (outcome retracted).",
 		}, []string{"sink", "outcome"}),
+		TableRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_table_rows",
+			Help: "Rows (distinct live keys) a join table holds, by table topic.",
+		}, []string{"table"}),
+		TableLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_table_lag_records",
+			Help: "Committed records of a join table's topic not read yet, summed over partitions.",
+		}, []string{"table"}),
+		TableInvalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_table_invalid_records_total",
+			Help: "Table records skipped because their value is not a JSON object of the declared field types; the key keeps its previous row.",
+		}, []string{"table"}),
+		JoinUnmatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_join_unmatched_events_total",
+			Help: "Events of a join output whose key had no table row, by action: dropped, or written with null table fields (nulled).",
+		}, []string{"pipeline", "output", "action"}),
 	}
 	m.Registry.MustRegister(m.LiveLatency, m.StageLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows,
+		m.TableRows, m.TableLag, m.TableInvalid, m.JoinUnmatched,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.IngestEvents, m.IngestDuration, m.IngestRefused, m.IngestInflight, m.PipelineEvents, m.PipelineRejected, m.PipelineFiltered, m.ConsumerLag,
