@@ -20,8 +20,12 @@ type Result struct {
 	// Retract withdraws a result emitted before for this window: a
 	// session window that merged into another one.
 	Retract bool
-	Names   []string // aggregate names, shared; do not modify
-	Values  []event.Value
+	// Kind is what the result does to its row in a store (KindOf): a
+	// window's first final inserts it, a final emitted again updates it,
+	// a retraction deletes it.
+	Kind   RecordKind
+	Names  []string // aggregate names, shared; do not modify
+	Values []event.Value
 }
 
 // win is one window of one group.
@@ -370,7 +374,7 @@ func (o *outState) retract(ks *keyState, w *win) {
 	}
 	w.emitted = false
 	o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
-		Start: w.start, End: w.end, Retract: true, Names: o.names})
+		Start: w.start, End: w.end, Retract: true, Kind: KindDelete, Names: o.names})
 }
 
 // mergeInto folds session src into dst and forgets src, withdrawing the
