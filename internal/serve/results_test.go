@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
+	"github.com/pulsehq/pulse/internal/stream"
 )
 
 const webPipeline = `name: web
@@ -47,29 +47,40 @@ func webAPI(t *testing.T) (string, *sink.SQLite) {
 	return base, store
 }
 
-// store writes rows of the web pipeline: output, key fields, minute,
-// aggregates as JSON.
-func store(t *testing.T, st *sink.SQLite, rows ...sink.Row) {
+// webRow is a result of the web pipeline with its aggregates as JSON.
+type webRow struct {
+	r    stream.Result
+	aggs string
+}
+
+// store writes rows of the web pipeline, each row's aggregates read by
+// its output's schema.
+func store(t *testing.T, st *sink.SQLite, rows ...webRow) {
 	t.Helper()
-	var ws []sink.Write
-	for _, r := range rows {
-		ws = append(ws, sink.Write{Pipeline: "web", Row: r})
-	}
-	if err := st.Commit(context.Background(), ws, nil); err != nil {
+	plan, err := pipeline.Parse("web.yaml", []byte(webPipeline))
+	if err != nil {
 		t.Fatal(err)
 	}
+	var rs []stream.Result
+	for _, w := range rows {
+		if err := stream.NewRecordDecoder(schemaOf(t, plan, w.r.Output)).DecodeStored([]byte(w.aggs), &w.r); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, w.r)
+	}
+	commitResults(t, st, plan, rs...)
 }
 
-func pageRow(site, page string, minute int, aggs string) sink.Row {
+func pageRow(site, page string, minute int, aggs string) webRow {
 	start := w0.Add(time.Duration(minute) * time.Minute)
-	return sink.Row{Output: "pages", GroupBy: []string{"site", "page"}, Key: []string{site, page},
-		Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), Aggs: json.RawMessage(aggs)}
+	return webRow{stream.Result{Output: "pages", GroupBy: []string{"site", "page"}, Key: []string{site, page},
+		Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), Final: true}, aggs}
 }
 
-func siteRow(site string, minute int, aggs string) sink.Row {
-	r := pageRow(site, "", minute, aggs)
-	r.Output, r.GroupBy, r.Key = "sites", []string{"site"}, []string{site}
-	return r
+func siteRow(site string, minute int, aggs string) webRow {
+	w := pageRow(site, "", minute, aggs)
+	w.r.Output, w.r.GroupBy, w.r.Key = "sites", []string{"site"}, []string{site}
+	return w
 }
 
 func readCSV(t *testing.T, body string) [][]string {
@@ -164,7 +175,7 @@ func TestResultsKeyFilter(t *testing.T) {
 // following the cursors returns every row once.
 func TestResultsPaging(t *testing.T) {
 	base, st := webAPI(t)
-	var rows []sink.Row
+	var rows []webRow
 	for m := range 3 {
 		for i := range 5 {
 			rows = append(rows, pageRow("s", fmt.Sprintf("/p%d", i), m, fmt.Sprintf(`{"views":%d}`, m*10+i)))

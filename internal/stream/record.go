@@ -147,6 +147,89 @@ func (s *Schema) AppendMember(dst []byte, r *Result, i int) (_ []byte, ok bool) 
 	return dst, true
 }
 
+// RowField is one member of an API row besides its identity.
+type RowField struct {
+	// Idx orders the members: -2 window_end, -1 final, then value
+	// column Idx.
+	Idx int
+	// Member is the whole member, "name":value; its first NameLen bytes
+	// are the "name": prefix.
+	Member  []byte
+	NameLen int
+}
+
+// RowFields appends the members of r's API row after its identity, as
+// AppendRow writes them (value columns without a value left out), in
+// Idx order; their bytes share one allocation.
+func (s *Schema) RowFields(dst []RowField, r *Result) []RowField {
+	type span struct{ from, to int }
+	var buf []byte
+	spans := make([]span, 0, 2+len(s.names))
+	first := len(dst)
+	mark := func(idx, from, name int) {
+		dst = append(dst, RowField{Idx: idx, NameLen: name - from})
+		spans = append(spans, span{from, len(buf)})
+	}
+	if s.bounds == 2 {
+		buf = append(buf, s.members[s.groups+1]...)
+		n := len(buf)
+		buf = AppendTimestamp(buf, r.End)
+		mark(-2, 0, n)
+	}
+	from := len(buf)
+	buf = append(buf, `"final":`...)
+	n := len(buf)
+	buf = strconv.AppendBool(buf, r.Final)
+	mark(-1, from, n)
+	for i := range s.names {
+		from := len(buf)
+		var ok bool
+		if buf, ok = s.AppendMember(buf, r, i); ok {
+			mark(i, from, from+len(s.members[s.groups+s.bounds+i]))
+		}
+	}
+	for i, sp := range spans {
+		dst[first+i].Member = buf[sp.from:sp.to:sp.to]
+	}
+	return dst
+}
+
+// Cell returns the value of column i of r: a group field as a string, a
+// bound as a timestamp (ms), a value column as it is.
+func (s *Schema) Cell(r *Result, i int) event.Value {
+	switch {
+	case i < s.groups:
+		if i < len(r.Key) {
+			return event.StringValue(r.Key[i])
+		}
+		return event.StringValue("")
+	case i == s.groups:
+		return event.NumberValue(float64(r.Start))
+	case i < s.groups+s.bounds:
+		return event.NumberValue(float64(r.End))
+	}
+	return valueAt(r, i-s.groups-s.bounds)
+}
+
+// AppendCellText appends v as the plain text of a cell of type t, for CSV:
+// a string as it is, a timestamp in RFC 3339 without quotes, numbers and
+// booleans as in JSON, nothing for what JSON writes as null.
+func AppendCellText(dst []byte, t pipeline.ColumnType, v event.Value) []byte {
+	switch {
+	case v.Kind == event.String && (t == pipeline.TypeString || t == TypeAny):
+		return append(dst, v.Str...)
+	case t == pipeline.TypeString && v.Kind != event.Null && finite(v):
+		return v.AppendKeyText(dst)
+	case t == pipeline.TypeTimestamp && v.Kind == event.Number && finite(v):
+		return time.UnixMilli(int64(v.Num)).UTC().AppendFormat(dst, time.RFC3339Nano)
+	}
+	n := len(dst)
+	if dst = appendCell(dst, t, v); string(dst[n:]) == "null" {
+		return dst[:n]
+	}
+	return dst
+}
+
 func (s *Schema) appendGroup(dst []byte, r *Result) []byte {
 	for i := range s.groups {
 		if i > 0 {
