@@ -27,6 +27,9 @@ type RecordDecoder struct {
 	base  int    // the first column the visitor looks at
 	err   error
 	visit func(k []byte, v *fastjson.Value)
+	// retract is set by a "retract":true member: a record in the format
+	// before schemas (see legacy).
+	retract bool
 }
 
 // NewRecordDecoder returns a decoder of s's records.
@@ -75,6 +78,9 @@ func (d *RecordDecoder) Decode(key, value, kind []byte) (Result, error) {
 	if err := d.object(value, &r, 0, d.s.groups+d.s.bounds); err != nil {
 		return Result{}, err
 	}
+	if d.retract {
+		r.Kind, r.Retract, r.Values = KindDelete, true, nil
+	}
 	if d.s.bounds == 1 {
 		r.End = r.Start
 	}
@@ -104,7 +110,7 @@ func (d *RecordDecoder) object(src []byte, r *Result, base, required int) error 
 		return errors.New("not a JSON object")
 	}
 	clear(d.seen)
-	d.r, d.base, d.next, d.err = r, base, base, nil
+	d.r, d.base, d.next, d.err, d.retract = r, base, base, nil, false
 	if required > 0 && r.Key == nil && d.s.groups > 0 {
 		r.Key = make([]string, d.s.groups)
 	}
@@ -128,6 +134,9 @@ func (d *RecordDecoder) member(k []byte, v *fastjson.Value) {
 	}
 	i := d.column(k)
 	if i < 0 {
+		if d.base == 0 {
+			d.legacy(k, v)
+		}
 		return // not a column: ignored, as consumers ignore unknown fields
 	}
 	d.seen[i] = true
@@ -161,6 +170,26 @@ func (d *RecordDecoder) member(k []byte, v *fastjson.Value) {
 			return
 		}
 		d.r.Values[i-bounds] = x
+	}
+}
+
+// legacy reads the members of the result format that Pulse wrote before
+// schemas, so that records still in a result topic are stored as they
+// were: the group fields in an object "key", and "retract":true for a
+// delete ("output", "final" and the flat aggregates need nothing).
+func (d *RecordDecoder) legacy(k []byte, v *fastjson.Value) {
+	switch {
+	case string(k) == "retract" && v.Type() == fastjson.TypeTrue:
+		d.retract = true
+	case string(k) == "key" && v.Type() == fastjson.TypeObject:
+		obj, _ := v.Object()
+		obj.Visit(func(g []byte, x *fastjson.Value) {
+			for _, c := range d.s.Group() {
+				if c.Name == string(g) && d.err == nil {
+					d.member(g, x) // as a flat group field
+				}
+			}
+		})
 	}
 }
 

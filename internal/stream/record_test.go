@@ -184,6 +184,20 @@ func TestRecordDecodeLenient(t *testing.T) {
 	if err != nil || r.Kind != KindDelete || !r.Retract || r.Key[0] != "s" || r.Start != recT0 {
 		t.Fatalf("tombstone decoded %+v, %v", r, err)
 	}
+	// The format before schemas, as records still in a result topic
+	// after an upgrade hold it.
+	old := `{"output":"sensor_1m","key":{"sensor_id":"s"},"window_start":"2026-12-01T10:00:00Z","window_end":"2026-12-01T10:01:00Z","final":true`
+	r, err = d.Decode([]byte("s"), []byte(old+`,"count":3}`), nil)
+	if err != nil || r.Kind != KindInsert || r.Key[0] != "s" || r.Start != recT0 || r.Values[0] != num(3) {
+		t.Fatalf("old insert decoded %+v, %v", r, err)
+	}
+	r, err = d.Decode([]byte("s"), []byte(old+`,"retract":true}`), nil)
+	if err != nil || r.Kind != KindDelete || !r.Retract || r.Key[0] != "s" || r.Start != recT0 || r.Values != nil {
+		t.Fatalf("old retraction decoded %+v, %v", r, err)
+	}
+	if _, err := d.Decode(nil, []byte(`{"key":{"sensor_id":1},"window_start":"2026-12-01T10:00:00Z","window_end":"2026-12-01T10:01:00Z"}`), nil); err == nil {
+		t.Fatal("an old record with a number for a group field was accepted")
+	}
 	// A stored row of an older pipeline file: a column that changed type
 	// stays null, an unknown one is skipped.
 	var st Result
@@ -240,6 +254,7 @@ func FuzzRecordDecode(f *testing.F) {
 	f.Add(k, v, []byte("insert"))
 	f.Add(k, []byte(nil), []byte("delete"))
 	f.Add(k, []byte(`{"sensor_id":"s","zone":"z","time":"2026-12-01T10:00:00+05:00","i":null,"d":-0.0e+5}`), []byte(nil))
+	f.Add([]byte(nil), []byte(`{"output":"typed","key":{"sensor_id":"s","zone":"z"},"time":"2026-12-01T10:00:00Z","retract":true}`), []byte(nil))
 	d := NewRecordDecoder(s)
 	again := func(t *testing.T, r Result) Result {
 		k, v, h := s.Record(&r)
