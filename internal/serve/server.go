@@ -32,9 +32,9 @@ type Config struct {
 	Ingest    http.Handler
 	Pipelines []*pipeline.Plan
 	// Store answers the results API.
-	Store sink.Querier
-	Board     *stream.Board
-	Metrics   *telemetry.Metrics
+	Store   sink.Querier
+	Board   *stream.Board
+	Metrics *telemetry.Metrics
 	// Health holds the components /readyz reports on: ready while every
 	// one is (nil: always ready).
 	Health *health.Registry
