@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
@@ -242,5 +243,36 @@ func TestResultsPaging(t *testing.T) {
 	}
 	if serve.MaxResults != 10_000 {
 		t.Errorf("MaxResults = %d: docs/api.md says 10000", serve.MaxResults)
+	}
+}
+
+// TestResultsEventsOutput: an events output's rows have their time, not
+// window bounds, and typed columns, in JSON and CSV.
+func TestResultsEventsOutput(t *testing.T) {
+	plan := &pipeline.Plan{Name: "alerts", Source: pipeline.Source{Topics: []string{"alerts"}}, Outputs: []pipeline.Output{{
+		Name: "hot", Kind: pipeline.KindEvents, GroupBy: []string{"zone"}, Topic: "alerts.hot",
+		Columns: []pipeline.Column{{Name: "temp_c", Type: pipeline.TypeFloat64}, {Name: "seen", Type: pipeline.TypeTimestamp},
+			{Name: "alarm", Type: pipeline.TypeBool}, {Name: "note", Type: pipeline.TypeString}},
+	}}}
+	base, st, _ := startAPIWith(t, plan)
+	at := w0.Add(1500 * time.Millisecond).UnixMilli()
+	commitResults(t, st, plan, stream.Result{Output: "hot", Key: []string{"zone-01"}, Start: at, End: at, Final: true,
+		Values: []event.Value{event.NumberValue(41.5), event.NumberValue(float64(w0.UnixMilli())), event.BoolValue(true), event.StringValue("=1+1")}})
+	code, body := get(t, base+"/v1/pipelines/alerts/results")
+	want := `{"pipeline":"alerts","results":[{"output":"hot","key":{"zone":"zone-01"},"time":"2026-05-01T10:00:01.5Z","final":true,` +
+		`"temp_c":41.5,"seen":"2026-05-01T10:00:00Z","alarm":true,"note":"=1+1"}]}` + "\n"
+	if code != 200 || body != want {
+		t.Errorf("json: %d %s\nwant %s", code, body, want)
+	}
+	_, body = get(t, base+"/v1/pipelines/alerts/results?format=csv")
+	wantCSV := [][]string{{"output", "zone", "time", "temp_c", "seen", "alarm", "note"},
+		{"hot", "zone-01", "2026-05-01T10:00:01.5Z", "41.5", "2026-05-01T10:00:00Z", "true", "'=1+1"}}
+	if recs := readCSV(t, body); !slices.EqualFunc(recs, wantCSV, slices.Equal) {
+		t.Errorf("csv %q, want %q", recs, wantCSV)
+	}
+	_, body = get(t, base+"/v1/pipelines")
+	if !strings.Contains(body, `"columns":[{"name":"zone","type":"string"},{"name":"time","type":"timestamp"},{"name":"temp_c","type":"float64"},`+
+		`{"name":"seen","type":"timestamp"},{"name":"alarm","type":"bool"},{"name":"note","type":"string"}]`) {
+		t.Errorf("pipelines: %s", body)
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 // FeedConfig configures a Feed.
 type FeedConfig struct {
+	// Store receives the rows and offsets (the SQLite store).
 	Store Store
 	// Plans whose outputs list the sqlite sink are fed.
 	Plans []*pipeline.Plan
@@ -35,10 +36,11 @@ type FeedConfig struct {
 	Hold func() bool
 }
 
-// Feed fills the SQLite store from the result topics. It reads committed
-// records only, and stores the offsets it consumed in the same SQLite
-// transaction as the rows, seeking to them on start: every final result
-// is stored exactly once, whatever crashes. Every Pulse process feeds its
+// Feed fills a store from the result topics. It reads committed records
+// only, decodes each with its output's schema and applies it by its kind
+// (an insert or update upserts, a delete deletes), and commits the
+// offsets it consumed in the same batch as the rows, seeking to them on
+// start: every final result is stored exactly once, whatever crashes. Every Pulse process feeds its
 // own store from all partitions, so each holds every result.
 type Feed struct {
 	cfg     FeedConfig
