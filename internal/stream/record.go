@@ -138,11 +138,21 @@ func (s *Schema) AppendRowID(dst []byte, r *Result) []byte {
 // JSON member, "name":value; ok is false, and nothing is appended, when
 // it has no value.
 func (s *Schema) AppendMember(dst []byte, r *Result, i int) (_ []byte, ok bool) {
+	return s.appendMember(dst, r, i, false)
+}
+
+// appendMember appends value column i of r as a member; without a value
+// it appends "name":null when keepNull, else nothing, and ok is false.
+func (s *Schema) appendMember(dst []byte, r *Result, i int, keepNull bool) (_ []byte, ok bool) {
 	n := len(dst)
-	dst = append(dst, s.members[s.groups+s.bounds+i]...)
+	j := s.groups + s.bounds + i
+	dst = append(dst, s.members[j]...)
 	m := len(dst)
-	dst = appendCell(dst, s.Columns[s.groups+s.bounds+i].Type, valueAt(r, i))
+	dst = appendCell(dst, s.Columns[j].Type, valueAt(r, i))
 	if string(dst[m:]) == "null" {
+		if keepNull {
+			return dst, false
+		}
 		return dst[:n], false
 	}
 	return dst, true
@@ -161,7 +171,7 @@ type RowField struct {
 
 // RowFields appends the members of r's API row after its identity, as
 // AppendRow writes them (value columns without a value left out), in
-// Idx order; their bytes share one allocation.
+// Idx order; their bytes share one buffer.
 func (s *Schema) RowFields(dst []RowField, r *Result) []RowField {
 	type span struct{ from, to int }
 	var buf []byte
@@ -263,16 +273,13 @@ func (s *Schema) appendBounds(dst []byte, r *Result, comma bool) []byte {
 // appendValues appends the value columns' members, each after a comma
 // but the first unless comma; omit leaves out those without a value.
 func (s *Schema) appendValues(dst []byte, r *Result, omit, comma bool) []byte {
-	base := s.groups + s.bounds
-	for i, c := range s.Columns[base:] {
+	for i := range s.names {
 		n := len(dst)
 		if comma {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, s.members[base+i]...)
-		m := len(dst)
-		dst = appendCell(dst, c.Type, valueAt(r, i))
-		if omit && string(dst[m:]) == "null" {
+		var ok bool
+		if dst, ok = s.appendMember(dst, r, i, !omit); !ok && omit {
 			dst = dst[:n]
 			continue
 		}
