@@ -47,7 +47,7 @@ outputs:
 	for _, c := range src.Columns {
 		cols = append(cols, c.Name+":"+c.Type.String())
 	}
-	want := []string{"service:string", "window_start:timestamp", "window_end:timestamp", "errors:int64", "latency_avg:float64", "first_level:float64"}
+	want := []string{"service:string", "window_start:timestamp", "window_end:timestamp", "errors:int64", "latency_avg:float64", "first_level:any"}
 	if !reflect.DeepEqual(cols, want) {
 		t.Errorf("columns %v, want %v", cols, want)
 	}

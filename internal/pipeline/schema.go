@@ -35,12 +35,21 @@ func (o *Output) Schema() []Column {
 	return cols
 }
 
+// TypeAny is the type of a column whose values may be any scalar: a
+// string, a number or a boolean, as first() and last() of a field return
+// whatever the events held. It is the zero ColumnType, so a computed
+// field whose type was left unset is one too.
+const TypeAny ColumnType = 0
+
 // AggregateType is the column type of an aggregate's result: counts are
-// integers, everything else is a number (JSON numbers are doubles).
+// whole numbers, first and last whatever the field held, every other
+// function a float (JSON numbers are doubles).
 func AggregateType(f aggregate.Func) ColumnType {
 	switch f.Name() {
 	case "count", "count_distinct":
 		return TypeInt64
+	case "first", "last":
+		return TypeAny
 	}
 	return TypeFloat64
 }
@@ -61,7 +70,7 @@ func (t ColumnType) String() string {
 	case TypeDecimal:
 		return "decimal"
 	}
-	return "unknown"
+	return "any"
 }
 
 // Numeric reports whether values of t are numbers.

@@ -73,9 +73,7 @@ func TestResultsAPI(t *testing.T) {
 	base, store, _ := startAPI(t)
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	results := []stream.Result{zoneResult(t, "zone-01", t0, 10, 20), zoneResult(t, "zone-02", t0, 30), zoneResult(t, "zone-01", t0.Add(time.Minute), 40)}
-	if err := store.Commit(context.Background(), sink.WritesOf("city", results...), nil); err != nil {
-		t.Fatal(err)
-	}
+	commitResults(t, store, cityPlan(t), results...)
 
 	code, body := get(t, base+"/v1/pipelines/city/results?output=zone_1m&key=zone-01&from=2026-05-01T10:00:00Z&to=2026-05-01T10:01:00Z")
 	if code != 200 {

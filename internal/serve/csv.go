@@ -5,90 +5,84 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/valyala/fastjson"
-
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/sink"
+	"github.com/pulsehq/pulse/internal/stream"
 )
 
-// csvColumns returns the columns of a CSV answer, from the pipeline file
-// and not from the rows, so that every query of the same outputs has the
-// same header: output, the group fields, window_start, window_end, then
-// the aggregates, each in the order the outputs (queried, or all) define
-// them.
-func csvColumns(p *pipeline.Plan, outputs []string) (groups, aggs []string) {
-	for _, o := range p.Outputs {
-		if len(outputs) > 0 && !slices.Contains(outputs, o.Name) {
-			continue
-		}
-		for _, g := range o.GroupBy {
-			if !slices.Contains(groups, g) {
-				groups = append(groups, g)
+// csvColumns returns the columns of a CSV answer, from the outputs'
+// schemas and not from the rows, so that every query of the same outputs
+// has the same header: output, the group fields, the bounds
+// (window_start and window_end, time), then the value columns, each in
+// the order the outputs (queried, or all) define them.
+func csvColumns(outputs []*stream.Schema) []pipeline.Column {
+	var groups, bounds, values []pipeline.Column
+	add := func(dst []pipeline.Column, cs []pipeline.Column) []pipeline.Column {
+		for _, c := range cs {
+			if !slices.ContainsFunc(dst, func(x pipeline.Column) bool { return x.Name == c.Name }) {
+				dst = append(dst, c)
 			}
 		}
-		for _, a := range o.Aggregates {
-			if !slices.Contains(aggs, a.Name) {
-				aggs = append(aggs, a.Name)
-			}
-		}
+		return dst
 	}
-	return groups, aggs
+	for _, o := range outputs {
+		groups = add(groups, o.Group())
+		bounds = add(bounds, o.Columns[len(o.Group()):len(o.Columns)-len(o.Values())])
+		values = add(values, o.Values())
+	}
+	slices.SortStableFunc(bounds, func(a, b pipeline.Column) int { return boundOrder(a.Name) - boundOrder(b.Name) })
+	return slices.Concat(groups, bounds, values)
 }
 
-func writeCSV(w http.ResponseWriter, p *pipeline.Plan, outputs []string, rows []sink.Row) {
-	groupCols, aggCols := csvColumns(p, outputs)
+func boundOrder(name string) int {
+	switch name {
+	case stream.ColWindowStart:
+		return 0
+	case stream.ColWindowEnd:
+		return 1
+	}
+	return 2
+}
+
+func writeCSV(w http.ResponseWriter, outputs []*stream.Schema, rows []sink.Row) {
+	cols := csvColumns(outputs)
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	cw := csv.NewWriter(w)
-	header := append([]string{"output"}, groupCols...)
-	header = append(header, "window_start", "window_end")
-	header = append(header, aggCols...)
+	header := []string{"output"}
+	for _, c := range cols {
+		header = append(header, c.Name)
+	}
 	cw.Write(header)
 	rec := make([]string, 0, len(header))
-	var parser fastjson.Parser
-	for _, row := range rows {
-		rec = rec[:0]
-		rec = append(rec, csvText(row.Output))
-		for _, g := range groupCols {
-			val := ""
-			if j := slices.Index(row.GroupBy, g); j >= 0 && j < len(row.Key) {
-				val = row.Key[j]
+	at := make([]int, len(cols)) // per column, its index in the row's schema, or -1
+	var last *stream.Schema
+	var buf []byte
+	for i := range rows {
+		row := &rows[i]
+		if row.Schema != last {
+			last = row.Schema
+			for j, c := range cols {
+				at[j] = slices.IndexFunc(last.Columns, func(x pipeline.Column) bool { return x.Name == c.Name })
 			}
-			rec = append(rec, csvText(val))
 		}
-		rec = append(rec, time.UnixMilli(row.Start).UTC().Format(time.RFC3339), time.UnixMilli(row.End).UTC().Format(time.RFC3339))
-		var obj *fastjson.Object
-		if v, err := parser.ParseBytes(row.Aggs); err == nil {
-			obj, _ = v.Object()
-		}
-		for _, a := range aggCols {
-			var v *fastjson.Value
-			if obj != nil {
-				v = obj.Get(a)
+		rec = append(rec[:0], csvText(row.Output))
+		for j := range cols {
+			buf = buf[:0]
+			if k := at[j]; k >= 0 {
+				v := last.Cell(&row.Result, k)
+				buf = stream.AppendCellText(buf, last.Columns[k].Type, v)
+				if v.Kind == event.String {
+					rec = append(rec, csvText(string(buf)))
+					continue
+				}
 			}
-			rec = append(rec, csvValue(v))
+			rec = append(rec, string(buf))
 		}
 		cw.Write(rec)
 	}
 	cw.Flush()
-}
-
-// csvValue writes an aggregate: a number as its JSON text, a string as
-// plain text, nothing for an absent value or null, other values as JSON.
-func csvValue(v *fastjson.Value) string {
-	if v == nil {
-		return ""
-	}
-	switch v.Type() {
-	case fastjson.TypeNull:
-		return ""
-	case fastjson.TypeNumber:
-		return v.String()
-	case fastjson.TypeString:
-		return csvText(string(v.GetStringBytes()))
-	}
-	return csvText(string(v.MarshalTo(nil)))
 }
 
 // csvText neutralises text that a spreadsheet would run as a formula, as

@@ -2,9 +2,7 @@ package serve
 
 import (
 	"bytes"
-	"strconv"
 	"sync"
-	"time"
 
 	"github.com/pulsehq/pulse/internal/stream"
 )
@@ -25,19 +23,12 @@ type frame struct {
 }
 
 // frameRow is one open window: its id (key and window start, as JSON
-// members), the whole row, and its other fields one by one.
+// members), the whole row, and its other fields one by one, all written
+// by the output's schema.
 type frameRow struct {
 	id     string
 	full   []byte
-	fields []field
-}
-
-// field is one member of a row besides its id; idx orders the members
-// (-3 window_end, -2 retract, -1 final, then the aggregates' positions).
-type field struct {
-	idx  int
-	name string
-	val  []byte
+	fields []stream.RowField
 }
 
 // delta is what changed from one frame to the next: the rows that are new
@@ -54,28 +45,15 @@ func sameSnapshot(a, b []stream.Result) bool {
 	return len(a) == 0 || &a[0] == &b[0]
 }
 
-func newFrame(l stream.Live) *frame {
+func newFrame(l stream.Live, s *stream.Schema) *frame {
 	f := &frame{src: l.Results, watermark: l.Watermark, rows: make([]frameRow, 0, len(l.Results)),
 		index: make(map[string]int, len(l.Results))}
 	var buf []byte
 	for i := range l.Results {
 		r := &l.Results[i]
-		buf = stream.AppendResultID(buf[:0], r)
+		buf = s.AppendRowID(buf[:0], r)
 		id := string(buf)
-		row := frameRow{id: id, full: stream.AppendResultJSON(nil, r)}
-		end := []byte{'"'}
-		end = time.UnixMilli(r.End).UTC().AppendFormat(end, time.RFC3339Nano)
-		row.fields = append(row.fields, field{idx: -3, name: "window_end", val: append(end, '"')})
-		if r.Retract {
-			row.fields = append(row.fields, field{idx: -2, name: "retract", val: []byte("true")})
-		}
-		row.fields = append(row.fields, field{idx: -1, name: "final", val: strconv.AppendBool(nil, r.Final)})
-		for j, v := range r.Values {
-			if v.IsNull() {
-				continue
-			}
-			row.fields = append(row.fields, field{idx: j, name: r.Names[j], val: v.AppendJSON(nil)})
-		}
+		row := frameRow{id: id, full: s.AppendRow(nil, r), fields: s.RowFields(nil, r)}
 		if j, dup := f.index[id]; dup {
 			f.rows[j] = row // two parts with one window: the later wins
 			continue
@@ -145,7 +123,7 @@ func appendSep(dst []byte) []byte {
 // from old; a field that is gone is sent as null.
 func appendChanged(dst []byte, old, cur *frameRow) []byte {
 	changed := false
-	add := func(name string, val []byte) {
+	add := func(member, tail []byte) {
 		if !changed {
 			dst = appendSep(dst)
 			dst = append(append(append(dst, '{'), cur.id...), ',')
@@ -153,23 +131,21 @@ func appendChanged(dst []byte, old, cur *frameRow) []byte {
 		} else {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, '"')
-		dst = append(dst, name...)
-		dst = append(dst, '"', ':')
-		dst = append(dst, val...)
+		dst = append(append(dst, member...), tail...)
 	}
 	i, j := 0, 0
 	for i < len(cur.fields) || j < len(old.fields) {
 		switch {
-		case j == len(old.fields) || (i < len(cur.fields) && cur.fields[i].idx < old.fields[j].idx):
-			add(cur.fields[i].name, cur.fields[i].val)
+		case j == len(old.fields) || (i < len(cur.fields) && cur.fields[i].Idx < old.fields[j].Idx):
+			add(cur.fields[i].Member, nil)
 			i++
-		case i == len(cur.fields) || old.fields[j].idx < cur.fields[i].idx:
-			add(old.fields[j].name, []byte("null"))
+		case i == len(cur.fields) || old.fields[j].Idx < cur.fields[i].Idx:
+			gone := old.fields[j]
+			add(gone.Member[:gone.NameLen], []byte("null"))
 			j++
 		default:
-			if !bytes.Equal(cur.fields[i].val, old.fields[j].val) {
-				add(cur.fields[i].name, cur.fields[i].val)
+			if !bytes.Equal(cur.fields[i].Member, old.fields[j].Member) {
+				add(cur.fields[i].Member, nil)
 			}
 			i++
 			j++
@@ -183,9 +159,10 @@ func appendChanged(dst []byte, old, cur *frameRow) []byte {
 
 // frames keeps the current frame of each watched output.
 type frames struct {
-	board *stream.Board
-	mu    sync.Mutex
-	cur   map[string]*frame
+	board   *stream.Board
+	schemas schemas
+	mu      sync.Mutex
+	cur     map[string]*frame
 }
 
 // current returns the frame of the board's snapshot of pipeline's output,
@@ -198,7 +175,7 @@ func (fs *frames) current(pipeline, output string) *frame {
 	if f := fs.cur[key]; f != nil && sameSnapshot(f.src, l.Results) && f.watermark == l.Watermark {
 		return f
 	}
-	f := newFrame(l)
+	f := newFrame(l, fs.schemas[key])
 	if fs.cur == nil {
 		fs.cur = map[string]*frame{}
 	}

@@ -1,11 +1,13 @@
 package serve_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
@@ -41,4 +43,28 @@ func zoneWindow(t testing.TB, zone string, start time.Time, final bool, fields m
 		}
 	}
 	return r
+}
+
+// schemaOf returns the schema of plan's output.
+func schemaOf(t testing.TB, plan *pipeline.Plan, output string) *stream.Schema {
+	t.Helper()
+	for i := range plan.Outputs {
+		if plan.Outputs[i].Name == output {
+			return stream.SchemaOf(&plan.Outputs[i])
+		}
+	}
+	t.Fatalf("pipeline %s has no output %s", plan.Name, output)
+	return nil
+}
+
+// commitResults stores final results of plan's outputs, as the feed does.
+func commitResults(t testing.TB, st sink.Appendable, plan *pipeline.Plan, results ...stream.Result) {
+	t.Helper()
+	var ws []sink.Write
+	for _, r := range results {
+		ws = append(ws, sink.WritesOf(plan.Name, schemaOf(t, plan, r.Output), r)...)
+	}
+	if err := sink.Commit(context.Background(), st, ws, nil); err != nil {
+		t.Fatal(err)
+	}
 }

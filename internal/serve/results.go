@@ -14,7 +14,6 @@ import (
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/sink"
-	"github.com/pulsehq/pulse/internal/stream"
 )
 
 type pipelineInfo struct {
@@ -26,12 +25,19 @@ type pipelineInfo struct {
 }
 
 type outputInfo struct {
-	Name       string   `json:"name"`
-	GroupBy    []string `json:"group_by"`
-	Window     string   `json:"window"`
-	Aggregates []string `json:"aggregates"`
-	Topic      string   `json:"topic"`
-	Live       bool     `json:"live"`
+	Name       string       `json:"name"`
+	GroupBy    []string     `json:"group_by"`
+	Window     string       `json:"window"`
+	Aggregates []string     `json:"aggregates"`
+	Columns    []columnInfo `json:"columns"`
+	Topic      string       `json:"topic"`
+	Live       bool         `json:"live"`
+}
+
+// columnInfo is one column of an output's results and its type.
+type columnInfo struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
 }
 
 func describeWindow(w pipeline.Window) string {
@@ -51,12 +57,16 @@ func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
 	for _, p := range s.cfg.Pipelines {
 		pi := pipelineInfo{Name: p.Name, Description: p.Description, File: p.File, Topics: p.Source.Topics}
 		for _, o := range p.Outputs {
-			oi := outputInfo{Name: o.Name, GroupBy: o.GroupBy, Window: describeWindow(o.Window), Topic: o.Topic, Live: o.Live}
+			oi := outputInfo{Name: o.Name, GroupBy: o.GroupBy, Window: describeWindow(o.Window), Topic: o.Topic, Live: o.Live,
+				Aggregates: []string{}}
 			if oi.GroupBy == nil {
 				oi.GroupBy = []string{}
 			}
 			for _, a := range o.Aggregates {
 				oi.Aggregates = append(oi.Aggregates, a.Name)
+			}
+			for _, c := range s.schemas[p.Name+"/"+o.Name].Columns {
+				oi.Columns = append(oi.Columns, columnInfo{Name: c.Name, Type: c.Type.String()})
 			}
 			pi.Outputs = append(pi.Outputs, oi)
 		}
@@ -117,12 +127,12 @@ func parseBound(name, v string) (int64, error) {
 const MaxResults = 10_000
 
 // resultsQuery reads the query parameters of GET .../results.
-func resultsQuery(p *pipeline.Plan, q url.Values) (sink.Query, string, error) {
+func resultsQuery(p *pipeline.Plan, sch schemas, q url.Values) (sink.Query, string, error) {
 	outputs, err := parseOutputs(p, q.Get("output"))
 	if err != nil {
 		return sink.Query{}, "", err
 	}
-	sq := sink.Query{Pipeline: p.Name, Outputs: outputs, Limit: MaxResults}
+	sq := sink.Query{Pipeline: p.Name, Outputs: sch.of(p, outputs), Limit: MaxResults}
 	if sq.From, err = parseBound("from", q.Get("from")); err != nil {
 		return sink.Query{}, "", err
 	}
@@ -184,7 +194,7 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown pipeline %q: GET /v1/pipelines lists them", r.PathValue("pipeline"))})
 		return
 	}
-	q, format, err := resultsQuery(p, r.URL.Query())
+	q, format, err := resultsQuery(p, s.schemas, r.URL.Query())
 	if err != nil {
 		badRequest(w, "%v", err)
 		return
@@ -207,7 +217,7 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "<"+u.RequestURI()+`>; rel="next"`)
 	}
 	if format == "csv" {
-		writeCSV(w, p, q.Outputs, rows)
+		writeCSV(w, q.Outputs, rows)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -219,7 +229,7 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendRow(buf, &rows[i])
+		buf = rows[i].Schema.AppendRow(buf, &rows[i].Result)
 		if len(buf) > 32<<10 {
 			bw.Write(buf)
 			buf = buf[:0]
@@ -233,18 +243,6 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 	buf = append(buf, "}\n"...)
 	bw.Write(buf)
 	bw.Flush()
-}
-
-// appendRow writes one stored result in the shape of
-// stream.AppendResultJSON, splicing the stored aggregates object.
-func appendRow(buf []byte, row *sink.Row) []byte {
-	buf = stream.AppendResultJSON(buf, &stream.Result{Output: row.Output, GroupBy: row.GroupBy, Key: row.Key, Start: row.Start, End: row.End, Final: true})
-	if len(row.Aggs) > 2 {
-		buf = buf[:len(buf)-1] // the closing brace
-		buf = append(buf, ',')
-		buf = append(buf, row.Aggs[1:]...)
-	}
-	return buf
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -12,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
+	"github.com/pulsehq/pulse/internal/stream"
 )
 
 const webPipeline = `name: web
@@ -47,29 +48,40 @@ func webAPI(t *testing.T) (string, *sink.SQLite) {
 	return base, store
 }
 
-// store writes rows of the web pipeline: output, key fields, minute,
-// aggregates as JSON.
-func store(t *testing.T, st *sink.SQLite, rows ...sink.Row) {
+// webRow is a result of the web pipeline with its aggregates as JSON.
+type webRow struct {
+	r    stream.Result
+	aggs string
+}
+
+// store writes rows of the web pipeline, each row's aggregates read by
+// its output's schema.
+func store(t *testing.T, st *sink.SQLite, rows ...webRow) {
 	t.Helper()
-	var ws []sink.Write
-	for _, r := range rows {
-		ws = append(ws, sink.Write{Pipeline: "web", Row: r})
-	}
-	if err := st.Commit(context.Background(), ws, nil); err != nil {
+	plan, err := pipeline.Parse("web.yaml", []byte(webPipeline))
+	if err != nil {
 		t.Fatal(err)
 	}
+	var rs []stream.Result
+	for _, w := range rows {
+		if err := stream.NewRecordDecoder(schemaOf(t, plan, w.r.Output)).DecodeStored([]byte(w.aggs), &w.r); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, w.r)
+	}
+	commitResults(t, st, plan, rs...)
 }
 
-func pageRow(site, page string, minute int, aggs string) sink.Row {
+func pageRow(site, page string, minute int, aggs string) webRow {
 	start := w0.Add(time.Duration(minute) * time.Minute)
-	return sink.Row{Output: "pages", GroupBy: []string{"site", "page"}, Key: []string{site, page},
-		Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), Aggs: json.RawMessage(aggs)}
+	return webRow{stream.Result{Output: "pages", GroupBy: []string{"site", "page"}, Key: []string{site, page},
+		Start: start.UnixMilli(), End: start.Add(time.Minute).UnixMilli(), Final: true}, aggs}
 }
 
-func siteRow(site string, minute int, aggs string) sink.Row {
-	r := pageRow(site, "", minute, aggs)
-	r.Output, r.GroupBy, r.Key = "sites", []string{"site"}, []string{site}
-	return r
+func siteRow(site string, minute int, aggs string) webRow {
+	w := pageRow(site, "", minute, aggs)
+	w.r.Output, w.r.GroupBy, w.r.Key = "sites", []string{"site"}, []string{site}
+	return w
 }
 
 func readCSV(t *testing.T, body string) [][]string {
@@ -164,7 +176,7 @@ func TestResultsKeyFilter(t *testing.T) {
 // following the cursors returns every row once.
 func TestResultsPaging(t *testing.T) {
 	base, st := webAPI(t)
-	var rows []sink.Row
+	var rows []webRow
 	for m := range 3 {
 		for i := range 5 {
 			rows = append(rows, pageRow("s", fmt.Sprintf("/p%d", i), m, fmt.Sprintf(`{"views":%d}`, m*10+i)))
@@ -231,5 +243,36 @@ func TestResultsPaging(t *testing.T) {
 	}
 	if serve.MaxResults != 10_000 {
 		t.Errorf("MaxResults = %d: docs/api.md says 10000", serve.MaxResults)
+	}
+}
+
+// TestResultsEventsOutput: an events output's rows have their time, not
+// window bounds, and typed columns, in JSON and CSV.
+func TestResultsEventsOutput(t *testing.T) {
+	plan := &pipeline.Plan{Name: "alerts", Source: pipeline.Source{Topics: []string{"alerts"}}, Outputs: []pipeline.Output{{
+		Name: "hot", Kind: pipeline.KindEvents, GroupBy: []string{"zone"}, Topic: "alerts.hot",
+		Columns: []pipeline.Column{{Name: "temp_c", Type: pipeline.TypeFloat64}, {Name: "seen", Type: pipeline.TypeTimestamp},
+			{Name: "alarm", Type: pipeline.TypeBool}, {Name: "note", Type: pipeline.TypeString}},
+	}}}
+	base, st, _ := startAPIWith(t, plan)
+	at := w0.Add(1500 * time.Millisecond).UnixMilli()
+	commitResults(t, st, plan, stream.Result{Output: "hot", Key: []string{"zone-01"}, Start: at, End: at, Final: true,
+		Values: []event.Value{event.NumberValue(41.5), event.NumberValue(float64(w0.UnixMilli())), event.BoolValue(true), event.StringValue("=1+1")}})
+	code, body := get(t, base+"/v1/pipelines/alerts/results")
+	want := `{"pipeline":"alerts","results":[{"output":"hot","key":{"zone":"zone-01"},"time":"2026-05-01T10:00:01.5Z","final":true,` +
+		`"temp_c":41.5,"seen":"2026-05-01T10:00:00Z","alarm":true,"note":"=1+1"}]}` + "\n"
+	if code != 200 || body != want {
+		t.Errorf("json: %d %s\nwant %s", code, body, want)
+	}
+	_, body = get(t, base+"/v1/pipelines/alerts/results?format=csv")
+	wantCSV := [][]string{{"output", "zone", "time", "temp_c", "seen", "alarm", "note"},
+		{"hot", "zone-01", "2026-05-01T10:00:01.5Z", "41.5", "2026-05-01T10:00:00Z", "true", "'=1+1"}}
+	if recs := readCSV(t, body); !slices.EqualFunc(recs, wantCSV, slices.Equal) {
+		t.Errorf("csv %q, want %q", recs, wantCSV)
+	}
+	_, body = get(t, base+"/v1/pipelines")
+	if !strings.Contains(body, `"columns":[{"name":"zone","type":"string"},{"name":"time","type":"timestamp"},{"name":"temp_c","type":"float64"},`+
+		`{"name":"seen","type":"timestamp"},{"name":"alarm","type":"bool"},{"name":"note","type":"string"}]`) {
+		t.Errorf("pipelines: %s", body)
 	}
 }

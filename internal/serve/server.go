@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,9 +31,10 @@ type Config struct {
 	Addr      string
 	Ingest    http.Handler
 	Pipelines []*pipeline.Plan
-	Store     *sink.SQLite
-	Board     *stream.Board
-	Metrics   *telemetry.Metrics
+	// Store answers the results API.
+	Store   sink.Querier
+	Board   *stream.Board
+	Metrics *telemetry.Metrics
 	// Health holds the components /readyz reports on: ready while every
 	// one is (nil: always ready).
 	Health *health.Registry
@@ -79,6 +81,7 @@ type Server struct {
 	debug   *debugServer
 	rate    *rateMeter
 	frames  frames
+	schemas schemas
 	hosts   hostPolicy
 	refused *prometheus.CounterVec
 	warn    *ratelog.Logger
@@ -102,8 +105,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, 10*time.Second)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, 30*time.Second)
 	cfg.MinBodyRate = max(cfg.MinBodyRate, 0)
-	s := &Server{cfg: cfg, done: make(chan struct{}), rate: newRateMeter(cfg.Accepted),
-		frames: frames{board: cfg.Board}, warn: ratelog.New(cfg.Logger, 10*time.Second),
+	sch := schemasOf(cfg.Pipelines)
+	s := &Server{cfg: cfg, done: make(chan struct{}), rate: newRateMeter(cfg.Accepted), schemas: sch,
+		frames: frames{board: cfg.Board, schemas: sch}, warn: ratelog.New(cfg.Logger, 10*time.Second),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_http_refused_total",
 			Help: "HTTP connections and requests refused or cut off, by reason: conn_limit, live_limit, slow_body, host, cross_origin.",
@@ -153,6 +157,31 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          log.New(serverLog{s.warn}, "", 0),
 	}
 	return s, nil
+}
+
+// schemas holds the schema of every output, by "pipeline/output".
+type schemas map[string]*stream.Schema
+
+func schemasOf(plans []*pipeline.Plan) schemas {
+	out := schemas{}
+	for _, p := range plans {
+		for i := range p.Outputs {
+			out[p.Name+"/"+p.Outputs[i].Name] = stream.SchemaOf(&p.Outputs[i])
+		}
+	}
+	return out
+}
+
+// of returns the schemas of p's outputs named (none: every one), in the
+// order of the pipeline file.
+func (s schemas) of(p *pipeline.Plan, outputs []string) []*stream.Schema {
+	var out []*stream.Schema
+	for _, o := range p.Outputs {
+		if len(outputs) == 0 || slices.Contains(outputs, o.Name) {
+			out = append(out, s[p.Name+"/"+o.Name])
+		}
+	}
+	return out
 }
 
 // serverLog writes net/http's own error lines (such as "http: Accept

@@ -6,25 +6,24 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/valyala/fastjson"
 
 	"github.com/pulsehq/pulse/internal/backoff"
-	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/ratelog"
+	"github.com/pulsehq/pulse/internal/stream"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
 // FeedConfig configures a Feed.
 type FeedConfig struct {
-	Store *SQLite
+	// Store receives the rows and offsets (the SQLite store).
+	Store Store
 	// Plans whose outputs list the sqlite sink are fed.
 	Plans []*pipeline.Plan
 	// Opts are the Kafka client options: seed brokers and the like.
@@ -37,10 +36,11 @@ type FeedConfig struct {
 	Hold func() bool
 }
 
-// Feed fills the SQLite store from the result topics. It reads committed
-// records only, and stores the offsets it consumed in the same SQLite
-// transaction as the rows, seeking to them on start: every final result
-// is stored exactly once, whatever crashes. Every Pulse process feeds its
+// Feed fills a store from the result topics. It reads committed records
+// only, decodes each with its output's schema and applies it by its kind
+// (an insert or update upserts, a delete deletes), and commits the
+// offsets it consumed in the same batch as the rows, seeking to them on
+// start: every final result is stored exactly once, whatever crashes. Every Pulse process feeds its
 // own store from all partitions, so each holds every result.
 type Feed struct {
 	cfg     FeedConfig
@@ -53,13 +53,13 @@ type Feed struct {
 	mu        sync.Mutex
 	recreated map[string]bool
 	kick      chan struct{}
-	p         fastjson.Parser
-	writes    []Write
 }
 
+// target is an output whose result topic the feed reads.
 type target struct {
 	pipeline string
-	output   *pipeline.Output
+	schema   *stream.Schema
+	dec      *stream.RecordDecoder // used by the feed's one goroutine
 }
 
 // NewFeed returns a feed; Run starts it.
@@ -73,7 +73,8 @@ func NewFeed(cfg FeedConfig) *Feed {
 			o := &p.Outputs[i]
 			for _, s := range o.Sinks {
 				if s == "sqlite" {
-					f.targets[o.Topic] = target{pipeline: p.Name, output: o}
+					schema := stream.SchemaOf(o)
+					f.targets[o.Topic] = target{pipeline: p.Name, schema: schema, dec: stream.NewRecordDecoder(schema)}
 				}
 			}
 		}
@@ -166,7 +167,7 @@ func (f *Feed) run(ctx context.Context) error {
 	fresh := f.recreated
 	f.recreated = map[string]bool{}
 	f.mu.Unlock()
-	restart := map[string]int64{} // the recreated topics' partitions start over
+	restart := map[TopicPartition]int64{} // the recreated topics' partitions start over
 	assign := map[string]map[int32]kgo.Offset{}
 	for _, t := range topics {
 		d, ok := td[t]
@@ -176,9 +177,9 @@ func (f *Feed) run(ctx context.Context) error {
 		assign[t] = map[int32]kgo.Offset{}
 		for _, p := range d.Partitions.Numbers() {
 			if fresh[t] {
-				restart[t+":"+strconv.Itoa(int(p))] = 0
+				restart[TopicPartition{t, p}] = 0
 				assign[t][p] = kgo.NewOffset().AtStart()
-			} else if next, ok := offsets[t+":"+strconv.Itoa(int(p))]; ok {
+			} else if next, ok := offsets[TopicPartition{t, p}]; ok {
 				assign[t][p] = kgo.NewOffset().At(next)
 			} else {
 				assign[t][p] = kgo.NewOffset().AtStart()
@@ -186,7 +187,7 @@ func (f *Feed) run(ctx context.Context) error {
 		}
 	}
 	if len(restart) > 0 {
-		if err := f.cfg.Store.Commit(ctx, nil, restart); err != nil {
+		if err := Commit(ctx, f.cfg.Store, nil, restart); err != nil {
 			f.mu.Lock()
 			maps.Copy(f.recreated, fresh)
 			f.mu.Unlock()
@@ -266,40 +267,39 @@ var errRecreated = errors.New("result topics were created again")
 // most.
 const feedChunk = 1000
 
-// store writes the results of recs and their offsets in one transaction.
-// The commit is not cut short by shutdown: what was read is stored, or
-// nothing is.
+// store writes the results of recs and their offsets in one
+// transaction, each by its kind: an insert or update upserts its row, a
+// delete deletes it. The commit is not cut short by shutdown: what was
+// read is stored, or nothing is.
 func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
-	f.writes = f.writes[:0]
-	next := map[string]int64{}
-	var malformed int
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	a := f.cfg.Store.Appender(cctx)
+	var up, del, malformed int
 	for _, rec := range recs {
-		next[rec.Topic+":"+strconv.Itoa(int(rec.Partition))] = rec.Offset + 1
-		w, err := f.parse(rec)
+		a.SetOffset(TopicPartition{rec.Topic, rec.Partition}, rec.Offset+1)
+		tg := f.targets[rec.Topic]
+		r, err := tg.dec.Decode(rec.Key, rec.Value, kindOf(rec))
 		if err != nil {
 			malformed++
 			f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			continue
 		}
-		f.writes = append(f.writes, w)
+		if err := Apply(a, tg.pipeline, tg.schema, &r); err != nil {
+			return errors.Join(err, a.Rollback())
+		}
+		if r.Retract {
+			del++
+		} else {
+			up++
+		}
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	err := f.cfg.Store.Commit(cctx, f.writes, next)
-	cancel()
-	if err != nil {
+	if err := a.Commit(); err != nil {
 		return err
 	}
 	if m := f.cfg.Metrics; m != nil {
-		var up, retract int
-		for _, w := range f.writes {
-			if w.Retract {
-				retract++
-			} else {
-				up++
-			}
-		}
 		m.SinkRows.WithLabelValues("sqlite", "upserted").Add(float64(up))
-		m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(retract))
+		m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(del))
 		if malformed > 0 {
 			m.SinkRows.WithLabelValues("sqlite", "malformed").Add(float64(malformed))
 		}
@@ -307,59 +307,12 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-// resultFields are the fields of a result record that are not aggregates.
-var resultFields = map[string]bool{"output": true, "key": true, "window_start": true, "window_end": true, "final": true, "retract": true}
-
-// parse reads a result record written by a window task.
-func (f *Feed) parse(rec *kgo.Record) (Write, error) {
-	tg := f.targets[rec.Topic]
-	v, err := f.p.ParseBytes(rec.Value)
-	if err != nil {
-		return Write{}, fmt.Errorf("result is not JSON: %w", err)
-	}
-	o := tg.output
-	w := Write{Pipeline: tg.pipeline, Retract: v.GetBool("retract"),
-		Row: Row{Output: string(v.GetStringBytes("output")), GroupBy: o.GroupBy}}
-	if w.Output != o.Name {
-		return Write{}, fmt.Errorf("result of output %q in the topic of output %q", w.Output, o.Name)
-	}
-	key := v.Get("key")
-	for _, g := range o.GroupBy {
-		kv := key.Get(g)
-		if kv == nil || kv.Type() != fastjson.TypeString {
-			return Write{}, fmt.Errorf("result without key field %q", g)
+// kindOf returns the value of rec's kind header, nil without one.
+func kindOf(rec *kgo.Record) []byte {
+	for _, h := range rec.Headers {
+		if h.Key == stream.KindHeader {
+			return h.Value
 		}
-		w.Key = append(w.Key, string(kv.GetStringBytes()))
 	}
-	for _, b := range []struct {
-		name string
-		dst  *int64
-	}{{"window_start", &w.Start}, {"window_end", &w.End}} {
-		t, err := time.Parse(time.RFC3339Nano, string(v.GetStringBytes(b.name)))
-		if err != nil {
-			return Write{}, fmt.Errorf("result %s: %w", b.name, err)
-		}
-		*b.dst = t.UnixMilli()
-	}
-	if w.Retract {
-		return w, nil
-	}
-	obj, err := v.Object()
-	if err != nil {
-		return Write{}, err
-	}
-	aggs := []byte{'{'}
-	obj.Visit(func(k []byte, x *fastjson.Value) {
-		if resultFields[string(k)] {
-			return
-		}
-		if len(aggs) > 1 {
-			aggs = append(aggs, ',')
-		}
-		aggs = event.AppendJSONString(aggs, string(k))
-		aggs = append(aggs, ':')
-		aggs = x.MarshalTo(aggs)
-	})
-	w.Aggs = append(aggs, '}')
-	return w, nil
+	return nil
 }

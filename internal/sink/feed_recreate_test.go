@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulsehq/pulse/internal/checkfor"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/stream"
 )
 
 // TestFeedReadsRecreatedTopicFromStart stores offsets from an earlier
@@ -23,7 +24,7 @@ func TestFeedReadsRecreatedTopicFromStart(t *testing.T) {
 	defer cancel()
 	store, _ := openTest(t)
 	// The old topic's offsets: 10 per partition.
-	if err := store.Commit(ctx, nil, map[string]int64{o.Topic + ":0": 10, o.Topic + ":1": 10}); err != nil {
+	if err := Commit(ctx, store, nil, map[TopicPartition]int64{{o.Topic, 0}: 10, {o.Topic, 1}: 10}); err != nil {
 		t.Fatal(err)
 	}
 	feed := NewFeed(FeedConfig{Store: store, Plans: []*pipeline.Plan{plan}, Opts: opts})
@@ -32,9 +33,9 @@ func TestFeedReadsRecreatedTopicFromStart(t *testing.T) {
 	go func() { done <- feed.Run(fctx) }()
 	stored := func(want int) func() error {
 		return func() error {
-			rows := query(t, store, Query{Pipeline: plan.Name, Outputs: []string{o.Name}, Limit: 10 * n})
+			rows := query(t, store, Query{Pipeline: plan.Name, Outputs: []*stream.Schema{stream.SchemaOf(&o)}, Limit: 10 * n})
 			offs := offsetsOf(t, store)
-			if len(rows) != want || offs[o.Topic+":0"] != n/2 || offs[o.Topic+":1"] != n/2 {
+			if len(rows) != want || offs[TopicPartition{o.Topic, 0}] != n/2 || offs[TopicPartition{o.Topic, 1}] != n/2 {
 				return fmt.Errorf("%d rows stored, offsets %v; want %d rows and %d per partition", len(rows), offs, want, n/2)
 			}
 			return nil

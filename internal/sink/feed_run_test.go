@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/checkfor"
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/stream"
 )
@@ -41,9 +43,12 @@ func resultsBroker(t *testing.T, n int) (*pipeline.Plan, []kgo.Opt) {
 	}
 	defer prod.Close()
 	var recs []*kgo.Record
+	s := stream.SchemaOf(&o)
 	for i := range n {
-		r := result(o.Name, fmt.Sprintf("s-%04d", i), t0, float64(i))
-		recs = append(recs, &kgo.Record{Topic: o.Topic, Partition: int32(i % 2), Value: stream.AppendResultJSON(nil, &r)})
+		r := stream.Result{Output: o.Name, GroupBy: o.GroupBy, Key: []string{fmt.Sprintf("s-%04d", i)}, Start: t0, End: t0 + minute,
+			Final: true, Names: s.ValueNames(), Values: make([]event.Value, len(s.ValueNames()))}
+		r.Values[0] = event.NumberValue(float64(i))
+		recs = append(recs, record(s, o.Topic, int32(i%2), &r))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -51,6 +56,12 @@ func resultsBroker(t *testing.T, n int) (*pipeline.Plan, []kgo.Opt) {
 		t.Fatal(err)
 	}
 	return plan, opts
+}
+
+// record encodes r as the window stage writes it to its result topic.
+func record(s *stream.Schema, topic string, part int32, r *stream.Result) *kgo.Record {
+	k, v, h := s.Record(r)
+	return &kgo.Record{Topic: topic, Partition: part, Key: k, Value: v, Headers: h}
 }
 
 func TestFeedStoresEveryResultOnce(t *testing.T) {
@@ -64,10 +75,10 @@ func TestFeedStoresEveryResultOnce(t *testing.T) {
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- feed.Run(fctx) }()
-	want := map[string]int64{o.Topic + ":0": n / 2, o.Topic + ":1": n / 2}
+	want := map[TopicPartition]int64{{o.Topic, 0}: n / 2, {o.Topic, 1}: n / 2}
 	for {
 		offs := offsetsOf(t, store)
-		if offs[o.Topic+":0"] == want[o.Topic+":0"] && offs[o.Topic+":1"] == want[o.Topic+":1"] {
+		if reflect.DeepEqual(offs, want) {
 			break
 		}
 		if ctx.Err() != nil {
@@ -79,7 +90,7 @@ func TestFeedStoresEveryResultOnce(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	rows := query(t, store, Query{Pipeline: plan.Name, Outputs: []string{o.Name}, Limit: 10 * n})
+	rows := query(t, store, Query{Pipeline: plan.Name, Outputs: []*stream.Schema{stream.SchemaOf(&o)}, Limit: 10 * n})
 	if len(rows) != n {
 		t.Fatalf("%d rows stored, want %d", len(rows), n)
 	}
@@ -105,7 +116,7 @@ func TestFeedHolds(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- feed.Run(ctx) }()
 	rows := func() int {
-		return len(query(t, store, Query{Pipeline: plan.Name, Outputs: []string{plan.Outputs[0].Name}, Limit: 10 * n}))
+		return len(query(t, store, Query{Pipeline: plan.Name, Outputs: []*stream.Schema{stream.SchemaOf(&plan.Outputs[0])}, Limit: 10 * n}))
 	}
 	// Held for a while: the claim is that nothing is stored, so this
 	// waits rather than polls; it asserts no time.

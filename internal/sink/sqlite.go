@@ -3,12 +3,11 @@ package sink
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +39,9 @@ CREATE TABLE IF NOT EXISTS sink_offsets (
 );
 `
 
-// SQLite is the embedded result store.
+// SQLite is the embedded result store. It keeps each row's identity and
+// bounds in columns and its value columns as the JSON object the output's
+// schema writes (stream.Schema.AppendStored).
 type SQLite struct {
 	db *sql.DB
 }
@@ -73,46 +74,22 @@ func OpenSQLite(path string) (*SQLite, error) {
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
-// Write is one change a commit makes to the stored results: a final
-// result upserted, or withdrawn (Retract) when a session window merged
-// into another.
-type Write struct {
-	Pipeline string
-	Row
-	Retract bool
-}
-
-// WritesOf turns engine results into writes.
-func WritesOf(pipeline string, results ...stream.Result) []Write {
-	out := make([]Write, len(results))
-	for i := range results {
-		r := &results[i]
-		out[i] = Write{Pipeline: pipeline, Retract: r.Retract,
-			Row: Row{Output: r.Output, GroupBy: r.GroupBy, Key: r.Key, Start: r.Start, End: r.End}}
-		if !r.Retract {
-			out[i].Aggs = stream.AppendValuesJSON(nil, r)
-		}
-	}
-	return out
-}
-
 // Offsets returns the next offset to read of every result partition the
-// store has read from, by "topic:partition".
-func (s *SQLite) Offsets(ctx context.Context) (map[string]int64, error) {
+// store has read from.
+func (s *SQLite) Offsets(ctx context.Context) (map[TopicPartition]int64, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT topic, partition, next FROM sink_offsets`)
 	if err != nil {
 		return nil, fmt.Errorf("load sink offsets: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int64{}
+	out := map[TopicPartition]int64{}
 	for rows.Next() {
-		var topic string
-		var part int32
+		var tp TopicPartition
 		var next int64
-		if err := rows.Scan(&topic, &part, &next); err != nil {
+		if err := rows.Scan(&tp.Topic, &tp.Partition, &next); err != nil {
 			return nil, fmt.Errorf("read sink offset: %w", err)
 		}
-		out[topic+":"+strconv.Itoa(int(part))] = next
+		out[tp] = next
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load sink offsets: %w", err)
@@ -120,18 +97,78 @@ func (s *SQLite) Offsets(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
-// Commit applies the writes and records the offsets ("topic:partition" →
-// next offset to read) in one transaction. Results are upserted by
-// (pipeline, output, window start, key), so writing the same final result
-// twice leaves one row.
-func (s *SQLite) Commit(ctx context.Context, writes []Write, offsets map[string]int64) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// Appender starts a batch. It keeps the changes in memory and writes them
+// and the offsets in one SQLite transaction on Commit. Results are
+// upserted by (pipeline, output, window start, key), so writing the same
+// final twice leaves one row.
+func (s *SQLite) Appender(ctx context.Context) Appender {
+	return &sqliteAppender{s: s, ctx: ctx, offsets: map[TopicPartition]int64{}}
+}
+
+type sqliteAppender struct {
+	s       *SQLite
+	ctx     context.Context
+	writes  []sqliteWrite
+	offsets map[TopicPartition]int64
+	spent   bool
+}
+
+// sqliteWrite is one row change; values is nil for a delete.
+type sqliteWrite struct {
+	pipeline, output, groupBy, key string
+	start, end                     int64
+	values                         []byte
+}
+
+var errSpent = errors.New("sqlite sink: the batch was committed or rolled back already: start another with Appender")
+
+func (a *sqliteAppender) add(pipeline string, s *stream.Schema, r *stream.Result, del bool) error {
+	if a.spent {
+		return errSpent
+	}
+	w := sqliteWrite{pipeline: pipeline, output: s.Output, key: event.JoinKey(r.Key), start: r.Start, end: r.End}
+	if !del {
+		names := make([]string, 0, len(s.Group()))
+		for _, c := range s.Group() {
+			names = append(names, c.Name)
+		}
+		w.groupBy = strings.Join(names, ",")
+		w.values = s.AppendStored(nil, r)
+	}
+	a.writes = append(a.writes, w)
+	return nil
+}
+
+func (a *sqliteAppender) Upsert(pipeline string, s *stream.Schema, r *stream.Result) error {
+	return a.add(pipeline, s, r, false)
+}
+
+func (a *sqliteAppender) Delete(pipeline string, s *stream.Schema, r *stream.Result) error {
+	return a.add(pipeline, s, r, true)
+}
+
+func (a *sqliteAppender) SetOffset(tp TopicPartition, next int64) { a.offsets[tp] = next }
+
+func (a *sqliteAppender) Rollback() error {
+	a.spent, a.writes, a.offsets = true, nil, nil
+	return nil
+}
+
+// Commit writes the batch in one transaction. The context given to
+// Appender bounds it.
+func (a *sqliteAppender) Commit() error {
+	if a.spent {
+		return errSpent
+	}
+	a.spent = true
+	ctx := a.ctx
+	tx, err := a.s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin sink transaction: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	now := time.Now().UnixMilli()
-	if len(writes) > 0 {
+	if len(a.writes) > 0 {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO window_results
 			(pipeline, output, group_by, group_key, window_start, window_end, aggs, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -147,35 +184,29 @@ func (s *SQLite) Commit(ctx context.Context, writes []Write, offsets map[string]
 			return fmt.Errorf("prepare result delete: %w", err)
 		}
 		defer del.Close()
-		for i := range writes {
-			w := &writes[i]
-			key := event.JoinKey(w.Key)
-			if w.Retract {
-				if _, err := del.ExecContext(ctx, w.Pipeline, w.Output, w.Start, key); err != nil {
-					return fmt.Errorf("withdraw result %s/%s/%s: %w", w.Pipeline, w.Output, key, err)
+		for i := range a.writes {
+			w := &a.writes[i]
+			if w.values == nil {
+				if _, err := del.ExecContext(ctx, w.pipeline, w.output, w.start, w.key); err != nil {
+					return fmt.Errorf("delete result %s/%s/%s: %w", w.pipeline, w.output, w.key, err)
 				}
 				continue
 			}
-			if _, err := stmt.ExecContext(ctx, w.Pipeline, w.Output, strings.Join(w.GroupBy, ","), key, w.Start, w.End, string(w.Aggs), now); err != nil {
-				return fmt.Errorf("write result %s/%s/%s: %w", w.Pipeline, w.Output, key, err)
+			if _, err := stmt.ExecContext(ctx, w.pipeline, w.output, w.groupBy, w.key, w.start, w.end, string(w.values), now); err != nil {
+				return fmt.Errorf("write result %s/%s/%s: %w", w.pipeline, w.output, w.key, err)
 			}
 		}
 	}
-	if len(offsets) > 0 {
+	if len(a.offsets) > 0 {
 		up, err := tx.PrepareContext(ctx, `INSERT INTO sink_offsets (topic, partition, next) VALUES (?, ?, ?)
 			ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next`)
 		if err != nil {
 			return fmt.Errorf("prepare offset upsert: %w", err)
 		}
 		defer up.Close()
-		for tp, next := range offsets {
-			i := strings.LastIndexByte(tp, ':')
-			part, err := strconv.Atoi(tp[i+1:])
-			if i < 0 || err != nil {
-				return fmt.Errorf("offset key %q is not topic:partition", tp)
-			}
-			if _, err := up.ExecContext(ctx, tp[:i], part, next); err != nil {
-				return fmt.Errorf("write offset of %s: %w", tp, err)
+		for tp, next := range a.offsets {
+			if _, err := up.ExecContext(ctx, tp.Topic, tp.Partition, next); err != nil {
+				return fmt.Errorf("write offset of %s partition %d: %w", tp.Topic, tp.Partition, err)
 			}
 		}
 	}
@@ -183,33 +214,6 @@ func (s *SQLite) Commit(ctx context.Context, writes []Write, offsets map[string]
 		return fmt.Errorf("commit sink transaction: %w", err)
 	}
 	return nil
-}
-
-// Query selects window results.
-type Query struct {
-	Pipeline string
-	Outputs  []string // empty: every output
-	Key      []string // nil: every key; else the group values
-	// From and To bound the window start, half-open [From, To), in ms.
-	// Zero means unbounded.
-	From, To int64
-	// After, when set, skips the rows up to and including that position
-	// in the query's order: the next page after a row's Cursor.
-	After *Cursor
-	Limit int // 0: 100,000
-}
-
-// Row is one stored window result.
-type Row struct {
-	Output  string
-	GroupBy []string
-	Key     []string
-	Start   int64
-	End     int64
-	// Aggs is the JSON object of named aggregates.
-	Aggs json.RawMessage
-	// groupKey is the stored group_key column, set by Query.
-	groupKey string
 }
 
 // Cursor returns the row's position in the query order, for Query.After.
@@ -221,16 +225,22 @@ func (r *Row) Cursor() Cursor {
 	return Cursor{Output: r.Output, Start: r.Start, Key: key}
 }
 
-// Query returns the matching results ordered by output, window start and key.
+// Query returns the matching results ordered by output, window start and
+// key, each decoded by its output's schema.
 func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
-	var where []string
+	if len(q.Outputs) == 0 {
+		return nil, nil
+	}
+	type reader struct {
+		schema *stream.Schema
+		dec    *stream.RecordDecoder
+	}
+	readers := map[string]reader{}
+	where := []string{"pipeline = ?", "output IN (?" + strings.Repeat(",?", len(q.Outputs)-1) + ")"}
 	args := []any{q.Pipeline}
-	where = append(where, "pipeline = ?")
-	if len(q.Outputs) > 0 {
-		where = append(where, "output IN (?"+strings.Repeat(",?", len(q.Outputs)-1)+")")
-		for _, o := range q.Outputs {
-			args = append(args, o)
-		}
+	for _, o := range q.Outputs {
+		args = append(args, o.Output)
+		readers[o.Output] = reader{o, stream.NewRecordDecoder(o)}
 	}
 	if q.Key != nil {
 		where = append(where, "group_key = ?")
@@ -261,18 +271,23 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 	}
 	defer rows.Close()
 	var out []Row
+	var values sql.RawBytes
 	for rows.Next() {
 		var r Row
-		var aggs, groupBy, key string
-		if err := rows.Scan(&r.Output, &groupBy, &key, &r.Start, &r.End, &aggs); err != nil {
+		var groupBy, key string
+		if err := rows.Scan(&r.Output, &groupBy, &key, &r.Start, &r.End, &values); err != nil {
 			return nil, fmt.Errorf("read result row: %w", err)
 		}
 		if groupBy != "" {
 			r.GroupBy = strings.Split(groupBy, ",")
 			r.Key = splitStoredKey(key, len(r.GroupBy))
 		}
-		r.groupKey = key
-		r.Aggs = json.RawMessage(aggs)
+		r.groupKey, r.Final = key, true
+		rd := readers[r.Output]
+		r.Schema = rd.schema
+		if err := rd.dec.DecodeStored(values, &r.Result); err != nil {
+			return nil, fmt.Errorf("read result %s/%s/%s: %w", q.Pipeline, r.Output, key, err)
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -3,13 +3,16 @@ package sink
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pulsehq/pulse/internal/aggregate"
 	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
@@ -59,12 +62,57 @@ func retract(output string, key []string, start, end int64) stream.Result {
 	return stream.Result{Output: output, GroupBy: []string{"sensor_id"}, Key: key, Start: start, End: end, Retract: true, Names: aggNames}
 }
 
-func rowOf(r stream.Result) Row {
-	return Row{Output: r.Output, GroupBy: r.GroupBy, Key: r.Key, Start: r.Start, End: r.End, Aggs: stream.AppendValuesJSON(nil, &r)}
+// testOutputs are the group fields of the outputs the tests write; each
+// has the aggregates of result.
+var testOutputs = map[string][]string{
+	"sensor_1m": {"sensor_id"}, "zone_1m": {"zone"}, "sessions": {"sensor_id"}, "nope": {"sensor_id"},
+	"zone_kind": {"zone", "kind"}, "pair": {"a", "b"}, "total_1m": nil, "total": nil,
 }
 
+// schemaOf returns the schema of a test output.
+func schemaOf(output string) *stream.Schema {
+	group, ok := testOutputs[output]
+	if !ok {
+		panic("no test output " + output)
+	}
+	agg := func(name, fn, field string) pipeline.Aggregate {
+		f, _ := aggregate.LookupWithField(fn)
+		if field == "" {
+			f, _ = aggregate.Lookup(fn)
+		}
+		return pipeline.Aggregate{Name: name, Func: f, Field: field}
+	}
+	return stream.SchemaOf(&pipeline.Output{Name: output, GroupBy: group, Aggregates: []pipeline.Aggregate{
+		agg(aggNames[0], "count", ""), agg(aggNames[1], "avg", "speed_kmh"), agg(aggNames[2], "max", "speed_kmh")}})
+}
+
+// outs returns the schemas of outputs; none: every test output.
+func outs(outputs ...string) []*stream.Schema {
+	if len(outputs) == 0 {
+		outputs = slices.Sorted(maps.Keys(testOutputs))
+	}
+	var out []*stream.Schema
+	for _, o := range outputs {
+		out = append(out, schemaOf(o))
+	}
+	return out
+}
+
+// writes returns the writes of results, each of its output's schema.
+func writes(pipeline string, rs ...stream.Result) []Write {
+	var out []Write
+	for _, r := range rs {
+		out = append(out, WritesOf(pipeline, schemaOf(r.Output), r)...)
+	}
+	return out
+}
+
+// query runs q, over every test output unless it names some.
 func query(t *testing.T, s *SQLite, q Query) []Row {
 	t.Helper()
+	if q.Outputs == nil {
+		q.Outputs = outs()
+	}
 	rows, err := s.Query(context.Background(), q)
 	if err != nil {
 		t.Fatalf("Query(%+v): %v", q, err)
@@ -76,14 +124,15 @@ func sameRows(t *testing.T, got []Row, want ...stream.Result) {
 	t.Helper()
 	var w []Row
 	for _, r := range want {
-		w = append(w, rowOf(r))
+		w = append(w, Row{Result: r})
 	}
 	if len(got) != len(w) {
 		t.Fatalf("got %d rows %s, want %d %s", len(got), fmtRows(got), len(w), fmtRows(w))
 	}
 	for i := range got {
 		if got[i].Output != w[i].Output || !slices.Equal(got[i].GroupBy, w[i].GroupBy) || !slices.Equal(got[i].Key, w[i].Key) ||
-			got[i].Start != w[i].Start || got[i].End != w[i].End || string(got[i].Aggs) != string(w[i].Aggs) {
+			got[i].Start != w[i].Start || got[i].End != w[i].End || !reflect.DeepEqual(got[i].Values, w[i].Values) ||
+			!got[i].Final || got[i].Schema == nil || got[i].Schema.Output != got[i].Output {
 			t.Fatalf("row %d = %s, want %s", i, fmtRows(got[i:i+1]), fmtRows(w[i:i+1]))
 		}
 	}
@@ -92,12 +141,12 @@ func sameRows(t *testing.T, got []Row, want ...stream.Result) {
 func fmtRows(rs []Row) string {
 	var b strings.Builder
 	for _, r := range rs {
-		fmt.Fprintf(&b, "\n  %s %q=%q [%d,%d) %s", r.Output, r.GroupBy, r.Key, r.Start, r.End, r.Aggs)
+		fmt.Fprintf(&b, "\n  %s %q=%q [%d,%d) %v", r.Output, r.GroupBy, r.Key, r.Start, r.End, r.Values)
 	}
 	return b.String()
 }
 
-func offsetsOf(t *testing.T, s *SQLite) map[string]int64 {
+func offsetsOf(t *testing.T, s *SQLite) map[TopicPartition]int64 {
 	t.Helper()
 	offs, err := s.Offsets(context.Background())
 	if err != nil {
@@ -108,7 +157,7 @@ func offsetsOf(t *testing.T, s *SQLite) map[string]int64 {
 
 func commit(t *testing.T, s *SQLite, pipeline string, rs ...stream.Result) {
 	t.Helper()
-	if err := s.Commit(context.Background(), WritesOf(pipeline, rs...), nil); err != nil {
+	if err := Commit(context.Background(), s, writes(pipeline, rs...), nil); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 }
@@ -124,8 +173,8 @@ func TestSQLiteRoundTrip(t *testing.T) {
 		result("zone_1m", "zone-01", t0, 10, 20, 30),
 		result("sensor_1m", "s-2", t0+minute, 5),
 	}
-	cp := map[string]int64{"city:0": 17, "city:1": 0, "other:3": 1 << 40}
-	if err := s.Commit(ctx, WritesOf("city", results...), cp); err != nil {
+	cp := map[TopicPartition]int64{{"city", 0}: 17, {"city", 1}: 0, {"other", 3}: 1 << 40}
+	if err := Commit(ctx, s, writes("city", results...), cp); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 	if got := offsetsOf(t, s); !reflect.DeepEqual(got, cp) {
@@ -136,11 +185,11 @@ func TestSQLiteRoundTrip(t *testing.T) {
 
 	// A later commit moves the offsets it names and keeps the others; a
 	// commit without results moves offsets only.
-	cp2 := map[string]int64{"city:0": 20}
-	if err := s.Commit(ctx, nil, cp2); err != nil {
+	cp2 := map[TopicPartition]int64{{"city", 0}: 20}
+	if err := Commit(ctx, s, nil, cp2); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
-	want := map[string]int64{"city:0": 20, "city:1": 0, "other:3": 1 << 40}
+	want := map[TopicPartition]int64{{"city", 0}: 20, {"city", 1}: 0, {"other", 3}: 1 << 40}
 	if got := offsetsOf(t, s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("offsets %v, want %v", got, want)
 	}
@@ -165,7 +214,7 @@ func TestSQLiteUpsert(t *testing.T) {
 	for i := range 3 {
 		// A processor that crashed before its commit landed sends the same
 		// finals again.
-		if err := s.Commit(ctx, WritesOf("city", r, r), map[string]int64{"city:0": int64(i)}); err != nil {
+		if err := Commit(ctx, s, writes("city", r, r), map[TopicPartition]int64{{"city", 0}: int64(i)}); err != nil {
 			t.Fatalf("Commit %d: %v", i, err)
 		}
 	}
@@ -228,7 +277,7 @@ func TestSQLiteRetract(t *testing.T) {
 	if _, err := s.db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON sink_offsets BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(context.Background(), WritesOf("clicks", retract("sessions", []string{"u-1"}, t0, 0)), map[string]int64{"city.sessions:0": 1}); err == nil {
+	if err := Commit(context.Background(), s, writes("clicks", retract("sessions", []string{"u-1"}, t0, 0)), map[TopicPartition]int64{{"city.sessions", 0}: 1}); err == nil {
 		t.Fatal("the failing commit returned no error")
 	}
 	sameRows(t, query(t, s, Query{Pipeline: "clicks"}), merged)
@@ -307,20 +356,20 @@ func TestSQLiteQueryFilters(t *testing.T) {
 		q    Query
 		want []stream.Result
 	}{
-		{"one output", Query{Outputs: []string{"zone_1m"}}, []stream.Result{before, zone(0), zone(1), zone(2), zone(3)}},
-		{"two outputs", Query{Outputs: []string{"zone_1m", "sensor_1m"}, From: t0 + 3*minute},
+		{"one output", Query{Outputs: outs("zone_1m")}, []stream.Result{before, zone(0), zone(1), zone(2), zone(3)}},
+		{"two outputs", Query{Outputs: outs("zone_1m", "sensor_1m"), From: t0 + 3*minute},
 			[]stream.Result{sensor("s-1", 3), sensor("s-2", 3), zone(3)}},
-		{"unknown output", Query{Outputs: []string{"nope"}}, nil},
+		{"unknown output", Query{Outputs: outs("nope")}, nil},
 		{"key", Query{Key: key("s-2")}, []stream.Result{sensor("s-2", 0), sensor("s-2", 1), sensor("s-2", 2), sensor("s-2", 3)}},
-		{"key and output", Query{Key: key("s-2"), Outputs: []string{"zone_1m"}}, nil},
+		{"key and output", Query{Key: key("s-2"), Outputs: outs("zone_1m")}, nil},
 		{"key is exact", Query{Key: key("s-")}, nil},
 		{"from is inclusive", Query{Key: key("s-1"), From: t0 + 2*minute}, []stream.Result{sensor("s-1", 2), sensor("s-1", 3)}},
 		{"from inside a window excludes it", Query{Key: key("s-1"), From: t0 + 2*minute + 1}, []stream.Result{sensor("s-1", 3)}},
 		{"to is exclusive", Query{Key: key("s-1"), To: t0 + 2*minute}, []stream.Result{sensor("s-1", 0), sensor("s-1", 1)}},
 		{"to inside a window includes it", Query{Key: key("s-1"), To: t0 + 2*minute + 1}, []stream.Result{sensor("s-1", 0), sensor("s-1", 1), sensor("s-1", 2)}},
-		{"from and to", Query{Outputs: []string{"zone_1m"}, From: t0 - minute, To: t0 + minute}, []stream.Result{before, zone(0)}},
+		{"from and to", Query{Outputs: outs("zone_1m"), From: t0 - minute, To: t0 + minute}, []stream.Result{before, zone(0)}},
 		{"empty range", Query{From: t0 + minute, To: t0 + minute}, nil},
-		{"limit", Query{Outputs: []string{"sensor_1m"}, Limit: 3}, []stream.Result{sensor("s-1", 0), sensor("s-2", 0), sensor("s-1", 1)}},
+		{"limit", Query{Outputs: outs("sensor_1m"), Limit: 3}, []stream.Result{sensor("s-1", 0), sensor("s-2", 0), sensor("s-1", 1)}},
 		{"other pipeline", Query{Pipeline: "other"}, []stream.Result{sensor("s-1", 0), sensor("s-2", 0)}},
 		{"unknown pipeline", Query{Pipeline: "nope"}, nil},
 	}
@@ -338,7 +387,7 @@ func TestSQLiteQueryFilters(t *testing.T) {
 // leaves the rows and the offsets of the last successful commit.
 func TestSQLiteCommitAtomic(t *testing.T) {
 	first := []stream.Result{result("sensor_1m", "s-1", t0, 1), result("sensor_1m", "s-4", t0, 8)}
-	firstCP := map[string]int64{"city:0": 10}
+	firstCP := map[TopicPartition]int64{{"city", 0}: 10}
 	second := []stream.Result{
 		result("sensor_1m", "s-1", t0, 1, 2), // would update the first row
 		retract("sensor_1m", []string{"s-4"}, t0, t0+minute),
@@ -346,7 +395,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 		result("sensor_1m", "s-3", t0, 4),
 	}
 	afterSecond := []stream.Result{second[0], second[2], second[3]}
-	secondCP := map[string]int64{"city:0": 20, "city:1": 3}
+	secondCP := map[TopicPartition]int64{{"city", 0}: 20, {"city", 1}: 3}
 	tests := []struct {
 		name   string
 		inject string // SQL run before the failing commit
@@ -364,7 +413,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := openTest(t)
-			if err := s.Commit(context.Background(), WritesOf("city", first...), firstCP); err != nil {
+			if err := Commit(context.Background(), s, writes("city", first...), firstCP); err != nil {
 				t.Fatal(err)
 			}
 			if tt.inject != "" {
@@ -372,7 +421,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := s.Commit(tt.ctx(), WritesOf("city", second...), secondCP); err == nil {
+			if err := Commit(tt.ctx(), s, writes("city", second...), secondCP); err == nil {
 				t.Fatal("the failing commit returned no error")
 			}
 			sameRows(t, query(t, s, Query{Pipeline: "city"}), first...)
@@ -383,7 +432,7 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 			if _, err := s.db.Exec(`DROP TRIGGER IF EXISTS fail`); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Commit(context.Background(), WritesOf("city", second...), secondCP); err != nil {
+			if err := Commit(context.Background(), s, writes("city", second...), secondCP); err != nil {
 				t.Fatalf("Commit after the failure: %v", err)
 			}
 			sameRows(t, query(t, s, Query{Pipeline: "city"}), afterSecond...)
@@ -422,8 +471,12 @@ func TestSQLiteLargeCounts(t *testing.T) {
 	r.Values[0] = event.NumberValue(1404214)
 	commit(t, s, "city", r)
 	rows := query(t, s, Query{Pipeline: "city"})
-	if len(rows) != 1 || !strings.Contains(string(rows[0].Aggs), `"count":1404214`) {
-		t.Fatalf("stored %s", fmtRows(rows))
+	var stored string
+	if err := s.db.QueryRow(`SELECT aggs FROM window_results`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Values[0] != event.NumberValue(1404214) || stored != `{"count":1404214}` {
+		t.Fatalf("stored %s as %s", fmtRows(rows), stored)
 	}
 }
 

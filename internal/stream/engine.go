@@ -17,15 +17,16 @@ type Result struct {
 	// emitted again, updated, when a late event within the allowed
 	// lateness arrives.
 	Final bool
-	// Update is set on a final emitted again, changed by a late event
-	// within the allowed lateness.
-	Update bool
 	// Retract withdraws a result emitted before for this window: a
 	// session window that merged into another one, or an update that no
 	// longer passes the output's having.
 	Retract bool
-	Names   []string // aggregate names, shared; do not modify
-	Values  []event.Value
+	// Kind is what the result does to its row in a store (KindOf): a
+	// window's first final inserts it, a final emitted again updates it,
+	// a retraction deletes it.
+	Kind   RecordKind
+	Names  []string // aggregate names, shared; do not modify
+	Values []event.Value
 }
 
 // win is one window of one group.
@@ -374,7 +375,7 @@ func (o *outState) retract(ks *keyState, w *win) {
 	}
 	w.emitted = false
 	o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
-		Start: w.start, End: w.end, Retract: true, Names: o.names})
+		Start: w.start, End: w.end, Retract: true, Kind: KindDelete, Names: o.names})
 }
 
 // mergeInto folds session src into dst and forgets src, withdrawing the

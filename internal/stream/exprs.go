@@ -89,7 +89,7 @@ func (x *resultExprs) Finals(rs []Result) []Result {
 		case r.Retract:
 			r.Names = x.names
 		case x.eval(act, &r):
-		case r.Update:
+		case r.Kind == KindUpdate:
 			r.Retract, r.Final, r.Values = true, false, nil
 		default:
 			continue

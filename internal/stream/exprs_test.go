@@ -68,7 +68,7 @@ func TestResultExprsHaving(t *testing.T) {
 	x := newResultExprs(&plan.Outputs[0])
 	passes, fails := result("a", 2, 2, nil, "ok"), result("b", 1, 2, nil, "ok")
 	updatedFails := result("c", 0, 2, nil, "ok")
-	updatedFails.Update = true
+	updatedFails.Kind = KindUpdate
 	retract := Result{Output: "o", GroupBy: []string{"zone"}, Key: []string{"d"}, Start: 0, End: 60_000, Retract: true,
 		Names: []string{"errors", "total", "lat", "last_status"}}
 	rs := x.Finals([]Result{passes, fails, updatedFails, retract})

@@ -42,10 +42,13 @@ func (e *Engine) visit(o *outState, ks *keyState, dst []Result) []Result {
 			dst = append(dst, o.result(ks, w, true))
 			changed = true
 		case w.dirty:
+			r := o.result(ks, w, true)
+			if w.emitted {
+				r.Kind = KindUpdate // else a late window's first final
+			}
 			w.dirty, w.emitted = false, true
 			o.dirty--
-			dst = append(dst, o.result(ks, w, true))
-			dst[len(dst)-1].Update = true
+			dst = append(dst, r)
 			changed = true
 		}
 		if w.fired && w.end+e.lateness <= e.fired {

@@ -140,7 +140,7 @@ func TestGroupKeysRestore(t *testing.T) {
 func TestResultNumbers(t *testing.T) {
 	r := Result{Output: "o", GroupBy: []string{"g"}, Key: []string{"k"}, Final: true,
 		Names: []string{"count", "avg"}, Values: []event.Value{event.NumberValue(1404214), event.NumberValue(2.5)}}
-	got := string(AppendResultJSON(nil, &r))
+	got := string(AppendValuesJSON(nil, &r))
 	if !strings.Contains(got, `"count":1404214,"avg":2.5}`) {
 		t.Errorf("result %s", got)
 	}

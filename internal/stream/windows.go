@@ -78,6 +78,7 @@ type task struct {
 	out     int
 	part    int32
 	op      Operator
+	schema  *Schema // the output's, for its result records
 	pending []Result
 	changes []Change // the changelog records of a flush
 	lastPub time.Time
@@ -208,7 +209,7 @@ func (w *Windower) produced(r *kgo.Record, err error) {
 
 // newTask returns the engine of one repartition partition, before restore.
 func (w *Windower) newTask(out int, part int32) *task {
-	t := &task{out: out, part: part, op: w.newOperator(out)}
+	t := &task{out: out, part: part, op: w.newOperator(out), schema: SchemaOf(&w.cfg.Plan.Outputs[out])}
 	t.snapAt.Store(-1)
 	t.snapPromise = func(r *kgo.Record, err error) {
 		w.produced(r, err)
@@ -468,10 +469,9 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 	t.pending = w.exprs[t.out].Finals(t.op.Advance(now, t.pending))
 	for i := range t.pending {
 		r := &t.pending[i]
-		key := []byte(event.JoinKey(r.Key))
-		sess.Produce(ctx, &kgo.Record{
-			Topic: o.Topic, Partition: partitionFor(key, w.outParts[t.out]), Key: key, Value: AppendResultJSON(nil, r),
-		}, w.produced)
+		key, value, headers := t.schema.Record(r)
+		sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(r.Key)), w.outParts[t.out]),
+			Key: key, Value: value, Headers: headers}, w.produced)
 	}
 	fired := len(t.pending)
 	t.pending = t.pending[:0]
