@@ -252,7 +252,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout, Hold: disk.Low}
 		wcfg, scfg := base, base
 		wcfg.Board, wcfg.CommitEvery = board, f.checkpointEvery
-		scfg.CommitEvery = f.shuffleEvery
+		scfg.CommitEvery, scfg.Board = f.shuffleEvery, board
 		for i, win := range stream.NewWindowers(wcfg, f.workers) {
 			pipeComps = append(pipeComps, stage(workerName("pipeline "+plan.Name+" windows", i), win.Run, win.Health))
 		}

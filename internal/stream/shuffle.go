@@ -50,6 +50,8 @@ type Shuffler struct {
 	batches   [][][]byte // per output and repartition partition, the record being filled
 	// free holds batch buffers whose records were written, for reuse.
 	free chan []byte
+	// statusAt is when the board last had the partitions' status (ms).
+	statusAt int64
 }
 
 // NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
@@ -209,6 +211,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			}
 			s.writeMarkers(ctx, sess, marks)
 		}
+		s.publishStatus(now.UnixMilli())
 		if !inTxn {
 			if ctx.Err() != nil {
 				return nil

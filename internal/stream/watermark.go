@@ -236,3 +236,28 @@ func (w *Watermarks) Current(now int64) int64 {
 	}
 	return minActive
 }
+
+// PartState is what Watermarks knows of one partition, for status pages.
+type PartState struct {
+	// MaxTS is the highest event time delivered (when Seen); Advanced is
+	// the event time of an idle partition advanced with the clock.
+	MaxTS, Advanced int64
+	Seen, Idle      bool
+	Backlog         bool
+	// LastSeen is the processing time of its last record (ms).
+	LastSeen int64
+}
+
+// State returns partition p's state at processing time now.
+func (w *Watermarks) State(p int32, now int64) (PartState, bool) {
+	pw := w.parts[p]
+	if pw == nil {
+		return PartState{}, false
+	}
+	st := PartState{MaxTS: pw.maxTS, Advanced: pw.maxTS, Seen: pw.seen, Backlog: pw.backlog, LastSeen: pw.lastSeen}
+	if !w.active(pw, now) {
+		st.Idle = true
+		st.Advanced, _ = w.advanced(pw, now)
+	}
+	return st, true
+}
