@@ -95,8 +95,10 @@ func watermarkReason(plan *pipeline.Plan, w *watermarkJSON) string {
 		return "no source partition is read by this process yet"
 	case w.AllIdle:
 		return fmt.Sprintf("every source partition is idle (no event for %s): event time advances with the clock, so open windows close without new events", idle)
+	case w.Watermark == nil && len(w.HeldBy) == 1:
+		return fmt.Sprintf("%s delivered no event yet: it holds the watermark until it does, or until it has been idle for %s", w.HeldBy[0], idle)
 	case w.Watermark == nil:
-		return fmt.Sprintf("%s delivered no event yet: it holds the watermark until it does, or until it has been idle for %s", strings.Join(w.HeldBy, ", "), idle)
+		return fmt.Sprintf("%s delivered no event yet: they hold the watermark until they do, or until they have been idle for %s", strings.Join(w.HeldBy, ", "), idle)
 	}
 	return fmt.Sprintf("held by %s: a window closes once the event time there passes its end plus %s, or once that partition has been idle for %s",
 		strings.Join(w.HeldBy, ", "), disorder, idle)
