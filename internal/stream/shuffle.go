@@ -211,6 +211,7 @@ func (s *Shuffler) runSession(ctx context.Context) error {
 			}
 			s.writeMarkers(ctx, sess, marks)
 		}
+		s.holdIdle(now.UnixMilli())
 		s.publishStatus(now.UnixMilli())
 		if !inTxn {
 			if ctx.Err() != nil {

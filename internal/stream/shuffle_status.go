@@ -28,3 +28,16 @@ func (s *Shuffler) publishStatus(now int64) {
 	}
 	b.SetSources(s.cfg.Plan.Name, s.cfg.worker, parts, now)
 }
+
+// holdIdle keeps the owned partitions active while the stage is held (a
+// disk low on space): ingest refuses events meanwhile and their senders
+// send them again once it accepts them, so the quiet of a hold must not
+// count as idleness that advances event time.
+func (s *Shuffler) holdIdle(now int64) {
+	if !s.cfg.held() {
+		return
+	}
+	for pid := range s.own {
+		s.wm.Touch(pid, now)
+	}
+}

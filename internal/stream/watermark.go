@@ -15,12 +15,16 @@ const NoWatermark = math.MinInt64
 // is the minimum over partitions that are not idle. A partition that
 // delivered nothing for IdleTimeout (processing time) stops holding the
 // combined watermark back. When every partition is idle the combined
-// watermark is the maximum of theirs, and event time keeps pace with the
-// clock: an idle partition's event time is its highest one plus the
-// processing time it has been idle, up to Horizon past it. So the windows
-// holding a stream's latest events close once the stream has been quiet
-// for IdleTimeout plus their remaining length, although no later event
-// arrives.
+// watermark is the maximum of theirs, and the event time of a live
+// partition keeps pace with the clock: an idle partition whose newest
+// event was at most LiveLag behind the clock when it was read has as
+// event time that one plus the processing time it has been idle, up to
+// Horizon past it. So the windows holding a live stream's latest events
+// close once it has been quiet for IdleTimeout plus their remaining
+// length, although no later event arrives. The event time of a partition
+// whose events are further behind the clock (a backfill, a replay) is not
+// tied to the clock and does not advance: its windows close when later
+// events arrive.
 type Watermarks struct {
 	// Disorder is the allowed out-of-orderness in milliseconds.
 	Disorder int64
@@ -52,6 +56,13 @@ type partWM struct {
 	advTS   int64
 	advSeen bool
 }
+
+// LiveLag is how far behind the clock (ms) the newest event of a
+// partition may have been when it was read for the partition to count as
+// live, so that its event time advances with the clock while it is idle.
+// A stream further behind is a backfill or a replay, whose pace the clock
+// says nothing about.
+const LiveLag = 3_600_000
 
 // advanceStep is the granularity of an idle partition's advance: its
 // markers change once a second, not on every commit.
@@ -142,13 +153,14 @@ func (w *Watermarks) Max(p int32, now int64) (ts int64, seen, idle bool) {
 
 // advanced returns the event time of an idle partition: the highest it
 // delivered plus the processing time it has been idle beyond
-// IdleTimeout, in whole steps and at most Horizon.
+// IdleTimeout, in whole steps and at most Horizon, when that highest
+// event time was at most LiveLag behind the clock as it was read.
 func (w *Watermarks) advanced(pw *partWM, now int64) (int64, bool) {
 	ts, seen := pw.maxTS, pw.seen
 	if pw.advSeen && (!seen || pw.advTS > ts) {
 		ts, seen = pw.advTS, true
 	}
-	if !pw.seen || pw.idle || w.IdleTimeout <= 0 || w.Horizon <= 0 {
+	if !pw.seen || pw.idle || w.IdleTimeout <= 0 || w.Horizon <= 0 || pw.lastSeen-pw.maxTS > LiveLag {
 		return ts, seen
 	}
 	quiet := now - pw.lastSeen - w.IdleTimeout
