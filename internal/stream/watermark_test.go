@@ -67,3 +67,24 @@ func TestWatermarksMarkAdvanced(t *testing.T) {
 		t.Errorf("active again: Current = %d, want 25000, not the advanced time", got)
 	}
 }
+
+// TestHoldKeepsPartitionsActive: while the shuffle stage is held (a disk
+// low on space, ingest refusing events) its partitions do not turn idle,
+// so event time does not advance with the clock over events the senders
+// will send again.
+func TestHoldKeepsPartitionsActive(t *testing.T) {
+	held := true
+	s := NewShuffler(StageConfig{Plan: testPlan(t, ""), Hold: func() bool { return held }})
+	s.own = map[int32]string{0: "city:0"}
+	s.reset(0)
+	s.wm.Observe(0, 50_000, 0)
+	s.holdIdle(100_000) // held: touched
+	if _, _, idle := s.wm.Max(0, 100_000); idle {
+		t.Fatal("a partition turned idle during a hold")
+	}
+	held = false
+	s.holdIdle(200_000) // not held: untouched
+	if ts, _, idle := s.wm.Max(0, 200_000); !idle || ts <= 50_000 {
+		t.Fatalf("Max = %d, idle %v; want idle and advanced once the hold ended", ts, idle)
+	}
+}
