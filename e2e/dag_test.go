@@ -15,6 +15,8 @@ const zonesPipeline = `
 name: zones
 description: Five-minute totals of the city's per-zone minutes.
 source: {pipeline: city, output: zone_1m}
+event_time:
+  idle_timeout: 2s   # the sentinel's row moves one partition: the others go idle soon
 outputs:
   - name: zone_5m
     group_by: [zone]
@@ -65,6 +67,11 @@ func TestDAGCrashExact(t *testing.T) {
 	// row moves the second level's watermark past end.
 	p.mustPost([]byte(sentinel("dg", end.Add(time.Minute)).json()))
 	p.mustPost([]byte(sentinel("dg", end.Add(3*time.Minute)).json()))
+
+	// The city's row of the sentinel's minute is what moves the second
+	// level past end: wait for it first (the city pipeline's other
+	// partitions go idle after its idle_timeout of 30 s).
+	p.waitResults("output=zone_1m&from="+end.Add(time.Minute).Format(time.RFC3339)+"&to="+end.Add(2*time.Minute).Format(time.RFC3339), 1)
 
 	want := map[string]*zone5{}
 	for k, a := range feed.want {

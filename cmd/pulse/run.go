@@ -22,6 +22,7 @@ import (
 	"github.com/pulsehq/pulse/internal/broker"
 	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/diskguard"
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/health"
 	"github.com/pulsehq/pulse/internal/ingest"
 	"github.com/pulsehq/pulse/internal/lifecycle"
@@ -89,7 +90,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them")
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results")
 	fs.DurationVar(&f.produceTimeout, "produce-timeout", 10*time.Second, "how long ingest waits for the broker before answering 503")
-	fs.DurationVar(&f.maxFuture, "max-future", time.Hour, "ingest rejects events whose time is further ahead of the clock (0 disables)")
+	fs.DurationVar(&f.maxFuture, "max-future", event.DefaultMaxFuture, "events whose time is further ahead of the clock are rejected, at ingest and from the source topics (0 disables); accepted ones advance the watermark only up to the clock")
 	fs.DurationVar(&f.retention, "retention", 7*24*time.Hour, "how long the topics of streams, dead letters, late events and results keep records (0: forever)")
 	f.retentionBytes = 1 << 30
 	fs.Var(&f.retentionBytes, "retention-bytes", "the most each partition of those topics keeps, such as 1GiB (0: no bound); the oldest records go first")
@@ -247,11 +248,11 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return lifecycle.Component{Name: name, Run: kafka.after(run)}
 	}
 	for _, plan := range plans {
-		base := stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log,
+		base := stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, MaxFuture: f.maxFuture,
 			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout, Hold: disk.Low}
 		wcfg, scfg := base, base
 		wcfg.Board, wcfg.CommitEvery = board, f.checkpointEvery
-		scfg.CommitEvery = f.shuffleEvery
+		scfg.CommitEvery, scfg.Board = f.shuffleEvery, board
 		for i, win := range stream.NewWindowers(wcfg, f.workers) {
 			pipeComps = append(pipeComps, stage(workerName("pipeline "+plan.Name+" windows", i), win.Run, win.Health))
 		}

@@ -236,8 +236,8 @@ func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 		if cp.Limits.Now != nil {
 			now = cp.Limits.Now
 		}
-		if limit := now().Add(cp.Limits.MaxFuture).UnixMilli(); r.TS > limit {
-			return invalid("ts %s is more than %s in the future: check the sender's clock", time.UnixMilli(r.TS).UTC().Format(time.RFC3339Nano), cp.Limits.MaxFuture)
+		if err := CheckFuture(r.TS, cp.Limits.MaxFuture, now); err != nil {
+			return invalid("ts %v", err)
 		}
 	}
 	for m := Metric(0); m < NumMetrics; m++ {

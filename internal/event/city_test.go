@@ -244,10 +244,10 @@ func TestCityParseFuture(t *testing.T) {
 		{"within the limit", Limits{MaxFuture: time.Minute, Now: func() time.Time { return fixed }}, at(59 * time.Second), ""},
 		{"exactly at the limit", Limits{MaxFuture: time.Minute, Now: func() time.Time { return fixed }}, at(time.Minute), ""},
 		{"1 ms beyond the limit", Limits{MaxFuture: time.Minute, Now: func() time.Time { return fixed }}, at(time.Minute + time.Millisecond),
-			"ts 2026-03-01T12:01:00.001Z is more than 1m0s in the future: check the sender's clock"},
-		{"a year ahead", Limits{MaxFuture: time.Hour, Now: func() time.Time { return fixed }}, at(365 * 24 * time.Hour), "in the future"},
+			"ts 2026-03-01T12:01:00.001Z is more than 1m0s ahead of the clock: check the sender's clock (the limit is pulse run --max-future)"},
+		{"a year ahead", Limits{MaxFuture: time.Hour, Now: func() time.Time { return fixed }}, at(365 * 24 * time.Hour), "ahead of the clock"},
 		{"no limit", Limits{}, at(365 * 24 * time.Hour), ""},
-		{"nil Now means the wall clock", Limits{MaxFuture: time.Hour}, `{"sensor_id":"s","zone":"z","kind":"traffic","speed_kmh":1,"ts":"9999-01-01T00:00:00Z"}`, "in the future"},
+		{"nil Now means the wall clock", Limits{MaxFuture: time.Hour}, `{"sensor_id":"s","zone":"z","kind":"traffic","speed_kmh":1,"ts":"9999-01-01T00:00:00Z"}`, "ahead of the clock"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

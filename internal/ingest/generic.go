@@ -52,11 +52,8 @@ func (g *genericParser) validate(data []byte, src *pipeline.Source) (key []byte,
 	if err != nil {
 		return nil, fmt.Errorf("field %s: %w", src.TimeField, err)
 	}
-	if g.maxFuture > 0 {
-		if limit := time.Now().Add(g.maxFuture).UnixMilli(); ts > limit {
-			return nil, fmt.Errorf("field %s = %s is more than %s in the future: check the sender's clock",
-				src.TimeField, time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), g.maxFuture)
-		}
+	if err := event.CheckFuture(ts, g.maxFuture, time.Now); err != nil {
+		return nil, fmt.Errorf("field %s = %w", src.TimeField, err)
 	}
 	return key, nil
 }

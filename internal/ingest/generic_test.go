@@ -27,7 +27,7 @@ func TestGenericValidate(t *testing.T) {
 		{"missing time", `{"user":"u"}`, src, "", "missing event-time field at"},
 		{"bad time", `{"user":"u","at":"yesterday"}`, src, "", `"yesterday" is not a time: use RFC 3339`},
 		{"number for rfc3339", `{"user":"u","at":1}`, rfc, "", "the pipeline expects an RFC 3339 time"},
-		{"far future", `{"user":"u","at":"2999-01-01T00:00:00Z"}`, src, "", "in the future"},
+		{"far future", `{"user":"u","at":"2999-01-01T00:00:00Z"}`, src, "", "ahead of the clock"},
 		{"rfc3339 for epoch_ms", `{"user":"u","at":"2026-01-02T03:04:05Z"}`, ms, "", "not a time in format epoch_ms"},
 		{"not an object", `[1]`, src, "", "must be a JSON object"},
 		{"key not UTF-8", "{\"user\":\"u\xff\",\"at\":1}", src, "", "not valid UTF-8 (byte 0xff at offset 10)"},

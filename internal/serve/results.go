@@ -240,6 +240,7 @@ func (s *Server) results(w http.ResponseWriter, r *http.Request) {
 		buf = append(buf, `,"next":`...)
 		buf = event.AppendJSONString(buf, next)
 	}
+	buf = s.appendWatermark(buf, p)
 	buf = append(buf, "}\n"...)
 	bw.Write(buf)
 	bw.Flush()

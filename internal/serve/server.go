@@ -139,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/pipelines", s.listPipelines)
 	mux.HandleFunc("GET /v1/pipelines/{pipeline}/results", s.results)
 	mux.HandleFunc("GET /v1/pipelines/{pipeline}/live", s.live)
+	mux.HandleFunc("GET /v1/pipelines/{pipeline}/watermark", s.watermark)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -14,6 +14,14 @@ import (
 type Board struct {
 	mu   sync.RWMutex
 	outs map[string]*boardEntry
+	// srcs holds, per pipeline and shuffle worker, the source partitions
+	// it reads (SetSources).
+	srcs map[string]map[int]sourceReport
+}
+
+type sourceReport struct {
+	parts []SourceWatermark
+	at    int64
 }
 
 type boardEntry struct {
@@ -91,4 +99,35 @@ func (b *Board) entry(key string) *boardEntry {
 		b.outs[key] = e
 	}
 	return e
+}
+
+// SetSources replaces what shuffle worker worker of pipeline reports of
+// the source partitions it reads, at processing time now (ms).
+func (b *Board) SetSources(pipeline string, worker int, parts []SourceWatermark, now int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srcs == nil {
+		b.srcs = make(map[string]map[int]sourceReport)
+	}
+	if b.srcs[pipeline] == nil {
+		b.srcs[pipeline] = make(map[int]sourceReport)
+	}
+	b.srcs[pipeline][worker] = sourceReport{parts: parts, at: now}
+}
+
+// Watermark returns pipeline's watermark and its source partitions as the
+// shuffle workers of this process report them, combined with the allowed
+// out-of-orderness disorder (ms).
+func (b *Board) Watermark(pipeline string, disorder int64) WatermarkStatus {
+	b.mu.RLock()
+	var all []SourceWatermark
+	var updated int64
+	for _, r := range b.srcs[pipeline] {
+		all = append(all, r.parts...)
+		updated = max(updated, r.at)
+	}
+	b.mu.RUnlock()
+	st := combineSources(all, disorder)
+	st.Updated = updated
+	return st
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
@@ -48,6 +49,7 @@ type Decoder struct {
 	// (e.g. a traffic metric on an air reading) never runs for them.
 	whereFirst bool
 	reading    event.Reading
+	maxFuture  time.Duration // 0: no limit
 }
 
 // NewDecoder returns a decoder for plan.
@@ -168,9 +170,22 @@ func (d *Decoder) Slots() int { return len(d.slots) }
 // ErrFiltered is returned for events the where expression drops.
 var ErrFiltered = errors.New("filtered out by where")
 
+// SetMaxFuture makes Decode reject events whose time is more than max
+// ahead of the clock, as ingest does (0: no limit): events written to the
+// source topic with a Kafka client skip ingest's check.
+func (d *Decoder) SetMaxFuture(max time.Duration) {
+	d.maxFuture = max
+	if d.city != nil {
+		d.city.Limits.MaxFuture = max
+	}
+}
+
 // Decode decodes data into r. It returns ErrFiltered for events the where
-// expression drops, and a descriptive error for records that cannot be
-// processed (they belong in the dead-letter topic).
+// expression drops, with r.TS set to the event's time (every event read
+// advances the watermark, filtered or not), and a descriptive error for
+// records that cannot be processed (they belong in the dead-letter topic),
+// among them events whose time is missing, unreadable or further ahead of
+// the clock than SetMaxFuture allows.
 func (d *Decoder) Decode(data []byte, r *Record) error {
 	// Events written to the raw topic with a Kafka client skip ingest's
 	// check: text that is not UTF-8 would make keys no one can query.
@@ -200,6 +215,9 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 			return fmt.Errorf("missing event-time field %s", src.TimeField)
 		}
 		if r.TS, err = event.ReadTime(tv, src.TimeFormat); err != nil {
+			return fmt.Errorf("field %s: %w", src.TimeField, err)
+		}
+		if err := event.CheckFuture(r.TS, d.maxFuture, time.Now); err != nil {
 			return fmt.Errorf("field %s: %w", src.TimeField, err)
 		}
 	}

@@ -107,7 +107,7 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 	t := plan.Time
 	e := &Engine{
 		plan:     plan,
-		wm:       Watermarks{Disorder: t.MaxOutOfOrderness.Milliseconds(), IdleTimeout: t.IdleTimeout.Milliseconds()},
+		wm:       Watermarks{Disorder: t.MaxOutOfOrderness.Milliseconds(), IdleTimeout: t.IdleTimeout.Milliseconds(), Horizon: IdleHorizon(plan)},
 		fired:    NoWatermark,
 		lateness: t.AllowedLateness.Milliseconds(),
 	}
@@ -168,13 +168,7 @@ func (e *Engine) UseMarkers() {
 
 // Mark applies a watermark marker: source partition p has delivered event
 // times up to maxTS (when seen) and is idle or not.
-func (e *Engine) Mark(p int32, maxTS int64, seen, idle bool) {
-	e.wm.Assign(p, 0)
-	if seen {
-		e.wm.Raise(p, maxTS)
-	}
-	e.wm.SetIdle(p, idle)
-}
+func (e *Engine) Mark(p int32, maxTS int64, seen, idle bool) { e.wm.Mark(p, maxTS, seen, idle) }
 
 // Assign registers input partition p at processing time now; see
 // Watermarks.Assign.

@@ -45,6 +45,10 @@ type semCase struct {
 	// ExpectOpenWindows, when set, is OpenWindows() at the end (every
 	// output counts, checked or not).
 	ExpectOpenWindows *int `json:"expect_open_windows"`
+	// Clock, when set, is the processing time of now 0 (steps' now and
+	// advance are milliseconds after it), and event times are capped at
+	// the clock as the shuffle stage caps them (Watermarks.Clock).
+	Clock string `json:"clock"`
 	// MarkersDiffer, when set, says why the case does not hold for an
 	// engine driven by markers (a window task), which then skips it.
 	MarkersDiffer string `json:"markers_differ"`
@@ -163,9 +167,17 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 	}
 	dec := NewDecoder(plan)
 	e := NewEngine(plan, dec)
-	up := Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds()}
+	up := Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds(), Horizon: IdleHorizon(plan)}
 	if markers {
 		e.UseMarkers()
+	}
+	var origin int64
+	if c.Clock != "" {
+		var err error
+		if origin, err = event.ParseTime(c.Clock); err != nil {
+			t.Fatalf("clock: %v", err)
+		}
+		up.Clock, e.wm.Clock = true, true
 	}
 	mark := func(now int64) {
 		for _, p := range up.Partitions() {
@@ -182,6 +194,11 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 	fired := map[string]bool{}
 	late := 0
 	for i, s := range c.Steps {
+		s.Now += origin
+		if s.Advance != nil {
+			at := *s.Advance + origin
+			s.Advance = &at
+		}
 		where := fmt.Sprintf("step %d", i+1)
 		if s.Comment != "" {
 			where += " (" + s.Comment + ")"
@@ -198,6 +215,14 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 			if s.Filtered {
 				if !errors.Is(err, ErrFiltered) {
 					t.Errorf("%s: Decode(%s) = %v, want it filtered", where, s.Event, err)
+				}
+				// A filtered event still advances its partition's event
+				// time, as the shuffle stage observes it.
+				if markers {
+					up.Observe(s.Partition, r.TS, s.Now)
+					mark(s.Now)
+				} else {
+					e.wm.Observe(s.Partition, r.TS, s.Now)
 				}
 				continue
 			}

@@ -108,6 +108,10 @@ type StageConfig struct {
 	// leave records unread, without committing before /readyz reports it
 	// not ready (default 30 s).
 	StallTimeout time.Duration
+	// MaxFuture is how far ahead of the clock a source event's time may
+	// be: the shuffle stage sends events further ahead to the dead-letter
+	// topic, with the reason (0: no limit).
+	MaxFuture time.Duration
 	// RestoreTimeout bounds the restore of a window stage's tasks from
 	// their changelogs (default 5 min): past it the session fails with
 	// the partition it was reading, and starts again.

@@ -49,6 +49,8 @@ type Shuffler struct {
 	batches   [][][]byte // per output and repartition partition, the record being filled
 	// free holds batch buffers whose records were written, for reuse.
 	free chan []byte
+	// statusAt is when the board last had the partitions' status (ms).
+	statusAt int64
 }
 
 // NewShuffler returns the shuffle stage of cfg.Plan; Run starts it.
@@ -57,6 +59,7 @@ func NewShuffler(cfg StageConfig) *Shuffler {
 	plan := cfg.Plan
 	s := &Shuffler{cfg: cfg, dec: NewDecoder(plan), topicID: map[string]int32{}, dlqParts: map[string]int32{}, free: make(chan []byte, 64),
 		prog: newProgress(cfg.StallTimeout)}
+	s.dec.SetMaxFuture(cfg.MaxFuture)
 	s.layout = layoutOf(s.dec)
 	for i, t := range plan.Source.Topics {
 		s.topicID[t] = int32(i)
@@ -78,7 +81,7 @@ func (s *Shuffler) partID(topic string, part int32) int32 { return s.topicID[top
 // reset forgets what the transaction in progress did; the session rewinds
 // to the committed offsets.
 func (s *Shuffler) reset(now int64) {
-	s.wm = Watermarks{Disorder: 0, IdleTimeout: s.cfg.Plan.Time.IdleTimeout.Milliseconds()}
+	s.wm = Watermarks{Disorder: 0, IdleTimeout: s.cfg.Plan.Time.IdleTimeout.Milliseconds(), Horizon: IdleHorizon(s.cfg.Plan), Clock: true}
 	for pid := range s.own {
 		s.wm.Assign(pid, now)
 	}
@@ -149,6 +152,8 @@ func (s *Shuffler) finish(ctx context.Context, sess *kgo.GroupTransactSession, i
 		}
 		s.writeMarkers(ctx, sess, marks)
 	}
+	s.holdIdle(now.UnixMilli())
+	s.publishStatus(now.UnixMilli())
 	return nil
 }
 
@@ -213,7 +218,11 @@ func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSe
 		for _, rec := range ft.Records {
 			if err := s.dec.Decode(rec.Value, &s.rec); err != nil {
 				if errors.Is(err, ErrFiltered) {
+					// Every event read advances its partition's event
+					// time, filtered or not: a filter that drops most
+					// events must not freeze the watermark.
 					filtered++
+					s.wm.Observe(pid, s.rec.TS, now)
 					continue
 				}
 				rejected++

@@ -330,6 +330,43 @@
     $('chart-empty').textContent = state.selected == null ? 'Select a zone to chart its last 30 minutes.' : 'No history for this zone yet.';
   }
 
+  // ---- watermark --------------------------------------------------------
+
+  // Under the watermark: which source partitions hold it back, or that
+  // every one is idle and event time advances with the clock; the
+  // tooltip has the server's full reason.
+  const WATERMARK_EVERY_MS = 2000;
+
+  function watermarkNote(w) {
+    if (!w.partitions || w.partitions.length === 0) return null;
+    if (w.all_idle) return { text: 'all sources idle · advancing with the clock', held: false };
+    if (!w.held_by || w.held_by.length === 0) return null;
+    const first = w.partitions.find((p) => p.holding);
+    let why = '';
+    if (first && first.event_time == null) why = ' (no event yet)';
+    else if (first && first.backlog) why = ' (catching up)';
+    else if (first) why = ' (last event ' + duration(first.last_read_ago_ms) + ' ago)';
+    const more = w.held_by.length > 1 ? ' +' + (w.held_by.length - 1) : '';
+    return { text: 'held by ' + w.held_by[0] + more + why, held: true };
+  }
+
+  async function fetchWatermark() {
+    const el = $('watermark-held');
+    try {
+      const res = await fetch(`/v1/pipelines/${encodeURIComponent(state.pipeline)}/watermark`);
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      const w = await res.json();
+      const note = watermarkNote(w);
+      el.hidden = note == null;
+      el.textContent = note ? note.text : '';
+      el.classList.toggle('held', !!(note && note.held));
+      el.title = w.reason || '';
+    } catch (err) {
+      el.hidden = true;
+      console.warn('pulse: reading the watermark failed', err);
+    }
+  }
+
   // ---- start ------------------------------------------------------------
 
   async function discover() {
@@ -350,5 +387,9 @@
 
   makeCharts();
   updateChart();
-  discover().then(connect);
+  discover().then(() => {
+    connect();
+    fetchWatermark();
+    setInterval(fetchWatermark, WATERMARK_EVERY_MS);
+  });
 })();
