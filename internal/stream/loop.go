@@ -73,6 +73,8 @@ type taskLoop struct {
 	// abortNote says what happens after an abort, for its log line.
 	abortNote string
 	st        stage
+	// opts are the stage's own options of its group session.
+	opts []kgo.Opt
 }
 
 // run runs the stage's session until ctx ends, starting it again after a
@@ -119,7 +121,7 @@ const maxPollWait = 100 * time.Millisecond
 // one transaction when it read something.
 func (l *taskLoop) session(ctx context.Context) error {
 	cfg, st := l.cfg, l.st
-	sess, err := cfg.Cluster.session(cfg.Plan, l.name, cfg.worker, append(l.asg.opts(), kgo.ConsumeTopics(l.topics...))...)
+	sess, err := cfg.Cluster.session(cfg.Plan, l.name, cfg.worker, append(append(l.asg.opts(), kgo.ConsumeTopics(l.topics...)), l.opts...)...)
 	if err != nil {
 		return err
 	}

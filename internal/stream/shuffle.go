@@ -96,7 +96,8 @@ func (s *Shuffler) reset(now int64) {
 // A failed session is closed and started again.
 func (s *Shuffler) Run(ctx context.Context) error {
 	l := &taskLoop{cfg: &s.cfg, name: "shuffle", topics: s.cfg.Plan.Source.Topics, asg: &s.asg, prog: s.prog,
-		fail: &s.fail, abortNote: "its records are read again", st: s}
+		fail: &s.fail, abortNote: "its records are read again", st: s,
+		opts: []kgo.Opt{kgo.KeepControlRecords()}}
 	return l.run(ctx)
 }
 
@@ -216,6 +217,13 @@ func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSe
 		s.hwm[tp] = ft.HighWatermark
 		s.next[tp] = ft.Records[len(ft.Records)-1].Offset + 1
 		for _, rec := range ft.Records {
+			if rec.Attrs.IsControl() {
+				// A transaction's end marker (the stage keeps them): it
+				// counts in the next offset, so that a source written
+				// in transactions (another pipeline's output) shows no
+				// backlog once its last record was read, and goes idle.
+				continue
+			}
 			if err := s.dec.Decode(rec.Value, &s.rec); err != nil {
 				if errors.Is(err, ErrFiltered) {
 					// Every event read advances its partition's event
