@@ -44,6 +44,7 @@ func Link(plans []*Plan) error {
 		src.Format = "json"
 		src.Schema = ""
 		src.Columns = o.Schema()
+		src.Groups = o.GroupBy
 		src.TimeField, src.TimeFormat = ColTime, "rfc3339"
 		if o.Kind == KindWindow {
 			src.TimeField = ColWindowStart
@@ -119,6 +120,17 @@ func checkChanges(p *Plan) Errors {
 	}
 	var errs Errors
 	for i, o := range p.Outputs {
+		if o.Kind != KindWindow {
+			for _, g := range o.GroupBy {
+				if !slices.Contains(p.Source.Groups, g) {
+					errs = append(errs, Error{File: p.File, Path: index("outputs", i) + ".group_by",
+						Msg: fmt.Sprintf("group_by %s: %s.%s updates and deletes its rows, and a delete carries only their group fields (%s) and time",
+							g, p.Source.Pipeline, p.Source.Output, strings.Join(p.Source.Groups, ", ")),
+						Hint: "group by those fields, so that a correction reaches the key it corrects"})
+				}
+			}
+			continue
+		}
 		if o.Kind == KindWindow {
 			errs = append(errs, Error{File: p.File, Path: index("outputs", i) + ".window",
 				Msg: fmt.Sprintf("a window cannot read %s.%s: that output updates or deletes results it wrote (allowed lateness, session windows), and a window cannot take back what it folded",

@@ -60,6 +60,9 @@ type Source struct {
 	// Changes is set when the upstream output may correct a result it
 	// wrote (an update or a delete): see Output.Changes.
 	Changes bool
+	// Groups are the upstream output's group fields: with the time, what
+	// a delete record carries.
+	Groups []string
 }
 
 // Program is a compiled CEL expression with the event fields it reads.

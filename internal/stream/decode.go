@@ -20,6 +20,10 @@ import (
 type Record struct {
 	TS   int64
 	Vals []event.Value
+	// Kind is what the event does to the row it names when the source is
+	// another pipeline's output: an insert, an update of a row read
+	// before, or its delete (see Output.Changes).
+	Kind RecordKind
 }
 
 // Decoder turns raw JSON records into Records for one pipeline: it reads
@@ -48,8 +52,10 @@ type Decoder struct {
 	// none of them, so a derive that fails on events the filter drops
 	// (e.g. a traffic metric on an air reading) never runs for them.
 	whereFirst bool
-	reading    event.Reading
-	maxFuture  time.Duration // 0: no limit
+	// identity is set while DecodeDelete runs: no where, no derive.
+	identity  bool
+	reading   event.Reading
+	maxFuture time.Duration // 0: no limit
 }
 
 // NewDecoder returns a decoder for plan.
@@ -225,6 +231,9 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		d.derived[i] = event.Value{}
 	}
 	d.act.ndone = 0
+	if d.identity {
+		return d.fill(obj, r)
+	}
 	if d.whereFirst {
 		if err := d.where(); err != nil {
 			return err
@@ -245,6 +254,22 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 			return err
 		}
 	}
+	return d.fill(obj, r)
+}
+
+// DecodeDelete decodes the key of a delete record of another pipeline's
+// output: the identity columns of the row it withdraws (group fields and
+// window_start or time). Where and derive do not run (they read value
+// columns the key lacks): a delete of a row the filter dropped deletes
+// nothing downstream.
+func (d *Decoder) DecodeDelete(key []byte, r *Record) error {
+	d.identity = true
+	defer func() { d.identity = false }()
+	return d.Decode(key, r)
+}
+
+// fill sets r's slots from the event obj and the derived fields.
+func (d *Decoder) fill(obj *fastjson.Object, r *Record) error {
 	if cap(r.Vals) < len(d.slots) {
 		r.Vals = make([]event.Value, len(d.slots))
 	}

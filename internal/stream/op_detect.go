@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
@@ -172,6 +173,9 @@ func (o *detectOp) Add(p int32, r *Record, now int64) uint64 {
 			has = true
 		}
 	}
+	if r.Kind != KindInsert && o.correct(r) {
+		return 0
+	}
 	if !has {
 		return 0 // nothing to score
 	}
@@ -196,6 +200,42 @@ func (o *detectOp) Add(p int32, r *Record, now int64) uint64 {
 	o.schedule(k, k.pts[0].ts)
 	o.touch(k)
 	return 0
+}
+
+// correct applies an update or a delete of a row of another pipeline's
+// output (its identity: the key and the time) to the buffered point of
+// that row, and reports whether it is done: a delete is, and an update
+// that replaced the point's values; an update of a row not buffered is
+// added as a new point. The row's time is not behind the watermark (Add
+// checked): its point has not been scored yet.
+func (o *detectOp) correct(r *Record) bool {
+	o.keyBuf = appendGroupText(o.keyBuf[:0], o.groups, r)
+	k := o.keys.Lookup(o.keyBuf)
+	i := -1
+	if k != nil {
+		for j, pt := range k.pts {
+			if pt.ts == r.TS {
+				i = j
+				break
+			}
+		}
+	}
+	if i < 0 {
+		return r.Kind == KindDelete // nothing to delete; an update inserts
+	}
+	nf := len(o.slots)
+	if r.Kind == KindUpdate {
+		copy(k.vals[i*nf:(i+1)*nf], o.point)
+	} else {
+		k.pts = slices.Delete(k.pts, i, i+1)
+		k.vals = slices.Delete(k.vals, i*nf, (i+1)*nf)
+		if len(k.pts) == 0 {
+			o.waiting--
+			k.sched = noTimer // its timer is stale now
+		}
+	}
+	o.touch(k)
+	return true
 }
 
 // key returns the state of r's key, creating it.

@@ -89,8 +89,15 @@ func (o *eventsOp) Rejected() error { return o.err }
 // Add writes r as a result when it passes the where; it is never late.
 func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 	o.err = nil
+	if r.Kind == KindDelete {
+		// Another pipeline's output withdrew the row: so does this one
+		// (where and derive read value columns a delete lacks).
+		o.withdraw(r)
+		return 0
+	}
 	o.act.rec, o.act.ndone = r, 0
 	if o.whereFirst && !o.where() {
+		o.filtered(r)
 		return 0
 	}
 	for i, d := range o.ev.Derive {
@@ -105,6 +112,7 @@ func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 		o.act.ndone = i + 1
 	}
 	if !o.whereFirst && !o.where() {
+		o.filtered(r)
 		return 0
 	}
 	vals := o.take(len(o.cols))
@@ -122,8 +130,24 @@ func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 		}
 	}
 	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: o.groupKey(r),
-		Start: r.TS, End: r.TS, Final: true, Names: o.names, Values: vals})
+		Start: r.TS, End: r.TS, Final: true, Kind: r.Kind, Names: o.names, Values: vals})
 	return 0
+}
+
+// withdraw writes a delete of r's row.
+func (o *eventsOp) withdraw(r *Record) {
+	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: o.groupKey(r),
+		Start: r.TS, End: r.TS, Final: true, Retract: true, Kind: KindDelete, Names: o.names})
+}
+
+// filtered handles an event the where dropped: nothing, unless it updates
+// a row of another pipeline's output that may have passed before, whose
+// row this output then deletes (a delete of a row never written deletes
+// nothing).
+func (o *eventsOp) filtered(r *Record) {
+	if o.err == nil && r.Kind == KindUpdate {
+		o.withdraw(r)
+	}
 }
 
 // where evaluates the output's filter on the current event; a failure is

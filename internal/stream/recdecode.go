@@ -32,6 +32,19 @@ type RecordDecoder struct {
 	retract bool
 }
 
+// ParseKind reads the value of a KindHeader; empty is an insert.
+func ParseKind(v []byte) (RecordKind, error) {
+	switch string(v) {
+	case "", "insert":
+		return KindInsert, nil
+	case "update":
+		return KindUpdate, nil
+	case "delete":
+		return KindDelete, nil
+	}
+	return 0, fmt.Errorf("header %s is %q: want insert, update or delete", KindHeader, v)
+}
+
 // NewRecordDecoder returns a decoder of s's records.
 func NewRecordDecoder(s *Schema) *RecordDecoder {
 	d := &RecordDecoder{s: s, seen: make([]bool, len(s.Columns))}
@@ -52,15 +65,9 @@ const maxSafeInt = 1 << 53
 // and is an insert, or the kind its header names. The result is final
 // and owns its memory.
 func (d *RecordDecoder) Decode(key, value, kind []byte) (Result, error) {
-	k := KindInsert
-	switch string(kind) {
-	case "", "insert":
-	case "update":
-		k = KindUpdate
-	case "delete":
-		k = KindDelete
-	default:
-		return Result{}, fmt.Errorf("header %s is %q: want insert, update or delete", KindHeader, kind)
+	k, err := ParseKind(kind)
+	if err != nil {
+		return Result{}, err
 	}
 	if value == nil {
 		k = KindDelete

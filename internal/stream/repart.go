@@ -26,11 +26,14 @@ import (
 // one poll bound for its partition (up to maxBatchBytes), so the broker
 // and the clients handle a record per partition and poll, not per event.
 // Repartition record values:
-//   - recBatch, the layout fingerprint (4 bytes, big endian), then the
-//     events, each framed by its length (uvarint): the source partition id
-//     (uvarint), the source offset (uvarint), the ingest time in ms
-//     (varint), then the decoded record: event time (varint), value count
-//     (uvarint) and values (see appendEvent);
+//   - recBatchKinds, the layout fingerprint (4 bytes, big endian), then
+//     the events, each framed by its length (uvarint): the source
+//     partition id (uvarint), the source offset (uvarint), the ingest time
+//     in ms (varint), the record kind (a byte: insert, update or delete,
+//     for a source that is another pipeline's output), then the decoded
+//     record: event time (varint), value count (uvarint) and values (see
+//     appendEvent); recBatch, written before kinds, is the same without
+//     the kind byte, and is read as inserts;
 //   - recMarker, a count, then per source partition its id (varint),
 //     highest event time (varint) and flags (markSeen, markIdle).
 //
@@ -42,6 +45,8 @@ import (
 const (
 	recMarker = 1
 	recBatch  = 2 // 0 was a single event, before batches
+	// recBatchKinds is a batch whose events carry their record kind.
+	recBatchKinds = 3
 
 	markSeen = 1
 	markIdle = 2
@@ -86,11 +91,14 @@ type srcEvent struct {
 	pid    int32 // source partition id
 	offset int64 // offset in the source partition
 	ingest int64 // source record timestamp, ms: when it was ingested
+	// kind is what the source record does to the row it names: an
+	// insert, unless the source is another pipeline's output.
+	kind RecordKind
 }
 
 // appendBatchHeader begins a batch of events decoded with layout.
 func appendBatchHeader(b []byte, layout uint32) []byte {
-	return binary.BigEndian.AppendUint32(append(b, recBatch), layout)
+	return binary.BigEndian.AppendUint32(append(b, recBatchKinds), layout)
 }
 
 // appendEvent appends one event of a batch, without its length frame.
@@ -98,6 +106,7 @@ func appendEvent(b []byte, src srcEvent, r *Record) []byte {
 	b = binary.AppendUvarint(b, uint64(uint32(src.pid)))
 	b = binary.AppendUvarint(b, uint64(src.offset))
 	b = binary.AppendVarint(b, src.ingest)
+	b = append(b, byte(src.kind))
 	b = binary.AppendVarint(b, r.TS)
 	b = binary.AppendUvarint(b, uint64(len(r.Vals)))
 	for _, v := range r.Vals {
@@ -140,7 +149,7 @@ var errLayout = errors.New("the record was shuffled by another version of the pi
 // A batch of another layout returns its events with errLayout: where they
 // came from can still be read.
 func openBatch(v []byte, layout uint32) ([]byte, error) {
-	if len(v) < 5 || v[0] != recBatch {
+	if len(v) < 5 || (v[0] != recBatch && v[0] != recBatchKinds) {
 		return nil, errRepartition
 	}
 	if binary.BigEndian.Uint32(v[1:]) != layout {
@@ -160,10 +169,17 @@ func nextEvent(events []byte) (ev, rest []byte, err error) {
 
 // readSource reads where an event came from and returns the rest: its
 // decoded record, for readRecord.
-func readSource(ev []byte) (srcEvent, []byte, error) {
+func readSource(ev []byte) (srcEvent, []byte, error) { return readSourceOf(ev, true) }
+
+// readSourceOf is readSource for an event of a batch with record kinds or,
+// kinds false, of one written before them (inserts).
+func readSourceOf(ev []byte, kinds bool) (srcEvent, []byte, error) {
 	rd := &reader{b: ev}
 	src := srcEvent{pid: int32(uint32(rd.uvarint())), offset: int64(rd.uvarint()), ingest: rd.varint()}
-	if rd.err != nil {
+	if kinds {
+		src.kind = RecordKind(rd.byte())
+	}
+	if rd.err != nil || src.kind > KindDelete {
 		return srcEvent{}, nil, errRepartition
 	}
 	return src, rd.b, nil

@@ -224,7 +224,8 @@ func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSe
 				// backlog once its last record was read, and goes idle.
 				continue
 			}
-			if err := s.dec.Decode(rec.Value, &s.rec); err != nil {
+			kind, err := s.decode(rec)
+			if err != nil {
 				if errors.Is(err, ErrFiltered) {
 					// Every event read advances its partition's event
 					// time, filtered or not: a filter that drops most
@@ -252,7 +253,7 @@ func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSe
 				s.cfg.observeLatency("shuffle_polled", now, ingest)
 			}
 			s.wm.Observe(pid, s.rec.TS, now)
-			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: ingest}, &s.rec)
+			s.ev = appendEvent(s.ev[:0], srcEvent{pid: pid, offset: rec.Offset, ingest: ingest, kind: kind}, &s.rec)
 			for i := range s.repart {
 				s.buf = appendGroupText(s.buf[:0], s.groupSlots[i], &s.rec)
 				p := partitionFor(s.buf, s.nparts[i])
@@ -278,6 +279,34 @@ func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSe
 	s.counts.accepted += accepted
 	s.counts.filtered += filtered
 	s.counts.rejected += rejected
+}
+
+// decode decodes a source record into s.rec and returns its kind.
+func (s *Shuffler) decode(rec *kgo.Record) (RecordKind, error) {
+	return decodeSource(s.dec, &s.cfg.Plan.Source, rec, &s.rec)
+}
+
+// decodeSource decodes a record of src into r and returns its kind. A
+// topic's records are inserts; another pipeline's output says in a header
+// whether a record inserts, updates or deletes its row, and a delete is a
+// tombstone whose key names the row.
+func decodeSource(dec *Decoder, src *pipeline.Source, rec *kgo.Record, r *Record) (RecordKind, error) {
+	if src.Pipeline == "" {
+		return KindInsert, dec.Decode(rec.Value, r)
+	}
+	kind := KindInsert
+	for _, h := range rec.Headers {
+		if h.Key == KindHeader {
+			var err error
+			if kind, err = ParseKind(h.Value); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if rec.Value == nil || kind == KindDelete {
+		return KindDelete, dec.DecodeDelete(rec.Key, r)
+	}
+	return kind, dec.Decode(rec.Value, r)
 }
 
 // shuffleCounts counts the events of a transaction, for the metrics once

@@ -337,6 +337,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 		reject(rec.Value, sourceOf(rec), berr)
 		return
 	}
+	kinds := rec.Value[0] == recBatchKinds
 	for len(events) > 0 {
 		ev, rest, err := nextEvent(events)
 		if err != nil {
@@ -344,7 +345,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			return
 		}
 		events = rest
-		src, vals, err := readSource(ev)
+		src, vals, err := readSourceOf(ev, kinds)
 		if err != nil {
 			reject(ev, sourceOf(rec), err)
 			continue
@@ -356,6 +357,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			reject(ev, w.sourceName(src), err) // names the source record
 			continue
 		}
+		w.rec.Kind = src.kind
 		late := t.op.Add(src.pid, &w.rec, now)
 		if err := rejectedBy(t.op); err != nil {
 			reject(w.eventJSON(vals), w.sourceName(src), err) // an events or detect output refused it
