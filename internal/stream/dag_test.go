@@ -151,7 +151,7 @@ func TestDAGCorrections(t *testing.T) {
 	//     1    z = −0.5/√0.5 ≈ −0.71: a spike
 	wantRows := map[string][]string{
 		"per_min": {
-			fmt.Sprintf("120 n=1 mean=2 sd=1 z=-1"),
+			"120 n=1 mean=2 sd=1 z=-1",
 			fmt.Sprintf("360 n=1 mean=1.75 sd=%v z=%v", math.Sqrt(0.4375), -0.75/math.Sqrt(0.4375)),
 		},
 		"sessions": {
