@@ -193,6 +193,8 @@ func checkSpikes(t *testing.T, p *proc, want map[string]*aggregate, end time.Tim
 					if z := (x - mean) / sd; math.Abs(z) >= threshold {
 						spikes[zone+"|"+pt.at.Format(time.RFC3339)+"|"+field] = [3]float64{mean, sd, z}
 					}
+				} else if n >= warmUp && x != mean {
+					spikes[zone+"|"+pt.at.Format(time.RFC3339)+"|"+field] = [3]float64{mean, 0, 0} // no z: null
 				}
 				if n == 0 {
 					mean = x

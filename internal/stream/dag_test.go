@@ -145,7 +145,8 @@ func TestDAGCorrections(t *testing.T) {
 	//   sessions, series 3 (the merged session), 1, 2, 1, 1 at 0, 100, 170,
 	//   230, 400; the deleted row at 50 is gone (warm-up 1, threshold 0.001):
 	//     3    mean 3, variance 0
-	//     1    standard deviation 0: no score; mean 2, variance 1
+	//     1    standard deviation 0 and not the mean: a spike without a z
+	//          (mean 3, standard deviation 0); mean 2, variance 1
 	//     2    z = 0: no spike; mean 2, variance 0.5
 	//     1    z = −1/√0.5 ≈ −1.41: a spike; mean 1.5, variance 0.5·(0.5 + 0.5) = 0.5
 	//     1    z = −0.5/√0.5 ≈ −0.71: a spike
@@ -155,6 +156,7 @@ func TestDAGCorrections(t *testing.T) {
 			fmt.Sprintf("360 n=1 mean=1.75 sd=%v z=%v", math.Sqrt(0.4375), -0.75/math.Sqrt(0.4375)),
 		},
 		"sessions": {
+			"100 n=1 mean=3 sd=0 z=0", // z is null (its Num is 0)
 			fmt.Sprintf("230 n=1 mean=2 sd=%v z=%v", math.Sqrt(0.5), -1/math.Sqrt(0.5)),
 			fmt.Sprintf("400 n=1 mean=1.5 sd=%v z=%v", math.Sqrt(0.5), -0.5/math.Sqrt(0.5)),
 		},

@@ -38,7 +38,8 @@ func newDetector(d *pipeline.Detect) (Detector, error) {
 // points n, an exponentially weighted mean and variance. A point x is
 // compared with the state before it: once n ≥ warm-up and the standard
 // deviation s = sqrt(variance) is above 0, z = (x − mean) / s, and x is an
-// anomaly when |z| ≥ threshold. Then x updates the state, anomaly or not
+// anomaly when |z| ≥ threshold; when s is 0 (the series never varied), x
+// is an anomaly when it differs from the mean, with no z (null). Then x updates the state, anomaly or not
 // (West's incremental EWMA):
 //
 //	first point: mean = x, variance = 0
@@ -56,12 +57,18 @@ func (z zscore) Step(st []float64, x float64, row []event.Value) ([]event.Value,
 	n, mean, variance := st[0], st[1], st[2]
 	anomaly := false
 	if n >= z.warmUp && n > 0 {
-		if sd := math.Sqrt(variance); sd > 0 {
+		switch sd := math.Sqrt(variance); {
+		case sd > 0:
 			score := (x - mean) / sd
 			if math.Abs(score) >= z.threshold {
 				row = append(row, event.NumberValue(mean), event.NumberValue(sd), event.NumberValue(score))
 				anomaly = true
 			}
+		case x != mean:
+			// A series that never varied, then moved (errors flat at 3 a
+			// minute, then 20): any change is an anomaly, with no z.
+			row = append(row, event.NumberValue(mean), event.NumberValue(0), event.Value{})
+			anomaly = true
 		}
 	}
 	if n == 0 {

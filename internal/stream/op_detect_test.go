@@ -255,6 +255,8 @@ func batchDetect(plan *pipeline.Plan, steps []dStep, late map[[2]int64]bool) []s
 					if z := (x - mean) / math.Sqrt(variance); math.Abs(z) >= d.Threshold {
 						out = append(out, fmt.Sprintf("%s@%d/%s value=%v mean=%v stddev=%v z=%v", key, e.ts, field, x, mean, math.Sqrt(variance), z))
 					}
+				} else if n >= float64(d.WarmUp) && n > 0 && x != mean {
+					out = append(out, fmt.Sprintf("%s@%d/%s value=%v mean=%v stddev=%v z=%v", key, e.ts, field, x, mean, 0.0, 0.0))
 				}
 				if n == 0 {
 					mean, variance = x, 0
@@ -430,14 +432,19 @@ func TestDetectorColumns(t *testing.T) {
 	}
 	st := make([]float64, det.StateLen())
 	var row []event.Value
-	for _, x := range []float64{10, 12} {
+	for _, x := range []float64{10, 10} {
 		if row, _ = det.Step(st, x, row[:0]); len(row) != 0 {
 			t.Fatalf("reported %v during the first points", row)
 		}
 	}
-	row, ok := det.Step(st, 20, row[:0])
+	// A flat series that moves: an anomaly without a z.
+	row, ok := det.Step(st, 12, row[:0])
+	if !ok || len(row) != len(det.Columns()) || row[0].Num != 10 || row[1].Num != 0 || !row[2].IsNull() {
+		t.Fatalf("12 after 10, 10: %v %v, want mean 10, stddev 0, no z", row, ok)
+	}
+	row, ok = det.Step(st, 20, row[:0])
 	if !ok || len(row) != len(det.Columns()) || row[2].Num != 9 {
-		t.Fatalf("20 after 10, 12: %v %v, want z 9", row, ok)
+		t.Fatalf("20 after 10, 10, 12: %v %v, want z 9", row, ok)
 	}
 	if _, err := newDetector(&pipeline.Detect{Detector: "seasonal"}); err == nil {
 		t.Fatal("an unknown detector was accepted")
