@@ -172,12 +172,20 @@ func listPipelines(stdout io.Writer, dir string) error {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		fmt.Fprintf(stdout, "%s (%s): reads %s\n", p.Name, p.File, strings.Join(p.Source.Topics, ", "))
+		reads := strings.Join(p.Source.Topics, ", ")
+		if p.Source.Pipeline != "" {
+			reads = "output " + p.Source.Output + " of pipeline " + p.Source.Pipeline + " (topic " + reads + ")"
+		}
+		fmt.Fprintf(stdout, "%s (%s): reads %s\n", p.Name, p.File, reads)
 		if p.Description != "" {
 			fmt.Fprintf(stdout, "  %s\n", p.Description)
 		}
 		for _, o := range p.Outputs {
-			extra := []string{fmt.Sprintf("%d aggregates", len(o.Aggregates)), "→ " + o.Topic}
+			what := fmt.Sprintf("%d aggregates", len(o.Aggregates))
+			if o.Kind != pipeline.KindWindow {
+				what = fmt.Sprintf("%d columns", len(o.Columns))
+			}
+			extra := []string{what, "→ " + o.Topic}
 			if o.Partials > 0 {
 				extra = append(extra, "partials every "+pipeline.FormatDuration(o.Partials))
 			}
