@@ -111,7 +111,7 @@ func waitResults(t *testing.T, opts []kgo.Opt, topic string, want map[string]map
 }
 
 // readJoinResults reads the committed results of topic: each result's
-// value columns by its key.
+// value columns by its tx_id.
 func readJoinResults(t *testing.T, opts []kgo.Opt, topic string) map[string]map[string]any {
 	t.Helper()
 	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -133,10 +133,17 @@ func readJoinResults(t *testing.T, opts []kgo.Opt, topic string) map[string]map[
 			if err := json.Unmarshal(r.Value, &row); err != nil {
 				t.Fatalf("result %s: %v", r.Value, err)
 			}
-			for _, k := range []string{"output", "key", "window_start", "window_end", "final"} {
+			// The key is the row's identity (its group field tx_id and
+			// time, see docs/api.md); the value every column.
+			var key map[string]any
+			if err := json.Unmarshal(r.Key, &key); err != nil {
+				t.Fatalf("result key %s: %v", r.Key, err)
+			}
+			id, _ := key["tx_id"].(string)
+			for _, k := range []string{"tx_id", "time"} {
 				delete(row, k)
 			}
-			out[string(r.Key)] = row
+			out[id] = row
 		})
 	}
 }
