@@ -214,13 +214,14 @@ func checkSpikes(t *testing.T, p *proc, want map[string]*aggregate, end time.Tim
 	rows := waitRows(t, p, "spikes", "to="+end.Format(time.RFC3339)+"&limit=10000", len(spikes))
 	seen := map[string]bool{}
 	for _, r := range rows {
-		zone, _ := r["key"].(map[string]any)["zone"].(string)
+		key, _ := r["key"].(map[string]any) // a detect row's key: the zone and the field
+		zone, _ := key["zone"].(string)
 		at, _ := r["time"].(string)
 		ts, err := time.Parse(time.RFC3339Nano, at)
 		if err != nil {
 			t.Fatalf("row %v: time: %v", r, err)
 		}
-		field, _ := r["field"].(string)
+		field, _ := key["field"].(string)
 		k := zone + "|" + ts.UTC().Format(time.RFC3339) + "|" + field
 		if seen[k] {
 			t.Errorf("spike %s appears twice", k)

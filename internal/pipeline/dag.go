@@ -44,7 +44,7 @@ func Link(plans []*Plan) error {
 		src.Format = "json"
 		src.Schema = ""
 		src.Columns = o.Schema()
-		src.Groups = o.GroupBy
+		src.Groups = o.Groups()
 		src.TimeField, src.TimeFormat = ColTime, "rfc3339"
 		if o.Kind == KindWindow {
 			src.TimeField = ColWindowStart

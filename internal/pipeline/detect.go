@@ -31,7 +31,7 @@ const (
 func DetectColumns(detector string) []Column {
 	switch detector {
 	case "zscore":
-		return []Column{{"field", TypeString}, {"value", TypeFloat64}, {"mean", TypeFloat64}, {"stddev", TypeFloat64}, {"z", TypeFloat64}}
+		return []Column{{"value", TypeFloat64}, {"mean", TypeFloat64}, {"stddev", TypeFloat64}, {"z", TypeFloat64}}
 	}
 	return nil
 }

@@ -81,7 +81,7 @@ outputs:
 		d.Alpha != 0.2 || d.Threshold != 2.5 || d.WarmUp != 5 {
 		t.Fatalf("output %+v detect %+v", o, d)
 	}
-	if !slices.Equal(o.Columns, DetectColumns("zscore")) || len(o.Columns) != 5 {
+	if !slices.Equal(o.Columns, DetectColumns("zscore")) || len(o.Columns) != 4 {
 		t.Errorf("columns %v", o.Columns)
 	}
 	if d := plan.Outputs[1].Detect; d.Alpha != DefaultAlpha || d.Threshold != DefaultThreshold || d.WarmUp != DefaultWarmUp {

@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/pulsehq/pulse/internal/aggregate"
+import (
+	"slices"
+
+	"github.com/pulsehq/pulse/internal/aggregate"
+)
 
 // The time columns of results.
 const (
@@ -13,12 +17,13 @@ const (
 )
 
 // Schema returns the columns of o's results, in order: the group fields
-// (strings), the time columns (window_start and window_end for a window
+// (strings; Groups), the time columns (window_start and window_end for a window
 // output, time for the others), then the values: a window output's
 // aggregates and computed fields, or another output's Columns.
 func (o *Output) Schema() []Column {
-	cols := make([]Column, 0, len(o.GroupBy)+2+len(o.Aggregates)+len(o.Computed)+len(o.Columns))
-	for _, g := range o.GroupBy {
+	groups := o.Groups()
+	cols := make([]Column, 0, len(groups)+2+len(o.Aggregates)+len(o.Computed)+len(o.Columns))
+	for _, g := range groups {
 		cols = append(cols, Column{Name: g, Type: TypeString})
 	}
 	if o.Kind != KindWindow {
@@ -40,6 +45,20 @@ func (o *Output) Schema() []Column {
 // whatever the events held. It is the zero ColumnType, so a computed
 // field whose type was left unset is one too.
 const TypeAny ColumnType = 0
+
+// ColField is the column of a detect output's rows that names the field
+// the row is about: with the group fields and the time, it identifies the
+// row (two fields of one key may stand out at the same point).
+const ColField = "field"
+
+// Groups returns the columns that, with the time, identify a result row:
+// the group fields, and for a detect output the field as well.
+func (o *Output) Groups() []string {
+	if o.Kind == KindDetect {
+		return append(slices.Clone(o.GroupBy), ColField)
+	}
+	return o.GroupBy
+}
 
 // AggregateType is the column type of an aggregate's result: counts are
 // whole numbers, first and last whatever the field held, every other

@@ -126,10 +126,10 @@ func runDAGCase(t *testing.T, c *dagCase) {
 			l.max = max(l.max, dr.TS)
 			l.op.Mark(0, l.max, true, false)
 			for _, s := range l.op.Advance(0, nil) {
-				v := s.Values // field, value, mean, stddev, z
-				row := dagRow{Time: s.Start / 1000, Value: v[1].Num, Mean: v[2].Num, SD: v[3].Num}
-				if !v[4].IsNull() {
-					row.Z = &v[4].Num
+				v := s.Values // value, mean, stddev, z (the field is in the key)
+				row := dagRow{Time: s.Start / 1000, Value: v[0].Num, Mean: v[1].Num, SD: v[2].Num}
+				if !v[3].IsNull() {
+					row.Z = &v[3].Num
 				}
 				l.rows = append(l.rows, row)
 			}

@@ -28,12 +28,15 @@ type detectOp struct {
 	groups []int
 	slots  []int // per watched field, its slot
 	fields []event.Value
-	names  []string // field, value, then the detector's columns
-	keys   DetectStore
-	timers keyTimers
-	wm     Watermarks
-	fired  int64  // processed every event before this time; never moves back
-	seq    uint64 // arrival counter, for ties
+	names  []string // value, then the detector's columns
+	// groupBy names a row's key: the group fields, then "field" (which of
+	// the fields stood out: part of the row's identity).
+	groupBy []string
+	keys    DetectStore
+	timers  keyTimers
+	wm      Watermarks
+	fired   int64  // processed every event before this time; never moves back
+	seq     uint64 // arrival counter, for ties
 	// waiting counts the keys with buffered events (a live timer each).
 	waiting int
 	touched []string // keys changed since the last changelog flush
@@ -138,7 +141,8 @@ func newDetectOp(plan *pipeline.Plan, dec *Decoder) (*detectOp, error) {
 		o.slots = append(o.slots, dec.Slot(f))
 		o.fields = append(o.fields, event.StringValue(f))
 	}
-	o.names = append([]string{"field", "value"}, det.Columns()...)
+	o.names = append([]string{"value"}, det.Columns()...)
+	o.groupBy = def.Groups() // the group fields, then field
 	o.point = make([]float64, len(o.slots))
 	return o, nil
 }
@@ -300,10 +304,11 @@ func (o *detectOp) process(k *detectKey, wm int64, dst []Result) []Result {
 				continue
 			}
 			row := o.take(len(o.names))
-			row = append(row, o.fields[f], event.NumberValue(x))
+			row = append(row, event.NumberValue(x))
 			row, anomaly := o.det.Step(k.state[f*o.stride:(f+1)*o.stride], x, row)
 			if anomaly {
-				dst = append(dst, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: k.key,
+				key := append(k.key[:len(k.key):len(k.key)], o.fields[f].Str)
+				dst = append(dst, Result{Output: o.def.Name, GroupBy: o.groupBy, Key: key,
 					Start: pt.ts, End: pt.ts, Final: true, Names: o.names, Values: row})
 				o.slab = o.slab[:len(o.slab)+len(row)]
 			}

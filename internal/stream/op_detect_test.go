@@ -277,7 +277,7 @@ func rowsOf(rs []Result) []string {
 	var out []string
 	for _, r := range rs {
 		v := r.Values
-		out = append(out, fmt.Sprintf("%s@%d/%s value=%v mean=%v stddev=%v z=%v", r.Key[0], r.Start, v[0].Str, v[1].Num, v[2].Num, v[3].Num, v[4].Num))
+		out = append(out, fmt.Sprintf("%s@%d/%s value=%v mean=%v stddev=%v z=%v", r.Key[0], r.Start, r.Key[1], v[0].Num, v[1].Num, v[2].Num, v[3].Num))
 	}
 	slices.Sort(out)
 	return out
@@ -427,7 +427,7 @@ func TestDetectorColumns(t *testing.T) {
 	for _, c := range pipeline.DetectColumns("zscore") {
 		names = append(names, c.Name)
 	}
-	if got := append([]string{"field", "value"}, det.Columns()...); !slices.Equal(got, names) {
+	if got := append([]string{"value"}, det.Columns()...); !slices.Equal(got, names) {
 		t.Fatalf("the detector writes %v, the pipeline declares %v", got, names)
 	}
 	st := make([]float64, det.StateLen())

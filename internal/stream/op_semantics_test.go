@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulsehq/pulse/internal/pipeline"
+
 	"github.com/pulsehq/pulse/internal/event"
 )
 
@@ -71,11 +73,12 @@ type opResult struct {
 
 // rowID names a row result as cases do.
 func rowID(r *Result) string {
-	id := strings.Join(r.Key, ",") + "@" + rfc3339(r.Start)
-	if len(r.Names) > 0 && r.Names[0] == "field" {
-		id += "/" + r.Values[0].Str
+	key := r.Key
+	field := ""
+	if n := len(r.GroupBy); n > 0 && r.GroupBy[n-1] == pipeline.ColField {
+		key, field = r.Key[:n-1], "/"+r.Key[n-1] // a detect row: the field is in its key
 	}
-	return id
+	return strings.Join(key, ",") + "@" + rfc3339(r.Start) + field
 }
 
 func TestOperatorSemantics(t *testing.T) {

@@ -113,7 +113,7 @@ outputs:
 	stop()
 	wg.Wait()
 	for _, r := range got[plan.Outputs[1].Topic] {
-		if k := string(r.Key); (k != `{"k":"a","time":"2026-03-01T12:00:01Z"}` && k != `{"k":"b","time":"2026-03-01T12:00:01Z"}`) ||
+		if k := string(r.Key); (k != `{"k":"a","field":"v","time":"2026-03-01T12:00:01Z"}` && k != `{"k":"b","field":"v","time":"2026-03-01T12:00:01Z"}`) ||
 			!strings.Contains(string(r.Value), `"z":94.0007849477`) {
 			t.Errorf("detect row of key %q: %s", k, r.Value)
 		}

@@ -36,7 +36,7 @@ type Schema struct {
 
 // SchemaOf returns the schema of output o's results: o.Schema().
 func SchemaOf(o *pipeline.Output) *Schema {
-	s := &Schema{Output: o.Name, Kind: o.Kind, groups: len(o.GroupBy), Columns: o.Schema(), bounds: 1}
+	s := &Schema{Output: o.Name, Kind: o.Kind, groups: len(o.Groups()), Columns: o.Schema(), bounds: 1}
 	if o.Kind == pipeline.KindWindow {
 		s.bounds = 2
 	}
