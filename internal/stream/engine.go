@@ -25,7 +25,7 @@ type Result struct {
 	// window's first final inserts it, a final emitted again updates it,
 	// a retraction deletes it.
 	Kind   RecordKind
-	Names  []string // aggregate names, shared; do not modify
+	Names  []string // value column names (aggregates, computed fields, or an operator's columns), shared; do not modify
 	Values []event.Value
 }
 
