@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/bus"
@@ -28,19 +27,7 @@ import (
 // results written before keep the old value.
 func TestJoinStages(t *testing.T) {
 	plan := testPlan(t, strings.Replace(joinPipeline, "MISSING", "drop", 1))
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	opts, cl, ctx := testBroker(t)
 	src := plan.Source.Topics[0]
 	repart, changelog := InternalTopics(plan)
 	topics := append([]string{src, pipeline.DLQTopic(src), pipeline.LateTopic(plan.Name), plan.Outputs[0].Topic}, repart...)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/bus"
@@ -43,19 +42,7 @@ outputs:
     group_by: [k]
     detect: {detector: zscore, fields: [v], alpha: 0.5, threshold: 2, warm_up: 3}
 `)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	opts, cl, ctx := testBroker(t)
 	src := plan.Source.Topics[0]
 	topics := []string{pipeline.LateTopic(plan.Name), pipeline.DLQTopic(src)}
 	for _, o := range plan.Outputs {

@@ -222,19 +222,7 @@ func finalCount(t *testing.T, opts []kgo.Opt, topic string, end int64) int {
 // through.
 func TestHoldPausesStages(t *testing.T) {
 	plan := testPlan(t, "")
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	opts, cl, ctx := testBroker(t)
 	topics := []string{pipeline.LateTopic(plan.Name)}
 	for _, src := range plan.Source.Topics {
 		topics = append(topics, src, pipeline.DLQTopic(src))
@@ -284,4 +272,25 @@ func TestHoldPausesStages(t *testing.T) {
 	})
 	stop()
 	wg.Wait()
+}
+
+// testBroker starts an in-process broker for the test and returns the
+// options to reach it, a client, and a context that ends within a minute;
+// all are closed when the test ends.
+func testBroker(t *testing.T) ([]kgo.Opt, *kgo.Client, context.Context) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return opts, cl, ctx
 }
