@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"errors"
+
 	"github.com/pulsehq/pulse/internal/aggregate"
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
@@ -63,8 +65,7 @@ type outState struct {
 	// fields together (a city reading carries 3 or 4 of 11 metrics).
 	byField          []fieldAggs
 	layout           *aggregate.Layout
-	keys             GroupStore
-	timers           timers
+	keys             GroupStore // the groups and their timers
 	open             int
 	dirty            int
 	retracts         []Result
@@ -97,8 +98,25 @@ type Engine struct {
 	external bool
 }
 
-// NewEngine returns an engine for plan; dec provides the record slots.
+// NewEngine returns an engine for plan that keeps its state in memory;
+// dec provides the record slots.
 func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
+	e, err := newEngineWith(plan, dec, defaultStore)
+	if err != nil {
+		panic(err) // only a test's defaultStore fails
+	}
+	return e
+}
+
+// storeMaker returns the GroupStore of output o of a new engine.
+type storeMaker func(o *outState) (GroupStore, error)
+
+// defaultStore is the store of NewEngine's engines: memory. Tests set it
+// to run over the disk store (store_test.go).
+var defaultStore storeMaker = func(*outState) (GroupStore, error) { return newMemStore(), nil }
+
+// newEngineWith is NewEngine with the stores mk makes.
+func newEngineWith(plan *pipeline.Plan, dec *Decoder, mk storeMaker) (*Engine, error) {
 	t := plan.Time
 	e := &Engine{
 		plan:     plan,
@@ -108,7 +126,7 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 	}
 	for i := range plan.Outputs {
 		def := &plan.Outputs[i]
-		o := &outState{def: def, keys: memStore{},
+		o := &outState{def: def,
 			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
 		o.groupSlots = dec.groupSlots(def)
 		var funcs []aggregate.Func
@@ -124,9 +142,23 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 		}
 		o.byField = groupByField(slots)
 		o.layout = aggregate.NewLayout(funcs)
+		var err error
+		if o.keys, err = mk(o); err != nil {
+			e.Close()
+			return nil, err
+		}
 		e.outs = append(e.outs, o)
 	}
-	return e
+	return e, nil
+}
+
+// Close releases the engine's stores; the engine is unusable after.
+func (e *Engine) Close() error {
+	var errs []error
+	for _, o := range e.outs {
+		errs = append(errs, o.keys.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // fieldAggs lists the aggregates (indexes into a window's states) that

@@ -1,8 +1,6 @@
 package stream
 
 import (
-	"container/heap"
-
 	"github.com/pulsehq/pulse/internal/event"
 )
 
@@ -18,8 +16,11 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 	for _, o := range e.outs {
 		dst = append(dst, o.retracts...)
 		o.retracts = o.retracts[:0]
-		for len(o.timers) > 0 && o.timers[0].at <= e.fired {
-			t := heap.Pop(&o.timers).(timer)
+		for {
+			t, ok := o.keys.Due(e.fired)
+			if !ok {
+				break
+			}
 			ks := o.keys.Get(t.id)
 			if ks == nil || ks.sched != t.at {
 				continue // stale
