@@ -72,6 +72,7 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 		o.touched = o.touched[:0]
 		o.keys.Flushed()
 	}
+	e.spillIfLarge()
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 
@@ -101,6 +102,7 @@ func (e *Engine) AppendSnapshot(dst []Change) []Change {
 		})
 		o.keys.Flushed()
 	}
+	e.spillIfLarge()
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 

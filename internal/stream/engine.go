@@ -96,6 +96,10 @@ type Engine struct {
 	// external: partition watermarks come from markers (Mark), not from
 	// the records' own times and the processing clock.
 	external bool
+	// spill, when set, makes the disk store an output moves to once it
+	// holds more than spillAt groups (StateAuto).
+	spill   storeMaker
+	spillAt int
 }
 
 // NewEngine returns an engine for plan that keeps its state in memory;

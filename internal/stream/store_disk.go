@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // diskStore is a GroupStore in a Pebble database of its own, for state
@@ -71,14 +72,20 @@ const (
 func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail func(error)) (*diskStore, error) {
 	cache := pebble.NewCache(blockCache)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		Cache:      cache,
 		DisableWAL: true, // a cache of the changelog: nothing to recover
 		// Memtables start at 256 KiB and double up to this size.
 		MemTableSize:                16 << 20,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      quietLogger{},
-	})
+	}
+	for i := range opts.Levels {
+		// Most lookups of a new group find nothing: a filter answers
+		// them without reading blocks.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
