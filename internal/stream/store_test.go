@@ -2,8 +2,10 @@ package stream
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 )
@@ -65,4 +67,113 @@ func TestDiskStore(t *testing.T) {
 			test(t)
 		})
 	}
+}
+
+// diskMaker makes disk stores under t's temporary directory with a cache
+// of cacheMax groups; failures fail t.
+func diskMaker(t *testing.T, cacheMax int) storeMaker {
+	dir := t.TempDir()
+	n := 0
+	return func(o *outState) (GroupStore, error) {
+		n++
+		return openDiskStore(filepath.Join(dir, fmt.Sprint(n)), o, cacheMax, 1<<20, func(err error) { t.Errorf("disk store: %v", err) })
+	}
+}
+
+// stateRun feeds 3,000 sensors of the city pipeline's sensor output, each
+// reporting every 20 s of event time for 3 minutes, to engine e as a
+// window task does: it advances every 500 events and writes its changelog
+// then. It returns, per advance, the normalized results and the changelog
+// records by key; then the snapshot by key and the partial results.
+func stateRun(t *testing.T, e *Engine) (results [][]Result, changes []map[string]string, snap map[string]string, partials []Result) {
+	t.Helper()
+	const keys = 3000
+	plan := e.plan
+	feed := newSensorFeed(NewDecoder(plan), keys)
+	e.EnableChangelog()
+	byKey := func(cs []Change) map[string]string {
+		m := map[string]string{}
+		for _, c := range cs {
+			m[string(c.Key)] = string(c.Value)
+		}
+		return m
+	}
+	n := 0
+	for round := range 9 {
+		for k := range keys {
+			ts := oracleBase + int64(round)*20_000 + int64(k)*20_000/keys
+			if e.Add(int32(k%4), feed.reading(k, ts), ts) != 0 {
+				t.Fatalf("event %d is late", n)
+			}
+			if n++; n%500 == 0 {
+				results = append(results, normalize(plan, e.Advance(ts, nil)))
+				changes = append(changes, byKey(e.AppendChanges(nil)))
+			}
+		}
+	}
+	return results, changes, byKey(e.AppendSnapshot(nil)), normalize(plan, e.Partials(0, nil))
+}
+
+// TestStateLargerThanCache: 3,000 groups in a disk store that keeps 50 of
+// them decoded (and, auto, in memory until 1,000 groups, then on disk)
+// give the results, changelog records, snapshot and partial results of
+// the memory store, advance by advance.
+func TestStateLargerThanCache(t *testing.T) {
+	plan := sensorPlan(t)
+	mem, err := newEngineWith(plan, NewDecoder(plan), defaultStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRes, wantCh, wantSnap, wantPart := stateRun(t, mem)
+	if len(wantRes) == 0 || len(wantPart) == 0 || len(wantSnap) < 3000 {
+		t.Fatalf("the run has %d advances, %d partial results, a snapshot of %d records", len(wantRes), len(wantPart), len(wantSnap))
+	}
+	fired := 0
+	for _, rs := range wantRes {
+		fired += len(rs)
+	}
+	if fired < 2*3000 {
+		t.Fatalf("%d results fired, want every sensor's first two minutes", fired)
+	}
+	for _, store := range []string{"disk", "auto"} {
+		t.Run(store, func(t *testing.T) {
+			e, err := newEngineWith(plan, NewDecoder(plan), diskMaker(t, 50))
+			if store == "auto" {
+				e, err = newEngineWith(plan, NewDecoder(plan), defaultStore)
+				e.spill, e.spillAt = diskMaker(t, 50), 1000
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			res, ch, snap, part := stateRun(t, e)
+			if _, ok := e.outs[0].keys.(*diskStore); !ok {
+				t.Fatalf("the state is in a %T, want a disk store", e.outs[0].keys)
+			}
+			for i := range wantRes {
+				if !reflect.DeepEqual(res[i], wantRes[i]) {
+					t.Fatalf("advance %d: %d results, want %d (first: %+v, want %+v)", i, len(res[i]), len(wantRes[i]), first(res[i]), first(wantRes[i]))
+				}
+				if !maps.Equal(ch[i], wantCh[i]) {
+					t.Fatalf("flush %d: %d changelog records differ from the memory store's %d", i, len(ch[i]), len(wantCh[i]))
+				}
+			}
+			if !maps.Equal(snap, wantSnap) {
+				t.Fatalf("snapshot of %d records differs from the memory store's %d", len(snap), len(wantSnap))
+			}
+			if !reflect.DeepEqual(part, wantPart) {
+				t.Fatalf("%d partial results differ from the memory store's %d", len(part), len(wantPart))
+			}
+			if e.Groups() != mem.Groups() || e.OpenWindows() != mem.OpenWindows() {
+				t.Fatalf("%d groups, %d open windows; want %d, %d", e.Groups(), e.OpenWindows(), mem.Groups(), mem.OpenWindows())
+			}
+		})
+	}
+}
+
+func first(rs []Result) any {
+	if len(rs) == 0 {
+		return nil
+	}
+	return rs[0]
 }
