@@ -56,6 +56,10 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 	for _, o := range e.outs {
 		for _, id := range o.touched {
 			key := a.keep(appendGroupKey(a.free(), o.def.Name, id))
+			if value, ok := o.keys.AppendPending(a.free(), id); ok {
+				dst = append(dst, Change{Key: key, Value: a.keep(value)})
+				continue // a disk store evicted it: it has the encoding
+			}
 			ks := o.keys.Get(id)
 			if ks == nil {
 				dst = append(dst, Change{Key: key})

@@ -42,6 +42,10 @@ type GroupStore interface {
 	// Timers returns how many timers are set, live or stale.
 	Timers() int
 
+	// AppendPending appends the changelog encoding of group id, if the
+	// store holds it encoded with changes the changelog flush has not
+	// written (a disk store evicted it), and counts them as written.
+	AppendPending(dst []byte, id string) ([]byte, bool)
 	// Persisted tells the store that value, the changelog encoding of
 	// ks (appendGroup), was written to the changelog.
 	Persisted(ks *keyState, value []byte)
@@ -80,10 +84,11 @@ func (s *memStore) Due(upTo int64) (timer, bool) {
 	return heap.Pop(&s.t).(timer), true
 }
 
-func (s *memStore) Timers() int                 { return len(s.t) }
-func (s *memStore) Persisted(*keyState, []byte) {}
-func (s *memStore) Flushed()                    {}
-func (s *memStore) Close() error                { return nil }
+func (s *memStore) Timers() int                                       { return len(s.t) }
+func (s *memStore) Persisted(*keyState, []byte)                       {}
+func (s *memStore) AppendPending(dst []byte, _ string) ([]byte, bool) { return dst, false }
+func (s *memStore) Flushed()                                          {}
+func (s *memStore) Close() error                                      { return nil }
 
 // timer asks Advance to visit group id once the watermark reaches at.
 type timer struct {

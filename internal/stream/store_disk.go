@@ -24,10 +24,12 @@ import (
 // read or write calls fail: the transaction in progress must abort, and
 // the task restore from its changelog.
 //
-// A group changed since the last changelog flush (keyState.logged) is not
-// evicted until the flush: eviction waits for it rather than writing the
-// group twice, as the flush writes its encoding to Pebble too (Persisted).
-// Memory holds the cache plus the groups one checkpoint changes.
+// A group changed since the last changelog flush (keyState.logged) may
+// be evicted before the flush, as windows that end together make every
+// group change at once: its encoding in Pebble is what the flush writes to
+// the changelog (AppendPending), so it is encoded once. A group the flush
+// writes from the cache is written to Pebble with the same encoding
+// (Persisted), and evicted later without encoding it again.
 type diskStore struct {
 	db    *pebble.DB
 	dir   string
@@ -37,9 +39,11 @@ type diskStore struct {
 
 	cacheMax int
 	cache    map[string]*entry
-	lru      entryList // evictable groups, the most recently used first
-	pinned   entryList // groups waiting for the changelog flush
+	lru      entryList // the cached groups, the most recently used first
 	groups   int
+	// pending holds the ids of the groups evicted while they had changes
+	// the changelog flush has not written yet (keyState.logged).
+	pending map[string]struct{}
 
 	timers  int
 	due     []timer // timers read from Pebble, due, in order
@@ -54,7 +58,6 @@ type diskStore struct {
 type entry struct {
 	ks         *keyState
 	prev, next *entry
-	in         *entryList
 	// clean is set while Pebble holds the group as it is; onDisk while
 	// Pebble holds it at all.
 	clean, onDisk bool
@@ -90,9 +93,8 @@ func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
 	s := &diskStore{db: db, dir: dir, codec: o, fail: fail, cacheMax: max(cacheMax, 1),
-		cache: map[string]*entry{}, earliest: math.MaxInt64}
+		cache: map[string]*entry{}, pending: map[string]struct{}{}, earliest: math.MaxInt64}
 	s.lru.init()
-	s.pinned.init()
 	return s, nil
 }
 
@@ -131,10 +133,8 @@ func (s *diskStore) Get(id string) *keyState {
 // use marks e as the most recently used, and changed: the engine may
 // change a group it looked up.
 func (s *diskStore) use(e *entry) *keyState {
-	if e.in == &s.lru {
-		s.lru.remove(e)
-		s.lru.pushFront(e)
-	}
+	s.lru.remove(e)
+	s.lru.pushFront(e)
 	e.clean = false
 	return e.ks
 }
@@ -155,6 +155,10 @@ func (s *diskStore) load(id string) *keyState {
 	if err != nil {
 		s.failed("decode group", err)
 		return nil
+	}
+	if _, ok := s.pending[id]; ok {
+		ks.logged = true // the cached group carries it now
+		delete(s.pending, id)
 	}
 	s.add(&entry{ks: ks, onDisk: true})
 	return ks
@@ -181,8 +185,8 @@ func (s *diskStore) add(e *entry) {
 }
 
 // evict writes back and forgets the least recently used groups while the
-// cache holds more than cacheMax, never the most recent (the engine holds
-// it) and none waiting for the changelog flush.
+// cache holds more than cacheMax, never the most recent: the engine holds
+// it.
 func (s *diskStore) evict() {
 	for len(s.cache) > s.cacheMax {
 		e := s.lru.back()
@@ -190,12 +194,11 @@ func (s *diskStore) evict() {
 			return
 		}
 		s.lru.remove(e)
-		if e.ks.logged {
-			s.pinned.pushFront(e)
-			continue
-		}
 		if !e.clean {
 			s.write(e.ks, nil)
+		}
+		if e.ks.logged {
+			s.pending[e.ks.id] = struct{}{}
 		}
 		delete(s.cache, e.ks.id)
 	}
@@ -229,8 +232,9 @@ func (s *diskStore) Delete(id string) {
 		}
 		e = s.cache[id]
 	}
-	e.in.remove(e)
+	s.lru.remove(e)
 	delete(s.cache, id)
+	delete(s.pending, id)
 	s.groups--
 	if e.onDisk {
 		s.key = append(append(s.key[:0], diskGroup), id...)
@@ -262,6 +266,7 @@ func (s *diskStore) Each(fn func(ks *keyState)) {
 			s.failed("decode group", err)
 			break
 		}
+		_, ks.logged = s.pending[ks.id]
 		fn(ks)
 	}
 	if err := it.Close(); err != nil {
@@ -357,12 +362,30 @@ func (s *diskStore) Persisted(ks *keyState, value []byte) {
 	e.clean, e.onDisk = true, true
 }
 
-// Flushed makes the groups that waited for the flush evictable again.
-func (s *diskStore) Flushed() {
-	for e := s.pinned.back(); e != nil; e = s.pinned.back() {
-		s.pinned.remove(e)
-		s.lru.pushFront(e)
+// AppendPending appends the changelog encoding of group id if it was
+// evicted with changes not yet flushed, and counts them as flushed.
+func (s *diskStore) AppendPending(dst []byte, id string) ([]byte, bool) {
+	if _, ok := s.pending[id]; !ok {
+		return dst, false
 	}
+	delete(s.pending, id)
+	s.key = append(append(s.key[:0], diskGroup), id...)
+	v, closer, err := s.db.Get(s.key)
+	if err != nil {
+		s.failed("read group", err)
+		return dst, false
+	}
+	defer closer.Close()
+	if _, n := binary.Varint(v); n > 0 {
+		return append(dst, v[n:]...), true
+	}
+	s.failed("read group", errShort)
+	return dst, false
+}
+
+// Flushed forgets the pending changes: the flush wrote them all.
+func (s *diskStore) Flushed() {
+	clear(s.pending)
 	s.evict()
 }
 
@@ -382,14 +405,14 @@ type entryList struct{ root entry }
 func (l *entryList) init() { l.root.next, l.root.prev = &l.root, &l.root }
 
 func (l *entryList) pushFront(e *entry) {
-	e.prev, e.next, e.in = &l.root, l.root.next, l
+	e.prev, e.next = &l.root, l.root.next
 	l.root.next.prev = e
 	l.root.next = e
 }
 
 func (l *entryList) remove(e *entry) {
 	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next, e.in = nil, nil, nil
+	e.prev, e.next = nil, nil
 }
 
 func (l *entryList) front() *entry {
