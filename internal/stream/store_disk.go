@@ -389,8 +389,12 @@ func (s *diskStore) Flushed() {
 	s.evict()
 }
 
-// Close closes the database and removes its directory.
+// Close closes the database and removes its directory; closing again
+// does nothing.
 func (s *diskStore) Close() error {
+	if s.cache == nil {
+		return nil
+	}
 	err := s.db.Close()
 	if rerr := os.RemoveAll(s.dir); err == nil && rerr != nil {
 		err = fmt.Errorf("remove state store: %w", rerr)
