@@ -178,8 +178,9 @@ func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
 			flags |= flagDirty
 		}
 		b = append(b, flags)
-		b = binary.AppendUvarint(b, uint64(len(w.states)))
-		for i, s := range w.states {
+		b = binary.AppendUvarint(b, uint64(o.layout.Len()))
+		for i := range o.layout.Len() {
+			s := o.state(w, i)
 			if aggregate.IsNew(s) {
 				b = append(b, 0) // as below, without encoding it
 				continue
@@ -345,11 +346,12 @@ func (o *outState) decodeGroup(value []byte) (*keyState, error) {
 			return nil, fmt.Errorf("the changelog has %d aggregates, the pipeline file %d: changing an output's aggregates needs a new output name (or a fresh --data-dir)", n, len(o.def.Aggregates))
 		}
 		w := &win{start: start, end: end}
-		w.states = o.layout.New(&w.blocks)
+		w.rest = o.layout.NewCompact(&w.blocks)
 		ks.wins = append(ks.wins, w)
 		w.fired, w.dirty = flags&flagFired != 0, flags&flagDirty != 0
 		w.emitted = w.fired && flags&flagPending == 0
-		for _, s := range w.states {
+		for i := range o.layout.Len() {
+			s := o.state(w, i)
 			enc := r.bytes()
 			if len(enc) == 0 || r.err != nil {
 				continue // an empty state: the new one is it

@@ -29,10 +29,12 @@ type Result struct {
 // win is one window of one group.
 type win struct {
 	start, end int64
-	states     []aggregate.State
-	blocks     aggregate.Blocks // where the common states live (Layout)
-	fired      bool             // the watermark passed its end: its final is due
-	dirty      bool             // changed since it fired: emit it again
+	// blocks holds the count, sum, avg, min and max states, rest the
+	// others; outState.state returns any (Layout.NewCompact).
+	blocks aggregate.Blocks
+	rest   []aggregate.State
+	fired  bool // the watermark passed its end: its final is due
+	dirty  bool // changed since it fired: emit it again
 	// emitted is set while a final emitted for the window under its
 	// current start stands (a sink holds it): that is what a retraction
 	// withdraws.
@@ -270,9 +272,12 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 	return ks
 }
 
+// state returns the state of aggregate i of window w.
+func (o *outState) state(w *win, i int) aggregate.State { return o.layout.State(&w.blocks, w.rest, i) }
+
 func (e *Engine) newWin(o *outState, start, end int64) *win {
 	w := &win{start: start, end: end}
-	w.states = o.layout.New(&w.blocks)
+	w.rest = o.layout.NewCompact(&w.blocks)
 	o.open++
 	return w
 }
@@ -287,7 +292,7 @@ func (e *Engine) fold(o *outState, ks *keyState, w *win, r *Record) {
 			}
 		}
 		for _, i := range f.aggs {
-			o.layout.Add(&w.blocks, w.states, i, v, r.TS)
+			o.layout.AddCompact(&w.blocks, w.rest, i, v, r.TS)
 		}
 	}
 	if w.fired && !w.dirty {
@@ -418,8 +423,8 @@ func (o *outState) mergeInto(ks *keyState, dst, src *win) {
 	if dst.fired && src.start < dst.start {
 		o.retract(ks, dst)
 	}
-	for i := range dst.states {
-		dst.states[i].Merge(src.states[i])
+	for i := range o.layout.Len() {
+		o.state(dst, i).Merge(o.state(src, i))
 	}
 	dst.start = min(dst.start, src.start)
 	dst.end = max(dst.end, src.end)

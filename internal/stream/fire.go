@@ -104,9 +104,9 @@ func (e *Engine) Partials(i int, dst []Result) []Result {
 
 func (o *outState) result(ks *keyState, w *win, final bool) Result {
 	r := Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key, Start: w.start, End: w.end,
-		Final: final, Names: o.names, Values: make([]event.Value, len(w.states))}
-	for i, s := range w.states {
-		if v, ok := s.Result(); ok {
+		Final: final, Names: o.names, Values: make([]event.Value, o.layout.Len())}
+	for i := range r.Values {
+		if v, ok := o.state(w, i).Result(); ok {
 			r.Values[i] = v
 		}
 	}
