@@ -152,6 +152,7 @@ func BenchmarkStateScale(b *testing.B) {
 				if n%10_000 == 0 {
 					results = e.Advance(ts, results[:0])
 					fired += len(results)
+					clear(results) // a task produces them, then forgets them
 				}
 				if n%200_000 == 0 {
 					changes = e.AppendChanges(changes[:0])

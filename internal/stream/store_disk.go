@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ type diskStore struct {
 	dueNext int
 	// earliest bounds the time of the timers left in Pebble from below.
 	earliest int64
+	// resume, when set, is a key no timer left in Pebble is below:
+	// reading from there skips the deleted ones (Pebble keeps them as
+	// tombstones until a compaction).
+	resume []byte
 
 	key, val []byte
 }
@@ -88,6 +93,9 @@ func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail
 		// them without reading blocks.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// Blocks are read back at the rate of events: decompressing them
+	// cost more CPU than the disk space saved is worth.
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
@@ -286,6 +294,9 @@ func timerAt(key []byte) int64 { return int64(binary.BigEndian.Uint64(key[1:9]) 
 
 func (s *diskStore) Schedule(at int64, id string) {
 	s.key = timerKey(s.key[:0], at, id)
+	if s.resume != nil && bytes.Compare(s.key, s.resume) < 0 {
+		s.resume = nil
+	}
 	if err := s.db.Set(s.key, nil, pebble.NoSync); err != nil {
 		s.failed("write timer", err)
 	}
@@ -319,8 +330,12 @@ func (s *diskStore) Due(upTo int64) (timer, bool) {
 // them from Pebble; it sets earliest to the time of the next one left.
 func (s *diskStore) readDue(upTo int64) {
 	s.due, s.dueNext = s.due[:0], 0
+	lower := bytes.Clone(s.resume) // Pebble holds on to it; resume changes
+	if lower == nil {
+		lower = timerKey(nil, s.earliest, "")
+	}
 	s.earliest = math.MaxInt64
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{diskTimer}, UpperBound: []byte{diskTimer + 1}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{diskTimer + 1}})
 	if err != nil {
 		s.failed("read timers", err)
 		return
@@ -336,6 +351,8 @@ func (s *diskStore) readDue(upTo int64) {
 		if err := b.Delete(it.Key(), nil); err != nil {
 			s.failed("delete timers", err)
 		}
+		// The next key after this one.
+		s.resume = append(append(s.resume[:0], it.Key()...), 0)
 	}
 	if err := it.Close(); err != nil {
 		s.failed("read timers", err)
