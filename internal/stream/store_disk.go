@@ -43,8 +43,12 @@ type diskStore struct {
 	lru      entryList // the cached groups, the most recently used first
 	groups   int
 	// pending holds the ids of the groups evicted while they had changes
-	// the changelog flush has not written yet (keyState.logged).
-	pending map[string]struct{}
+	// the changelog flush has not written yet (keyState.logged), with
+	// their encoding while those fit in pendingMax bytes (else nil: the
+	// flush reads it from Pebble).
+	pending      map[string][]byte
+	pendingBytes int
+	pendingBuf   arena
 
 	timers  int
 	due     []timer // timers read from Pebble, due, in order
@@ -84,7 +88,7 @@ func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail
 		Cache:      cache,
 		DisableWAL: true, // a cache of the changelog: nothing to recover
 		// Memtables start at 256 KiB and double up to this size.
-		MemTableSize:                16 << 20,
+		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      quietLogger{},
 	}
@@ -101,7 +105,7 @@ func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
 	s := &diskStore{db: db, dir: dir, codec: o, fail: fail, cacheMax: max(cacheMax, 1),
-		cache: map[string]*entry{}, pending: map[string]struct{}{}, earliest: math.MaxInt64}
+		cache: map[string]*entry{}, pending: map[string][]byte{}, earliest: math.MaxInt64}
 	s.lru.init()
 	return s, nil
 }
@@ -202,14 +206,30 @@ func (s *diskStore) evict() {
 			return
 		}
 		s.lru.remove(e)
-		if !e.clean {
+		wrote := !e.clean
+		if wrote {
 			s.write(e.ks, nil)
 		}
 		if e.ks.logged {
-			s.pending[e.ks.id] = struct{}{}
+			s.keepPending(e.ks.id, wrote)
 		}
 		delete(s.cache, e.ks.id)
 	}
+}
+
+// pendingMax bounds the encodings of evicted groups a disk store keeps
+// for the next changelog flush.
+const pendingMax = 32 << 20
+
+// keepPending notes that group id was evicted with unflushed changes,
+// with its encoding (in s.val if wrote: just written) while they fit.
+func (s *diskStore) keepPending(id string, wrote bool) {
+	var enc []byte
+	if _, n := binary.Varint(s.val); wrote && n > 0 && s.pendingBytes+len(s.val) <= pendingMax {
+		enc = s.pendingBuf.keep(append(s.pendingBuf.free(), s.val[n:]...))
+		s.pendingBytes += len(enc)
+	}
+	s.pending[id] = enc
 }
 
 // write puts ks in Pebble; enc, if not nil, is its appendGroup encoding.
@@ -382,10 +402,14 @@ func (s *diskStore) Persisted(ks *keyState, value []byte) {
 // AppendPending appends the changelog encoding of group id if it was
 // evicted with changes not yet flushed, and counts them as flushed.
 func (s *diskStore) AppendPending(dst []byte, id string) ([]byte, bool) {
-	if _, ok := s.pending[id]; !ok {
+	enc, ok := s.pending[id]
+	if !ok {
 		return dst, false
 	}
 	delete(s.pending, id)
+	if enc != nil {
+		return append(dst, enc...), true
+	}
 	s.key = append(append(s.key[:0], diskGroup), id...)
 	v, closer, err := s.db.Get(s.key)
 	if err != nil {
@@ -403,6 +427,7 @@ func (s *diskStore) AppendPending(dst []byte, id string) ([]byte, bool) {
 // Flushed forgets the pending changes: the flush wrote them all.
 func (s *diskStore) Flushed() {
 	clear(s.pending)
+	s.pendingBytes, s.pendingBuf = 0, arena{}
 	s.evict()
 }
 

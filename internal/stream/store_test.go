@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // useDiskStore makes the engines NewEngine returns until the end of t keep
@@ -187,4 +189,27 @@ func first(rs []Result) any {
 		return nil
 	}
 	return rs[0]
+}
+
+// stagesState is the state configuration of stagesCountOnce's stages.
+var stagesState StateConfig
+
+// TestStagesStateOnDisk runs the window stage with its state on disk, a
+// cache of 10 groups per task for 1,000 sensors, through an aborted
+// transaction (every task is dropped and restored from its changelog):
+// every event is counted once in the final results, and the stores of the
+// dropped tasks are gone from the state directory.
+func TestStagesStateOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	stagesState = StateConfig{Store: StateDisk, Dir: dir, Cache: 10}
+	defer func() { stagesState = StateConfig{} }()
+	stagesCountOnce(t, "windows", kerr.InvalidRecord.Code)
+	left, err := os.ReadDir(filepath.Join(dir, "city"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 outputs of 4 partitions: at most 8 tasks hold a store.
+	if len(left) == 0 || len(left) > 8 {
+		t.Fatalf("%d stores in the state directory, want those of the live tasks, 1 to 8", len(left))
+	}
 }
