@@ -88,7 +88,7 @@ func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail
 		Cache:      cache,
 		DisableWAL: true, // a cache of the changelog: nothing to recover
 		// Memtables start at 256 KiB and double up to this size.
-		MemTableSize:                32 << 20,
+		MemTableSize:                16 << 20,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      quietLogger{},
 	}
@@ -97,8 +97,8 @@ func openDiskStore(dir string, o *outState, cacheMax int, blockCache int64, fail
 		// them without reading blocks.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	// Blocks are read back at the rate of events: decompressing them
-	// cost more CPU than the disk space saved is worth.
+	// Blocks are read back at the rate of events: uncompressed, they
+	// cost less CPU (docs/benchmarks.md, State at scale).
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	db, err := pebble.Open(dir, opts)
 	if err != nil {

@@ -102,7 +102,7 @@ func stateRun(t *testing.T, e *Engine) (results [][]Result, changes []map[string
 	t.Helper()
 	const keys = 3000
 	plan := e.plan
-	feed := newSensorFeed(NewDecoder(plan), keys)
+	feed := newSensorFeed(NewDecoder(plan))
 	e.EnableChangelog()
 	byKey := func(cs []Change) map[string]string {
 		m := map[string]string{}
