@@ -45,6 +45,8 @@ type runFlags struct {
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	stallTimeout, restoreTimeout                      time.Duration
+	state                                             string
+	stateCache, stateAutoGroups                       int
 	nodeID                                            string
 	kafkaAdvertise, fsync                             string
 	fsyncEvery                                        time.Duration
@@ -86,6 +88,9 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", 10*time.Second, "how long the broker keeps a dead process's open transaction before aborting it")
 	fs.DurationVar(&f.stallTimeout, "stall-timeout", 30*time.Second, "a pipeline stage that holds records this long without committing them is reported not ready by /readyz")
 	fs.DurationVar(&f.restoreTimeout, "restore-timeout", 5*time.Minute, "longest a window stage may take to restore its state from the changelog before it gives up and starts again")
+	fs.StringVar(&f.state, "state", stream.StateMemory, "where window tasks keep their keyed state: memory (fastest, while it fits), disk (Pebble under --data-dir/state, a bounded cache of groups in memory) or auto (memory until a task holds --state-auto-groups groups, then disk); see docs/operations.md")
+	fs.IntVar(&f.stateCache, "state-cache", stream.DefaultStateCache, "with --state disk or auto: groups (keys of one output) each window task keeps decoded in memory; those changed since the last checkpoint stay until it")
+	fs.IntVar(&f.stateAutoGroups, "state-auto-groups", stream.DefaultStateAutoGroups, "with --state auto: groups a window task holds in memory before it moves its state to disk")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them")
 	fs.DurationVar(&f.livePush, "live-push", 0, "how often a live view (the dashboard's Server-Sent Events stream) pushes its output's partial results")
@@ -117,6 +122,12 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	if f.workers < 1 {
 		return fmt.Errorf("--workers %d: a stage needs at least 1 worker", f.workers)
+	}
+	if err := stream.CheckState(f.state); err != nil {
+		return fmt.Errorf("--state: %w", err)
+	}
+	if f.stateCache < 1 || f.stateAutoGroups < 1 {
+		return fmt.Errorf("--state-cache %d, --state-auto-groups %d: use a positive number of groups", f.stateCache, f.stateAutoGroups)
 	}
 	if f.maxInflight < 0 || f.maxLag < 0 {
 		return fmt.Errorf("--max-inflight-bytes %d, --max-lag %d: use a positive value, or 0 for no bound", f.maxInflight, f.maxLag)
@@ -249,7 +260,8 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	for _, plan := range plans {
 		base := stream.StageConfig{Plan: plan, Cluster: cluster, Metrics: metrics, Logger: log, MaxFuture: f.maxFuture,
-			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout, Hold: disk.Low}
+			StallTimeout: f.stallTimeout, RestoreTimeout: f.restoreTimeout, Hold: disk.Low,
+			State: stream.StateConfig{Store: f.state, Dir: filepath.Join(f.dataDir, "state"), Cache: f.stateCache, AutoGroups: f.stateAutoGroups}}
 		wcfg, scfg := base, base
 		wcfg.Board, wcfg.CommitEvery = board, f.checkpointEvery
 		scfg.CommitEvery, scfg.Board = f.shuffleEvery, board

@@ -56,6 +56,10 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 	for _, o := range e.outs {
 		for _, id := range o.touched {
 			key := a.keep(appendGroupKey(a.free(), o.def.Name, id))
+			if value, ok := o.keys.AppendPending(a.free(), id); ok {
+				dst = append(dst, Change{Key: key, Value: a.keep(value)})
+				continue // a disk store evicted it: it has the encoding
+			}
 			ks := o.keys.Get(id)
 			if ks == nil {
 				dst = append(dst, Change{Key: key})
@@ -65,10 +69,14 @@ func (e *Engine) AppendChanges(dst []Change) []Change {
 				continue // listed twice (dropped and created again): written
 			}
 			ks.logged = false
-			dst = append(dst, Change{Key: key, Value: a.keep(o.appendGroup(a.free(), ks))})
+			value := a.keep(o.appendGroup(a.free(), ks))
+			o.keys.Persisted(ks, value)
+			dst = append(dst, Change{Key: key, Value: value})
 		}
 		o.touched = o.touched[:0]
+		o.keys.Flushed()
 	}
+	e.spillIfLarge()
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 
@@ -92,9 +100,13 @@ func (e *Engine) AppendSnapshot(dst []Change) []Change {
 		o.keys.Each(func(ks *keyState) {
 			ks.logged = false
 			key := a.keep(appendGroupKey(a.free(), o.def.Name, ks.id))
-			dst = append(dst, Change{Key: key, Value: a.keep(o.appendGroup(a.free(), ks))})
+			value := a.keep(o.appendGroup(a.free(), ks))
+			o.keys.Persisted(ks, value)
+			dst = append(dst, Change{Key: key, Value: value})
 		})
+		o.keys.Flushed()
 	}
+	e.spillIfLarge()
 	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
 }
 
@@ -166,8 +178,9 @@ func (o *outState) appendGroup(b []byte, ks *keyState) []byte {
 			flags |= flagDirty
 		}
 		b = append(b, flags)
-		b = binary.AppendUvarint(b, uint64(len(w.states)))
-		for i, s := range w.states {
+		b = binary.AppendUvarint(b, uint64(o.layout.Len()))
+		for i := range o.layout.Len() {
+			s := o.state(w, i)
 			if aggregate.IsNew(s) {
 				b = append(b, 0) // as below, without encoding it
 				continue
@@ -294,9 +307,26 @@ func currentID(id string, n int) string {
 	return id
 }
 
-// decodeGroup decodes a group's state; its id is its key encoded by
-// event.JoinKey, whatever id the record key held.
+// decodeGroup decodes a group's state and counts its windows as open;
+// its id is its key encoded by event.JoinKey, whatever id the record key
+// held.
 func (e *Engine) decodeGroup(o *outState, value []byte) (*keyState, error) {
+	ks, err := o.decodeGroup(value)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ks.wins {
+		o.open++
+		if w.dirty {
+			o.dirty++
+		}
+	}
+	return ks, nil
+}
+
+// decodeGroup decodes a group's state (appendGroup), without counting its
+// windows: a disk store reloads groups with it.
+func (o *outState) decodeGroup(value []byte) (*keyState, error) {
 	r := &reader{b: value}
 	if v := r.byte(); r.err == nil && v != changelogVersion {
 		return nil, fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
@@ -315,14 +345,13 @@ func (e *Engine) decodeGroup(o *outState, value []byte) (*keyState, error) {
 		if n := r.uvarint(); r.err == nil && n != uint64(len(o.def.Aggregates)) {
 			return nil, fmt.Errorf("the changelog has %d aggregates, the pipeline file %d: changing an output's aggregates needs a new output name (or a fresh --data-dir)", n, len(o.def.Aggregates))
 		}
-		w := e.newWin(o, start, end)
+		w := &win{start: start, end: end}
+		w.rest = o.layout.NewCompact(&w.blocks)
 		ks.wins = append(ks.wins, w)
 		w.fired, w.dirty = flags&flagFired != 0, flags&flagDirty != 0
 		w.emitted = w.fired && flags&flagPending == 0
-		if w.dirty {
-			o.dirty++
-		}
-		for _, s := range w.states {
+		for i := range o.layout.Len() {
+			s := o.state(w, i)
 			enc := r.bytes()
 			if len(enc) == 0 || r.err != nil {
 				continue // an empty state: the new one is it
@@ -336,13 +365,6 @@ func (e *Engine) decodeGroup(o *outState, value []byte) (*keyState, error) {
 		r.err = errors.New("trailing bytes")
 	}
 	if r.err != nil {
-		// Undo the windows counted so far.
-		for _, w := range ks.wins {
-			o.open--
-			if w.dirty {
-				o.dirty--
-			}
-		}
 		return nil, fmt.Errorf("decode group state: %w", r.err)
 	}
 	return ks, nil

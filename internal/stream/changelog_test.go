@@ -532,7 +532,7 @@ func TestTimersBounded(t *testing.T) {
 			if state == 0 {
 				continue
 			}
-			if r := float64(len(o.timers)) / float64(state); r > maxRatio {
+			if r := float64(o.keys.Timers()) / float64(state); r > maxRatio {
 				maxRatio = r
 			}
 			live := 0

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"errors"
+
 	"github.com/pulsehq/pulse/internal/aggregate"
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
@@ -32,10 +34,12 @@ type Result struct {
 // win is one window of one group.
 type win struct {
 	start, end int64
-	states     []aggregate.State
-	blocks     aggregate.Blocks // where the common states live (Layout)
-	fired      bool             // the watermark passed its end: its final is due
-	dirty      bool             // changed since it fired: emit it again
+	// blocks holds the count, sum, avg, min and max states, rest the
+	// others; outState.state returns any (Layout.NewCompact).
+	blocks aggregate.Blocks
+	rest   []aggregate.State
+	fired  bool // the watermark passed its end: its final is due
+	dirty  bool // changed since it fired: emit it again
 	// emitted is set while a final emitted for the window under its
 	// current start stands (a sink holds it): that is what a retraction
 	// withdraws.
@@ -68,8 +72,7 @@ type outState struct {
 	// fields together (a city reading carries 3 or 4 of 11 metrics).
 	byField          []fieldAggs
 	layout           *aggregate.Layout
-	keys             GroupStore
-	timers           timers
+	keys             GroupStore // the groups and their timers
 	open             int
 	dirty            int
 	retracts         []Result
@@ -100,10 +103,31 @@ type Engine struct {
 	// external: partition watermarks come from markers (Mark), not from
 	// the records' own times and the processing clock.
 	external bool
+	// spill, when set, makes the disk store an output moves to once it
+	// holds more than spillAt groups (StateAuto).
+	spill   storeMaker
+	spillAt int
 }
 
-// NewEngine returns an engine for plan; dec provides the record slots.
+// NewEngine returns an engine for plan that keeps its state in memory;
+// dec provides the record slots.
 func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
+	e, err := newEngineWith(plan, dec, defaultStore)
+	if err != nil {
+		panic(err) // only a test's defaultStore fails
+	}
+	return e
+}
+
+// storeMaker returns the GroupStore of output o of a new engine.
+type storeMaker func(o *outState) (GroupStore, error)
+
+// defaultStore is the store of NewEngine's engines: memory. Tests set it
+// to run over the disk store (store_test.go).
+var defaultStore storeMaker = func(*outState) (GroupStore, error) { return newMemStore(), nil }
+
+// newEngineWith is NewEngine with the stores mk makes.
+func newEngineWith(plan *pipeline.Plan, dec *Decoder, mk storeMaker) (*Engine, error) {
 	t := plan.Time
 	e := &Engine{
 		plan:     plan,
@@ -113,7 +137,7 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 	}
 	for i := range plan.Outputs {
 		def := &plan.Outputs[i]
-		o := &outState{def: def, keys: memStore{},
+		o := &outState{def: def,
 			size: def.Window.Size.Milliseconds(), slide: def.Window.Slide.Milliseconds(), gap: def.Window.Gap.Milliseconds()}
 		o.groupSlots = dec.groupSlots(def)
 		var funcs []aggregate.Func
@@ -129,9 +153,23 @@ func NewEngine(plan *pipeline.Plan, dec *Decoder) *Engine {
 		}
 		o.byField = groupByField(slots)
 		o.layout = aggregate.NewLayout(funcs)
+		var err error
+		if o.keys, err = mk(o); err != nil {
+			e.Close()
+			return nil, err
+		}
 		e.outs = append(e.outs, o)
 	}
-	return e
+	return e, nil
+}
+
+// Close releases the engine's stores; the engine is unusable after.
+func (e *Engine) Close() error {
+	var errs []error
+	for _, o := range e.outs {
+		errs = append(errs, o.keys.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // fieldAggs lists the aggregates (indexes into a window's states) that
@@ -233,9 +271,12 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 	return ks
 }
 
+// state returns the state of aggregate i of window w.
+func (o *outState) state(w *win, i int) aggregate.State { return o.layout.State(&w.blocks, w.rest, i) }
+
 func (e *Engine) newWin(o *outState, start, end int64) *win {
 	w := &win{start: start, end: end}
-	w.states = o.layout.New(&w.blocks)
+	w.rest = o.layout.NewCompact(&w.blocks)
 	o.open++
 	return w
 }
@@ -250,7 +291,7 @@ func (e *Engine) fold(o *outState, ks *keyState, w *win, r *Record) {
 			}
 		}
 		for _, i := range f.aggs {
-			o.layout.Add(&w.blocks, w.states, i, v, r.TS)
+			o.layout.AddCompact(&w.blocks, w.rest, i, v, r.TS)
 		}
 	}
 	if w.fired && !w.dirty {
@@ -381,8 +422,8 @@ func (o *outState) mergeInto(ks *keyState, dst, src *win) {
 	if dst.fired && src.start < dst.start {
 		o.retract(ks, dst)
 	}
-	for i := range dst.states {
-		dst.states[i].Merge(src.states[i])
+	for i := range o.layout.Len() {
+		o.state(dst, i).Merge(o.state(src, i))
 	}
 	dst.start = min(dst.start, src.start)
 	dst.end = max(dst.end, src.end)

@@ -1,8 +1,6 @@
 package stream
 
 import (
-	"container/heap"
-
 	"github.com/pulsehq/pulse/internal/event"
 )
 
@@ -18,8 +16,11 @@ func (e *Engine) Advance(now int64, dst []Result) []Result {
 	for _, o := range e.outs {
 		dst = append(dst, o.retracts...)
 		o.retracts = o.retracts[:0]
-		for len(o.timers) > 0 && o.timers[0].at <= e.fired {
-			t := heap.Pop(&o.timers).(timer)
+		for {
+			t, ok := o.keys.Due(e.fired)
+			if !ok {
+				break
+			}
 			ks := o.keys.Get(t.id)
 			if ks == nil || ks.sched != t.at {
 				continue // stale
@@ -107,9 +108,9 @@ func (e *Engine) Partials(i int, dst []Result) []Result {
 
 func (o *outState) result(ks *keyState, w *win, final bool) Result {
 	r := Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key, Start: w.start, End: w.end,
-		Final: final, Names: o.names, Values: make([]event.Value, len(w.states))}
-	for i, s := range w.states {
-		if v, ok := s.Result(); ok {
+		Final: final, Names: o.names, Values: make([]event.Value, o.layout.Len())}
+	for i := range r.Values {
+		if v, ok := o.state(w, i).Result(); ok {
 			r.Values[i] = v
 		}
 	}

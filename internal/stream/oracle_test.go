@@ -252,7 +252,7 @@ func sinkView(results []Result) map[string]Result {
 
 // oracleSeeds is how many random runs each oracle test makes.
 func oracleSeeds() uint64 {
-	if testing.Short() {
+	if testing.Short() || oneSeed {
 		return 1
 	}
 	return 4

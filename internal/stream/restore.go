@@ -169,6 +169,7 @@ func (w *Windower) restoreRecord(t *task, key, value []byte, now int64) error {
 		// The snapshot holds the whole state: start over, so that what
 		// came before it (or was deleted under this read, which then
 		// jumps to the snapshot) cannot leak in.
+		w.closeOperator(t.op)
 		t.op, t.sinceSnap = w.newOperator(t.out), 0
 	}
 	// What a restore reads counts toward the next snapshot: a long

@@ -116,6 +116,9 @@ type StageConfig struct {
 	// their changelogs (default 5 min): past it the session fails with
 	// the partition it was reading, and starts again.
 	RestoreTimeout time.Duration
+	// State chooses where the window stage keeps its tasks' keyed state
+	// (state.go); the zero value keeps it in memory.
+	State StateConfig
 
 	warn   *ratelog.Logger // the stage's warnings, one per cause and interval
 	worker int             // this worker's index among the stage's workers

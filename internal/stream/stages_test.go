@@ -110,7 +110,8 @@ func stagesCountOnce(t *testing.T, stage string, code int16) {
 	}
 
 	m := telemetry.New()
-	cfg := StageConfig{Plan: plan, Cluster: Cluster{Opts: opts, Node: "test", SessionTimeout: 6 * time.Second}, Metrics: m}
+	cfg := StageConfig{Plan: plan, Cluster: Cluster{Opts: opts, Node: "test", SessionTimeout: 6 * time.Second}, Metrics: m,
+		State: stagesState}
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	run := func(r func(context.Context) error) {

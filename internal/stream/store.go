@@ -6,41 +6,89 @@ import (
 )
 
 // GroupStore holds the keyed state of one output: each group's windows,
-// by group id. The engine reaches its keyed state only through it, by
-// point lookups, and finds the windows due to fire or to be dropped with
-// timers of its own, never by scanning the store. That keeps the door open
-// for a disk-backed store (Pebble) when state outgrows memory: it would
-// keep the groups in use in memory, persist each commit's encoded changes
-// (the changelog records Engine.AppendChanges returns) and evict groups
-// that are clean.
+// by group id, and the timers that say when a group is due to be visited.
+// The engine reaches its keyed state only through it, by point lookups,
+// and finds the windows due to fire or to be dropped by its timers, never
+// by scanning the store. memStore keeps everything in Go memory;
+// diskStore (store_disk.go) keeps the groups and timers in Pebble with a
+// bounded cache of decoded groups.
+//
+// A group returned by Lookup, Get or Insert stays valid, and the engine
+// may change it, until the next call of Lookup, Get, Insert or Delete: a
+// store may evict it then. The changelog, not the store, is what a task
+// restores from: a store on disk is a cache of the changelog.
 type GroupStore interface {
 	// Lookup returns the group with id, or nil.
 	Lookup(id []byte) *keyState
 	// Get is Lookup by a string id.
 	Get(id string) *keyState
-	// Insert adds ks under ks.id.
+	// Insert adds ks, a group the store does not hold, under ks.id.
 	Insert(ks *keyState)
 	// Delete removes the group with id.
 	Delete(id string)
 	// Len returns how many groups the store holds.
 	Len() int
-	// Each calls fn for every group, in no particular order.
+	// Each calls fn for every group, in no particular order. fn may
+	// read a group and clear its logged flag, nothing else, and must
+	// not call the store.
 	Each(fn func(ks *keyState))
+
+	// Schedule sets a timer: group id is due once the watermark reaches
+	// at.
+	Schedule(at int64, id string)
+	// Due removes and returns a timer that is due at watermark upTo
+	// (at <= upTo); ok is false when none is.
+	Due(upTo int64) (t timer, ok bool)
+	// Timers returns how many timers are set, live or stale.
+	Timers() int
+
+	// AppendPending appends the changelog encoding of group id, if the
+	// store holds it encoded with changes the changelog flush has not
+	// written (a disk store evicted it), and counts them as written.
+	AppendPending(dst []byte, id string) ([]byte, bool)
+	// Persisted tells the store that value, the changelog encoding of
+	// ks (appendGroup), was written to the changelog.
+	Persisted(ks *keyState, value []byte)
+	// Flushed tells the store that the changelog flush is complete:
+	// every group changed before it was written.
+	Flushed()
+	// Close releases what the store holds (files, memory).
+	Close() error
 }
 
-// memStore is the in-memory GroupStore.
-type memStore map[string]*keyState
+// memStore is the in-memory GroupStore, the default.
+type memStore struct {
+	m map[string]*keyState
+	t timers
+}
 
-func (m memStore) Lookup(id []byte) *keyState { return m[string(id)] }
-func (m memStore) Get(id string) *keyState    { return m[id] }
-func (m memStore) Insert(ks *keyState)        { m[ks.id] = ks }
-func (m memStore) Delete(id string)           { delete(m, id) }
-func (m memStore) Len() int                   { return len(m) }
-func (m memStore) Each(fn func(ks *keyState)) {
-	for _, ks := range m {
+func newMemStore() *memStore { return &memStore{m: map[string]*keyState{}} }
+
+func (s *memStore) Lookup(id []byte) *keyState { return s.m[string(id)] }
+func (s *memStore) Get(id string) *keyState    { return s.m[id] }
+func (s *memStore) Insert(ks *keyState)        { s.m[ks.id] = ks }
+func (s *memStore) Delete(id string)           { delete(s.m, id) }
+func (s *memStore) Len() int                   { return len(s.m) }
+func (s *memStore) Each(fn func(ks *keyState)) {
+	for _, ks := range s.m {
 		fn(ks)
 	}
 }
+
+func (s *memStore) Schedule(at int64, id string) { heap.Push(&s.t, timer{at: at, id: id}) }
+
+func (s *memStore) Due(upTo int64) (timer, bool) {
+	if len(s.t) == 0 || s.t[0].at > upTo {
+		return timer{}, false
+	}
+	return heap.Pop(&s.t).(timer), true
+}
+
+func (s *memStore) Timers() int                                       { return len(s.t) }
+func (s *memStore) Persisted(*keyState, []byte)                       {}
+func (s *memStore) AppendPending(dst []byte, _ string) ([]byte, bool) { return dst, false }
+func (s *memStore) Flushed()                                          {}
+func (s *memStore) Close() error                                      { return nil }
 
 // timer asks Advance to visit group id once the watermark reaches at.
 type timer struct {
@@ -71,7 +119,7 @@ const noTimer = math.MaxInt64
 func (o *outState) schedule(ks *keyState, at int64) {
 	if at < ks.sched {
 		ks.sched = at
-		heap.Push(&o.timers, timer{at: at, id: ks.id})
+		o.keys.Schedule(at, ks.id)
 	}
 }
 

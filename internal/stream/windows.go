@@ -177,6 +177,7 @@ func (w *Windower) dropTask(k string) {
 		return
 	}
 	delete(w.tasks, k)
+	w.closeOperator(t.op)
 	if w.cfg.Board != nil {
 		w.cfg.Board.Drop(w.cfg.Plan.Name, w.cfg.Plan.Outputs[t.out].Name, t.part)
 	}
@@ -238,7 +239,7 @@ func (w *Windower) newOperator(out int) Operator {
 
 // newEngine returns an empty window engine for a task of output out.
 func (w *Windower) newEngine(out int) *Engine {
-	eng := NewEngine(w.subs[out], w.dec)
+	eng := w.engineFor(out) // in memory or on disk (state.go)
 	eng.EnableChangelog()
 	eng.UseMarkers()
 	for _, pid := range w.sources {
@@ -266,6 +267,7 @@ func (w *Windower) restoreFresh(ctx context.Context, cl *kgo.Client, fetches kgo
 	if err := w.restore(ctx, cl, fresh); err != nil {
 		for _, t := range fresh {
 			delete(w.tasks, tpKey(w.repart[t.out], t.part))
+			w.closeOperator(t.op)
 		}
 		return err
 	}
