@@ -478,6 +478,10 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 			Key: key, Value: value, Headers: headers}, w.produced)
 	}
 	fired := len(t.pending)
+	// The produced records hold what they need: the results' values must
+	// not stay reachable through the slice until the next minute's finals
+	// overwrite them (at 1,000,000 sensors, a gigabyte).
+	clear(t.pending)
 	t.pending = t.pending[:0]
 	snapshot := t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin)
 	if snapshot {
