@@ -380,6 +380,7 @@ func (e *Engine) addSession(o *outState, ks *keyState, r *Record) bool {
 		}
 		kept = append(kept, x)
 	}
+	clear(ks.wins[len(kept):]) // merged windows must not stay reachable
 	ks.wins = kept
 	// A fired session that grew past the watermark (a late event extended
 	// it or bridged it to an open session) is open again: its final is

@@ -65,6 +65,7 @@ func (e *Engine) visit(o *outState, ks *keyState, dst []Result) []Result {
 	n := len(ks.gone)
 	ks.gone = o.pruneGone(ks.gone, e.fired, e.lateness)
 	changed = changed || len(ks.gone) != n
+	clear(ks.wins[len(kept):]) // dropped windows must not stay reachable
 	ks.wins = kept
 	if len(kept) == 0 && len(ks.gone) == 0 {
 		o.keys.Delete(ks.id)
