@@ -67,9 +67,40 @@ func Link(plans []*Plan) error {
 		}
 	}
 	if len(errs) > 0 {
+		for i := range errs {
+			if p := byFile(plans, errs[i].File); p != nil && errs[i].Line == 0 {
+				errs[i].Line, errs[i].Col = p.position(errs[i].Path)
+			}
+		}
 		return errs
 	}
 	return nil
+}
+
+// byFile returns the plan read from file, or nil.
+func byFile(plans []*Plan, file string) *Plan {
+	for _, p := range plans {
+		if p.File == file {
+			return p
+		}
+	}
+	return nil
+}
+
+// position returns where path (or the nearest key above it) was in the
+// plan's file; 0, 0 when unknown.
+func (p *Plan) position(path string) (line, col int) {
+	for path != "" {
+		if at, ok := p.positions[path]; ok {
+			return at[0], at[1]
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0, 0
 }
 
 // Output returns the output called name, or nil.

@@ -109,6 +109,11 @@ outputs: [{name: o, window: {tumbling: 1m}, aggregates: {n: count()}}]
 			if !errors.As(err, &errs) || errs[0].File != "d.yaml" {
 				t.Errorf("error not in d.yaml: %#v", err)
 			}
+			// Every case's problem is on the file's line 2 or 3 (the
+			// source, the where, or the one-line outputs).
+			if e := errs[0]; e.Line < 2 || e.Line > 4 || e.Col == 0 {
+				t.Errorf("error at %d:%d, want the key's line: %v", e.Line, e.Col, e)
+			}
 		})
 	}
 }

@@ -24,6 +24,8 @@ type parser struct {
 	errs Errors
 	// derived holds the type later expressions read each derived field as.
 	derived map[string]*cel.Type
+	// pos holds where each key read was in the file, by path.
+	pos map[string][2]int
 }
 
 func (p *parser) errorf(n *yaml.Node, path, hint, format string, args ...any) {
@@ -125,8 +127,18 @@ func (p *parser) fields(n *yaml.Node, path, example string, allowed ...string) (
 			continue
 		}
 		m[k] = e.val
+		p.remember(join(path, k), e.key)
 	}
 	return m, true
+}
+
+// remember notes where the key at path is in the file, for the errors of
+// checks that run after parsing.
+func (p *parser) remember(path string, key *yaml.Node) {
+	if p.pos == nil {
+		p.pos = map[string][2]int{}
+	}
+	p.pos[path] = [2]int{key.Line, key.Column}
 }
 
 func contains(list []string, s string) bool {

@@ -241,6 +241,7 @@ func (p *parser) aggregates(n *yaml.Node, path string, groupBy []string) []Aggre
 	var out []Aggregate
 	for _, e := range es {
 		name, fp := e.key.Value, join(path, e.key.Value)
+		p.remember(fp, e.key)
 		rename := "rename it, e.g. " + name + "_value"
 		if m := aggRE.FindStringSubmatch(e.val.Value); m != nil {
 			rename = "rename it, e.g. " + name + "_" + m[1]

@@ -52,6 +52,7 @@ func Parse(file string, data []byte) (plan *Plan, err error) {
 		return nil, p.errs
 	}
 	plan.File = file
+	plan.positions = p.pos
 	return plan, nil
 }
 

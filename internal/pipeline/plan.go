@@ -27,6 +27,10 @@ type Plan struct {
 	// Outputs are the windowed aggregations; each reads every event that
 	// passed Where.
 	Outputs []Output
+
+	// positions holds where each key was in the file, by path, for the
+	// errors of checks that run after parsing (Link).
+	positions map[string][2]int
 }
 
 // LateTopic names a pipeline's late-events topic.
