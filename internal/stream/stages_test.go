@@ -276,8 +276,8 @@ func TestHoldPausesStages(t *testing.T) {
 }
 
 // testBroker starts an in-process broker for the test and returns the
-// options to reach it, a client, and a context that ends within a minute;
-// all are closed when the test ends.
+// options to reach it, a client, and a context that ends within 90 s; all
+// are closed when the test ends.
 func testBroker(t *testing.T) ([]kgo.Opt, *kgo.Client, context.Context) {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -286,7 +286,7 @@ func testBroker(t *testing.T) ([]kgo.Opt, *kgo.Client, context.Context) {
 	}
 	t.Cleanup(cluster.Close)
 	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 
 // AppendValuesJSON appends a result's values as a JSON object of named
 // fields, each as it is (TypeAny), leaving out those without a value: for
-// tests and logs that have no schema at hand. Records use a Schema.
+// tests that have no schema at hand. Records use a Schema.
 func AppendValuesJSON(dst []byte, r *Result) []byte {
 	s := &Schema{names: r.Names}
 	for _, n := range r.Names {
