@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,6 +53,7 @@ type runFlags struct {
 	fsyncEvery                                        time.Duration
 	retention                                         time.Duration
 	retentionBytes                                    byteSize
+	memoryLimit                                       byteSize
 	diskReserve                                       diskguard.Reserve
 	httpMaxConns, liveMaxClients                      int
 	httpBodyTimeout, httpWriteTimeout                 time.Duration
@@ -99,6 +101,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.DurationVar(&f.retention, "retention", 7*24*time.Hour, "how long the topics of streams, dead letters, late events and results keep records (0: forever)")
 	f.retentionBytes = 1 << 30
 	fs.Var(&f.retentionBytes, "retention-bytes", "the most each partition of those topics keeps, such as 1GiB (0: no bound); the oldest records go first")
+	fs.Var(&f.memoryLimit, "memory-limit", "soft limit of Pulse's memory, such as 2GiB: the Go runtime collects garbage more often as the heap nears it (GOMEMLIMIT in the environment takes precedence; 0, the default: 90% of the machine's or the container's memory); see docs/operations.md")
 	f.diskReserve = diskguard.DefaultReserve
 	fs.Var(&f.diskReserve, "disk-reserve", "free space of --data-dir's file system below which Pulse refuses ingest (507) and pauses its pipelines until space returns: bytes (512MiB), a share (5%), or both (the smaller), 0 to disable")
 	fs.IntVar(&f.httpMaxConns, "http-max-conns", 1024, "most HTTP connections open at once; past it 16 more are accepted that answer only /healthz, /readyz and /metrics (others get 503 with Retry-After), and further ones are closed at once")
@@ -160,6 +163,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		// GOGC and GOMEMLIMIT in the environment take precedence.
 		debug.SetGCPercent(200)
 	}
+	setMemoryLimit(f.memoryLimit, log)
 	metrics := telemetry.New()
 	var comps []lifecycle.Component
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
@@ -478,4 +482,25 @@ func streamsOf(plans []*pipeline.Plan) []ingest.Stream {
 		}
 	}
 	return out
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit: limit, or 90 %
+// of the memory available (physical memory or the cgroup's limit) when it
+// is 0, unless GOMEMLIMIT is set. The limit makes the collector run more
+// often as the heap nears it, rather than let GOGC=200 triple a large
+// live heap; the live heap itself is bounded by the state stores
+// (docs/operations.md, Memory).
+func setMemoryLimit(limit byteSize, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if limit == 0 {
+		mem := ingest.AvailableMemory()
+		if mem == math.MaxInt64 {
+			return
+		}
+		limit = byteSize(mem / 10 * 9)
+	}
+	debug.SetMemoryLimit(int64(min(uint64(limit), math.MaxInt64)))
+	log.Debug("memory limit", "bytes", uint64(limit))
 }

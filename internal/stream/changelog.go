@@ -47,67 +47,105 @@ type Change struct {
 // AppendChanges. Without it, it tracks nothing.
 func (e *Engine) EnableChangelog() { e.logging = true }
 
-// AppendChanges appends the changelog records for everything that changed
+// changeWriter emits the changelog records of one flush, as the keyed
+// operators (the window engine, detect) write them: group records keyed
+// by output and group id, tombstones, the snapshot start and the meta
+// record. Keys and values are appended to arena blocks that the emitted
+// records keep alive (the producer holds them until the broker
+// acknowledged them), so a flush of any size holds only what the producer
+// has not yet sent.
+type changeWriter struct {
+	emit func(Change)
+	a    arena
+}
+
+// snapshotStart emits the record a snapshot begins with.
+func (w *changeWriter) snapshotStart() {
+	w.emit(Change{Key: []byte{snapshotKey}, Value: []byte{changelogVersion}})
+}
+
+// key returns the record key of group id of output.
+func (w *changeWriter) key(output, id string) []byte {
+	return w.a.keep(appendGroupKey(w.a.free(), output, id))
+}
+
+// tombstone emits the deletion of group id of output.
+func (w *changeWriter) tombstone(output, id string) { w.emit(Change{Key: w.key(output, id)}) }
+
+// group emits the state of group id of output, which enc appends to the
+// slice it is given, and returns the encoding.
+func (w *changeWriter) group(output, id string, enc func([]byte) []byte) []byte {
+	key := w.key(output, id)
+	value := w.a.keep(enc(w.a.free()))
+	w.emit(Change{Key: key, Value: value})
+	return value
+}
+
+// meta emits the meta record, last: a restore that read it has the whole
+// flush.
+func (w *changeWriter) meta(value []byte) { w.emit(Change{Key: []byte{metaKey}, Value: value}) }
+
+// WriteChanges emits the changelog records of everything that changed
 // since the last call: the state of every group that changed, a tombstone
 // for every group dropped, and the meta record. Call it after Advance, so
 // that no retraction is pending.
-func (e *Engine) AppendChanges(dst []Change) []Change {
-	var a arena
+func (e *Engine) WriteChanges(emit func(Change)) {
+	w := changeWriter{emit: emit}
 	for _, o := range e.outs {
+		name := o.def.Name
 		for _, id := range o.touched {
-			key := a.keep(appendGroupKey(a.free(), o.def.Name, id))
-			if value, ok := o.keys.AppendPending(a.free(), id); ok {
-				dst = append(dst, Change{Key: key, Value: a.keep(value)})
-				continue // a disk store evicted it: it has the encoding
+			key := w.key(name, id) // before the value: both append to the arena
+			if value, ok := o.keys.AppendPending(w.a.free(), id); ok {
+				// A disk store evicted it: it has the encoding.
+				w.emit(Change{Key: key, Value: w.a.keep(value)})
+				continue
 			}
 			ks := o.keys.Get(id)
 			if ks == nil {
-				dst = append(dst, Change{Key: key})
+				w.emit(Change{Key: key})
 				continue
 			}
 			if !ks.logged {
 				continue // listed twice (dropped and created again): written
 			}
 			ks.logged = false
-			value := a.keep(o.appendGroup(a.free(), ks))
+			value := w.a.keep(o.appendGroup(w.a.free(), ks))
 			o.keys.Persisted(ks, value)
-			dst = append(dst, Change{Key: key, Value: value})
+			w.emit(Change{Key: key, Value: value})
 		}
 		o.touched = o.touched[:0]
 		o.keys.Flushed()
 	}
 	e.spillIfLarge()
-	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
+	w.meta(e.appendMeta(nil))
 }
 
-// AppendSnapshot appends the changelog records of the whole state: the
-// snapshot marker, a tombstone for every group dropped since the last
-// call, the state of every group, and the meta record. Once a snapshot is committed, the
-// records before it in the changelog partition are no longer needed
-// (Windower deletes them), so the changelog stays about as large as the
-// state without waiting for the broker's compaction. It clears what
-// changed, as AppendChanges does.
-func (e *Engine) AppendSnapshot(dst []Change) []Change {
-	dst = append(dst, Change{Key: []byte{snapshotKey}, Value: []byte{changelogVersion}})
-	var a arena
+// WriteSnapshot emits the changelog records of the whole state: the
+// snapshot start, a tombstone for every group dropped since the last
+// call, the state of every group, and the meta record. Once a snapshot is
+// committed, the records before it in the changelog partition are no
+// longer needed (Windower deletes them), so the changelog stays about as
+// large as the state without waiting for the broker's compaction. It
+// clears what changed, as WriteChanges does.
+func (e *Engine) WriteSnapshot(emit func(Change)) {
+	w := changeWriter{emit: emit}
+	w.snapshotStart()
 	for _, o := range e.outs {
+		name := o.def.Name
 		for _, id := range o.touched {
 			if o.keys.Get(id) == nil {
-				dst = append(dst, Change{Key: a.keep(appendGroupKey(a.free(), o.def.Name, id))})
+				w.tombstone(name, id)
 			}
 		}
 		o.touched = o.touched[:0]
 		o.keys.Each(func(ks *keyState) {
 			ks.logged = false
-			key := a.keep(appendGroupKey(a.free(), o.def.Name, ks.id))
-			value := a.keep(o.appendGroup(a.free(), ks))
-			o.keys.Persisted(ks, value)
-			dst = append(dst, Change{Key: key, Value: value})
+			o.keys.Persisted(ks, w.group(name, ks.id, func(b []byte) []byte { return o.appendGroup(b, ks) }))
 		})
 		o.keys.Flushed()
 	}
 	e.spillIfLarge()
-	return append(dst, Change{Key: []byte{metaKey}, Value: e.appendMeta(nil)})
+	w.meta(e.appendMeta(nil))
 }
 
 // isSnapshotStart reports whether a changelog record key marks the start

@@ -102,17 +102,17 @@ func (f *snapshotFixture) replaySnapshots(t testing.TB, cut, flushEvery, snapEve
 			continue
 		}
 		if s := steps[i]; s.ev == nil {
-			batches = append(batches, normalize(f.plan, e.Advance(s.now, nil)))
+			batches = append(batches, normalize(f.plan, e.Advance(s.now, nil, 0)))
 			if advances++; advances%flushEvery == 0 {
 				flushes++
 				switch {
 				case snapEvery > 0 && flushes%snapEvery == 0 && truncate:
 					table = changelogTable{}
-					table.apply(e.AppendSnapshot(nil))
+					table.apply(appendSnapshot(e, nil))
 				case snapEvery > 0 && flushes%snapEvery == 0:
-					table.apply(e.AppendSnapshot(nil))
+					table.apply(appendSnapshot(e, nil))
 				default:
-					table.apply(e.AppendChanges(nil))
+					table.apply(appendChanges(e, nil))
 				}
 				committed, resume = len(batches), i+1
 			}
@@ -123,7 +123,7 @@ func (f *snapshotFixture) replaySnapshots(t testing.TB, cut, flushEvery, snapEve
 			e.Add(s.ev.part, &rec, s.now)
 		}
 	}
-	batches = append(batches, normalize(f.plan, e.Advance(steps[len(steps)-1].now, nil)))
+	batches = append(batches, normalize(f.plan, e.Advance(steps[len(steps)-1].now, nil, 0)))
 	for i := range f.plan.Outputs {
 		batches = append(batches, normalize(f.plan, e.Partials(i, nil)))
 	}
@@ -181,8 +181,8 @@ func (f *snapshotFixture) tableAt(t testing.TB, i int) changelogTable {
 	var rec Record
 	for _, s := range f.run.steps[:i] {
 		if s.ev == nil {
-			e.Advance(s.now, nil)
-			table.apply(e.AppendChanges(nil))
+			e.Advance(s.now, nil, 0)
+			table.apply(appendChanges(e, nil))
 			continue
 		}
 		if err := dec.Decode(s.ev.json(), &rec); err != nil {
@@ -282,7 +282,7 @@ func TestSnapshotHoldsState(t *testing.T) {
 	changes := f.tableAt(t, mid)
 	e := changes.restore(t, f.plan, 0)
 	snap := changelogTable{}
-	snap.apply(e.AppendSnapshot(nil))
+	snap.apply(appendSnapshot(e, nil))
 	if len(snap) != e.Groups()+2 {
 		t.Fatalf("snapshot has %d records for %d groups (want the marker, the groups and the meta record)", len(snap), e.Groups())
 	}
@@ -322,12 +322,12 @@ func TestRestoreJumpsToSnapshot(t *testing.T) {
 			e.Add(s.ev.part, &rec, s.now)
 			continue
 		}
-		e.Advance(s.now, nil)
+		e.Advance(s.now, nil, 0)
 		if advances++; i > len(steps)/2 && snapAt < 0 {
 			snapAt = len(log)
-			log = e.AppendSnapshot(log)
+			log = appendSnapshot(e, log)
 		} else {
-			log = e.AppendChanges(log)
+			log = appendChanges(e, log)
 		}
 	}
 	if snapAt < 0 || !isSnapshotStart(log[snapAt].Key) {
@@ -383,7 +383,7 @@ func TestChangelogEmptyEngine(t *testing.T) {
 	e := NewEngine(plan, NewDecoder(plan))
 	e.EnableChangelog()
 	table := changelogTable{}
-	table.apply(e.AppendChanges(nil))
+	table.apply(appendChanges(e, nil))
 	if len(table) != 1 {
 		t.Fatalf("empty engine wrote %d records, want the meta record", len(table))
 	}
@@ -391,7 +391,7 @@ func TestChangelogEmptyEngine(t *testing.T) {
 	if r.Watermark() != NoWatermark || r.OpenWindows() != 0 {
 		t.Fatalf("restored empty engine: watermark %d, %d open", r.Watermark(), r.OpenWindows())
 	}
-	if out := r.Advance(1e9, nil); len(out) != 0 {
+	if out := r.Advance(1e9, nil, 0); len(out) != 0 {
 		t.Fatalf("restored empty engine fired %v", out)
 	}
 }
@@ -510,12 +510,12 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal(err)
 		}
 		e.Add(0, &rec, 1)
-		e.Advance(2, nil)
+		e.Advance(2, nil, 0)
 		for i := range fix.plan.Outputs {
 			e.Partials(i, nil)
 		}
 		table := changelogTable{}
-		table.apply(e.AppendChanges(nil))
+		table.apply(appendChanges(e, nil))
 		table.restore(t, fix.plan, 3)
 	})
 }

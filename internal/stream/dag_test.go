@@ -107,7 +107,7 @@ func runDAGCase(t *testing.T, c *dagCase) {
 		if late := eng.Add(0, &r, 0); late != 0 {
 			t.Fatalf("event %s is late", js)
 		}
-		for _, res := range eng.Advance(0, nil) {
+		for _, res := range eng.Advance(0, nil, 0) {
 			l := levels[res.Output]
 			if l == nil {
 				continue
@@ -125,7 +125,7 @@ func runDAGCase(t *testing.T, c *dagCase) {
 			}
 			l.max = max(l.max, dr.TS)
 			l.op.Mark(0, l.max, true, false)
-			for _, s := range l.op.Advance(0, nil) {
+			for _, s := range l.op.Advance(0, nil, 0) {
 				v := s.Values // value, mean, stddev, z (the field is in the key)
 				row := dagRow{Time: s.Start / 1000, Value: v[0].Num, Mean: v[1].Num, SD: v[2].Num}
 				if !v[3].IsNull() {

@@ -57,7 +57,7 @@ func benchAdd(b *testing.B, plan *pipeline.Plan) {
 		}
 		n++
 		if n%10_000 == 0 {
-			results = e.Advance(int64(n)/10_000, results[:0])
+			results = e.Advance(int64(n)/10_000, results[:0], 0)
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
@@ -135,7 +135,7 @@ func BenchmarkAppendSnapshotCity(b *testing.B) {
 	var changes []Change
 	b.ReportAllocs()
 	for b.Loop() {
-		changes = e.AppendSnapshot(changes[:0])
+		changes = appendSnapshot(e, changes[:0])
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*e.Groups()), "ns/group")
 }

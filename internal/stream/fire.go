@@ -8,15 +8,18 @@ import (
 // and appends to dst: retractions of merged session windows, the final
 // result of every window whose end the watermark passed, and updated final
 // results of windows that late events changed within the allowed
-// lateness. Windows past end + allowed lateness are dropped.
-func (e *Engine) Advance(now int64, dst []Result) []Result {
+// lateness. Windows past end + allowed lateness are dropped. With max > 0
+// it returns once it appended max results or more; the next call goes on
+// where it stopped (see Operator.Advance).
+func (e *Engine) Advance(now int64, dst []Result, max int) []Result {
 	if wm := e.wm.Current(now); wm > e.fired {
 		e.fired = wm
 	}
+	start := len(dst)
 	for _, o := range e.outs {
 		dst = append(dst, o.retracts...)
 		o.retracts = o.retracts[:0]
-		for {
+		for max <= 0 || len(dst)-start < max {
 			t, ok := o.keys.Due(e.fired)
 			if !ok {
 				break

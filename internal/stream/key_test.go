@@ -53,7 +53,7 @@ func finals(t *testing.T, e *Engine, output string) map[string]string {
 	}
 	e.Add(0, &r, 0) // moves the watermark past 12:00's windows
 	out := map[string]string{}
-	for _, res := range e.Advance(0, nil) {
+	for _, res := range e.Advance(0, nil, 0) {
 		if res.Output == output && res.Start < r.TS-60_000 {
 			var b []byte
 			for i, v := range res.Values {
@@ -96,7 +96,7 @@ func TestGroupKeysRestore(t *testing.T) {
 	ev := `{"id":"1","ts":"2026-03-01T12:00:01Z","a":"p\u001fq","b":"r"}`
 	e := keyEngine(t, ev, `{"id":"2","ts":"2026-03-01T12:00:02Z","a":"p","b":"q\u001fr"}`)
 	table := changelogTable{}
-	table.apply(e.AppendChanges(nil))
+	table.apply(appendChanges(e, nil))
 	// Rewrite the one-field group's record as older Pulse wrote it.
 	legacy := changelogTable{}
 	for k, v := range table {

@@ -61,7 +61,7 @@ func TestRecordKinds(t *testing.T) {
 					e.Add(s.Partition, &r, s.Now)
 				case s.Advance != nil:
 					var kinds []string
-					for _, r := range e.Advance(*s.Advance, nil) {
+					for _, r := range e.Advance(*s.Advance, nil, 0) {
 						if (KindOf(&r) == KindDelete) != r.Retract {
 							t.Errorf("result %s: kind %s, retract %v", resultID(&r), KindOf(&r), r.Retract)
 						}

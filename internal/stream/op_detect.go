@@ -274,7 +274,7 @@ func (o *detectOp) schedule(k *detectKey, at int64) {
 // Advance feeds the detector every buffered event the watermark passed
 // (event time < watermark) and returns the anomalies, per key in event
 // time order.
-func (o *detectOp) Advance(now int64, dst []Result) []Result {
+func (o *detectOp) Advance(now int64, dst []Result, _ int) []Result {
 	wm := o.wm.Current(now)
 	if wm == NoWatermark || wm <= o.fired {
 		return dst

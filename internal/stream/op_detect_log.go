@@ -23,40 +23,41 @@ import (
 // Each commit writes the keys that changed and the meta record; a
 // snapshot writes every key.
 
-// AppendChanges appends the records of the keys changed since the last
-// call and the meta record.
-func (o *detectOp) AppendChanges(dst []Change) []Change {
-	var a arena
+// WriteChanges emits the records of the keys changed since the last call
+// and the meta record.
+func (o *detectOp) WriteChanges(emit func(Change)) {
+	w := changeWriter{emit: emit}
+	name := o.def.Name
 	for _, id := range o.touched {
 		k := o.keys.Get(id)
-		key := a.keep(appendGroupKey(a.free(), o.def.Name, id))
 		if k == nil {
-			dst = append(dst, Change{Key: key})
+			w.tombstone(name, id)
 			continue
 		}
 		k.logged = false
-		dst = append(dst, Change{Key: key, Value: a.keep(o.appendKey(a.free(), k))})
+		w.group(name, id, func(b []byte) []byte { return o.appendKey(b, k) })
 	}
 	o.touched = o.touched[:0]
-	return append(dst, Change{Key: []byte{metaKey}, Value: o.appendMeta(nil)})
+	w.meta(o.appendMeta(nil))
 }
 
-// AppendSnapshot appends the whole state: the snapshot mark, every key,
-// the meta record.
-func (o *detectOp) AppendSnapshot(dst []Change) []Change {
-	dst = append(dst, Change{Key: []byte{snapshotKey}, Value: []byte{changelogVersion}})
-	var a arena
+// WriteSnapshot emits the whole state: the snapshot start, every key, the
+// meta record.
+func (o *detectOp) WriteSnapshot(emit func(Change)) {
+	w := changeWriter{emit: emit}
+	w.snapshotStart()
+	name := o.def.Name
 	for _, id := range o.touched {
 		if o.keys.Get(id) == nil {
-			dst = append(dst, Change{Key: a.keep(appendGroupKey(a.free(), o.def.Name, id))})
+			w.tombstone(name, id)
 		}
 	}
 	o.touched = o.touched[:0]
 	o.keys.Each(func(k *detectKey) {
 		k.logged = false
-		dst = append(dst, Change{Key: a.keep(appendGroupKey(a.free(), o.def.Name, k.id)), Value: a.keep(o.appendKey(a.free(), k))})
+		w.group(name, k.id, func(b []byte) []byte { return o.appendKey(b, k) })
 	})
-	return append(dst, Change{Key: []byte{metaKey}, Value: o.appendMeta(nil)})
+	w.meta(o.appendMeta(nil))
 }
 
 func (o *detectOp) appendMeta(b []byte) []byte {

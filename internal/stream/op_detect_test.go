@@ -181,13 +181,13 @@ func runDetect(t testing.TB, plan *pipeline.Plan, steps []dStep, crashes map[int
 			for _, m := range s.marks {
 				op.Mark(m.pid, m.maxTS, m.seen, m.idle)
 			}
-			pending = op.Advance(0, pending)
+			pending = op.Advance(0, pending, 0)
 		case s.commit:
-			pending = op.Advance(0, pending)
+			pending = op.Advance(0, pending, 0)
 			if s.snap {
-				run.log = op.AppendSnapshot(run.log)
+				run.log = appendSnapshot(op, run.log)
 			} else {
-				run.log = op.AppendChanges(run.log)
+				run.log = appendChanges(op, run.log)
 			}
 			run.results = append(run.results, pending...)
 			pending = pending[:0]
@@ -219,7 +219,7 @@ func restoreDetect(t testing.TB, fresh func() *detectOp, log []Change) *detectOp
 // detectState is the whole state of op as changelog records by key.
 func detectState(op *detectOp) map[string]string {
 	m := map[string]string{}
-	for _, c := range op.AppendSnapshot(nil)[1:] {
+	for _, c := range appendSnapshot(op, nil)[1:] {
 		m[string(c.Key)] = string(c.Value)
 	}
 	return m
@@ -393,7 +393,7 @@ func TestDetectRestoreRejectsChangedFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	op.Add(0, &rec, 0)
-	log := op.AppendChanges(nil)
+	log := appendChanges(op, nil)
 	one := testPlan(t, "name: d\nsource: {topic: t, key: k, time: {field: ts, format: epoch_ms}}\noutputs:\n  - name: spikes\n    group_by: [k]\n    detect: {detector: zscore, fields: [v]}\n")
 	other, _ := newDetectOp(one, NewDecoder(one))
 	var err error

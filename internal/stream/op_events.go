@@ -267,7 +267,7 @@ func typeName(t pipeline.ColumnType) string {
 }
 
 // Advance returns the results of the events added since the last call.
-func (o *eventsOp) Advance(now int64, dst []Result) []Result {
+func (o *eventsOp) Advance(now int64, dst []Result, _ int) []Result {
 	if wm := o.wm.Current(now); wm > o.fired {
 		o.fired = wm
 	}
@@ -281,10 +281,11 @@ func (o *eventsOp) Advance(now int64, dst []Result) []Result {
 // events output emits at once, so it has passed everything up to there.
 func (o *eventsOp) Watermark() int64 { return o.fired }
 
-func (o *eventsOp) AppendChanges(dst []Change) []Change { return dst }
+func (o *eventsOp) WriteChanges(func(Change)) {}
 
-func (o *eventsOp) AppendSnapshot(dst []Change) []Change {
-	return append(dst, Change{Key: []byte{snapshotKey}, Value: []byte{changelogVersion}})
+func (o *eventsOp) WriteSnapshot(emit func(Change)) {
+	w := changeWriter{emit: emit}
+	w.snapshotStart()
 }
 
 // RestoreChange ignores the records: an events output keeps no state.

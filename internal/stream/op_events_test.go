@@ -71,14 +71,14 @@ func TestEventsOperatorState(t *testing.T) {
 			t.Fatalf("event %d: late or rejected: %v", i, rejectedBy(op))
 		}
 	}
-	out := op.Advance(0, nil)
+	out := op.Advance(0, nil, 0)
 	if len(out) != 3 || out[0].Key[0] != "zone-20" || out[2].Values[0].Str != "sensor-00022" || !closeTo(out[1].Values[2].Num, 21/3.6) {
 		t.Fatalf("results %+v", out)
 	}
-	if ch := op.AppendChanges(nil); len(ch) != 0 || op.Groups() != 0 || op.OpenWindows() != 0 {
+	if ch := appendChanges(op, nil); len(ch) != 0 || op.Groups() != 0 || op.OpenWindows() != 0 {
 		t.Fatalf("changes %v, %d groups, %d open: an events output keeps no state", ch, op.Groups(), op.OpenWindows())
 	}
-	if snap := op.AppendSnapshot(nil); len(snap) != 1 || !isSnapshotStart(snap[0].Key) {
+	if snap := appendSnapshot(op, nil); len(snap) != 1 || !isSnapshotStart(snap[0].Key) {
 		t.Fatalf("snapshot %v", snap)
 	}
 	if err := op.RestoreChange([]byte{metaKey}, []byte{1, 2, 3}, 0); err != nil {
@@ -107,7 +107,7 @@ func BenchmarkEventsOperator(b *testing.B) {
 	for b.Loop() {
 		op.Add(0, &recs[n%keys], 0)
 		if n++; n%1000 == 0 {
-			out = op.Advance(0, out[:0])
+			out = op.Advance(0, out[:0], 0)
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
@@ -148,7 +148,7 @@ outputs:
 		}
 		if n++; n%1000 == 0 {
 			op.Mark(0, r.TS, true, false)
-			out = op.Advance(0, out[:0])
+			out = op.Advance(0, out[:0], 0)
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
@@ -188,7 +188,7 @@ outputs:
 		if (err == nil) != (c.rejected == "") || err != nil && !strings.Contains(err.Error(), c.rejected) {
 			t.Errorf("%s: rejected %v, want %q", c.ev, err, c.rejected)
 		}
-		out := op.Advance(0, nil)
+		out := op.Advance(0, nil, 0)
 		if (len(out) == 1) != c.row || c.row && (out[0].Values[0].Num != 0.75 || out[0].Values[1].Str != "a" || out[0].Start != 1) {
 			t.Errorf("%s: results %+v, want a row: %v", c.ev, out, c.row)
 		}

@@ -206,7 +206,7 @@ func columnValue(v event.Value, ct pipeline.ColumnType) event.Value {
 	return event.Value{}
 }
 
-func (op *joinOp) Advance(_ int64, dst []Result) []Result {
+func (op *joinOp) Advance(_ int64, dst []Result, _ int) []Result {
 	dst = append(dst, op.pending...)
 	clear(op.pending) // dst holds the results now
 	op.pending = op.pending[:0]
@@ -215,10 +215,10 @@ func (op *joinOp) Advance(_ int64, dst []Result) []Result {
 
 func (op *joinOp) Watermark() int64 { return op.fired }
 
-// AppendChanges writes nothing (a join keeps no state) and adds the
+// WriteChanges writes nothing (a join keeps no state) and adds the
 // unmatched events since the last call to the metrics: once per
 // transaction, not per event.
-func (op *joinOp) AppendChanges(dst []Change) []Change {
+func (op *joinOp) WriteChanges(func(Change)) {
 	if op.dropCtr != nil && op.dropped > 0 {
 		op.dropCtr.Add(float64(op.dropped))
 	}
@@ -226,10 +226,9 @@ func (op *joinOp) AppendChanges(dst []Change) []Change {
 		op.nullCtr.Add(float64(op.nulled))
 	}
 	op.dropped, op.nulled = 0, 0
-	return dst
 }
 
-func (op *joinOp) AppendSnapshot(dst []Change) []Change { return op.AppendChanges(dst) }
+func (op *joinOp) WriteSnapshot(emit func(Change)) { op.WriteChanges(emit) }
 
 // RestoreChange refuses every record: a join writes none, so its
 // changelog holds the state of an output of the same name that was not a

@@ -101,7 +101,7 @@ func TestJoinSeesTableAsProcessed(t *testing.T) {
 	f.set(t, "m1", "")                                                 // a tombstone
 	f.add(t, `{"tx_id":"t4","at":1200,"amount":2,"merchant_id":"m1"}`) // no row any more: dropped
 	var got []string
-	for _, r := range f.op.Advance(0, nil) {
+	for _, r := range f.op.Advance(0, nil, 0) {
 		if !r.Final || r.Start != r.End || r.Output != "enriched" || !reflect.DeepEqual(r.GroupBy, []string{"tx_id"}) {
 			t.Errorf("result %+v", r)
 		}
@@ -114,13 +114,13 @@ func TestJoinSeesTableAsProcessed(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if len(f.op.Advance(0, nil)) != 0 {
+	if len(f.op.Advance(0, nil, 0)) != 0 {
 		t.Error("Advance returned the results a second time")
 	}
 	if f.unmatched("dropped") != 0 {
 		t.Error("unmatched events counted before the changes were written")
 	}
-	f.op.AppendChanges(nil)
+	appendChanges(f.op, nil)
 	if d, n := f.unmatched("dropped"), f.unmatched("nulled"); d != 2 || n != 0 {
 		t.Errorf("unmatched: dropped %v nulled %v, want 2 and 0", d, n)
 	}
@@ -135,7 +135,7 @@ func TestJoinMissingNull(t *testing.T) {
 	f.add(t, `{"tx_id":"t2","at":1001,"amount":4}`)                     // no key field: no row
 	f.add(t, `{"tx_id":"t3","at":1002,"amount":5,"merchant_id":"18"}`)
 	var got []string
-	for _, r := range f.op.Advance(0, nil) {
+	for _, r := range f.op.Advance(0, nil, 0) {
 		got = append(got, rowJSON(&r))
 	}
 	want := []string{
@@ -146,7 +146,7 @@ func TestJoinMissingNull(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	f.op.AppendChanges(nil)
+	appendChanges(f.op, nil)
 	if d, n := f.unmatched("dropped"), f.unmatched("nulled"); d != 0 || n != 2 {
 		t.Errorf("unmatched: dropped %v nulled %v, want 0 and 2", d, n)
 	}
@@ -170,7 +170,7 @@ func TestJoinWatermarkAndState(t *testing.T) {
 	f.set(t, "m1", `{"name":"Books"}`)
 	f.add(t, `{"tx_id":"t1","at":1,"merchant_id":"m1"}`)
 	if op.Groups() != 0 || op.OpenWindows() != 0 || len(op.Partials(nil)) != 0 ||
-		len(op.AppendChanges(nil)) != 0 || len(op.AppendSnapshot(nil)) != 0 {
+		len(appendChanges(op, nil)) != 0 || len(appendSnapshot(op, nil)) != 0 {
 		t.Error("a join holds state")
 	}
 	if err := op.RestoreChange([]byte("k"), []byte("v"), 0); err == nil || !strings.Contains(err.Error(), "rename the output") {
@@ -235,12 +235,12 @@ func TestJoinMatchesModel(t *testing.T) {
 				}
 				want = append(want, rowJSON(&r))
 				if rng.IntN(100) == 0 {
-					for _, r := range f.op.Advance(0, nil) {
+					for _, r := range f.op.Advance(0, nil, 0) {
 						got = append(got, rowJSON(&r))
 					}
 				}
 			}
-			for _, r := range f.op.Advance(0, nil) {
+			for _, r := range f.op.Advance(0, nil, 0) {
 				got = append(got, rowJSON(&r))
 			}
 			if len(got) != len(want) {
@@ -251,7 +251,7 @@ func TestJoinMatchesModel(t *testing.T) {
 					t.Fatalf("result %d: got %s, want %s", i, got[i], want[i])
 				}
 			}
-			f.op.AppendChanges(nil)
+			appendChanges(f.op, nil)
 			if d, n := f.unmatched("dropped"), f.unmatched("nulled"); d != float64(dropped) || n != float64(nulled) {
 				t.Errorf("unmatched: dropped %v nulled %v, want %d and %d", d, n, dropped, nulled)
 			}
@@ -311,13 +311,13 @@ func TestJoinSemantics(t *testing.T) {
 				}
 			}
 			var got []string
-			for _, r := range f.op.Advance(0, nil) {
+			for _, r := range f.op.Advance(0, nil, 0) {
 				got = append(got, rowJSON(&r))
 			}
 			if !reflect.DeepEqual(got, c.Expect) {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(c.Expect, "\n"))
 			}
-			f.op.AppendChanges(nil)
+			appendChanges(f.op, nil)
 			if d, n := f.unmatched("dropped"), f.unmatched("nulled"); d != float64(c.ExpectDropped) || n != float64(c.ExpectNulled) {
 				t.Errorf("unmatched: dropped %v nulled %v, want %d and %d", d, n, c.ExpectDropped, c.ExpectNulled)
 			}
@@ -348,7 +348,7 @@ func BenchmarkJoinAdd(b *testing.B) {
 	for b.Loop() {
 		f.op.Add(0, &recs[n%len(recs)], 0)
 		if n++; n%4096 == 0 {
-			dst = f.op.Advance(0, dst[:0])
+			dst = f.op.Advance(0, dst[:0], 0)
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
@@ -389,7 +389,7 @@ func TestJoinDocExample(t *testing.T) {
 	f.set(t, key, value)
 	events := block("json", `{"tx_id"`)
 	f.add(t, strings.TrimSpace(events))
-	rs := f.op.Advance(0, nil)
+	rs := f.op.Advance(0, nil, 0)
 	if len(rs) != 1 {
 		t.Fatalf("%d results, want 1", len(rs))
 	}

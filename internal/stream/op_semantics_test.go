@@ -159,7 +159,7 @@ func runOpCase(t *testing.T, c *opCase) {
 			}
 		case s.Advance != nil && s.Event == nil:
 			mark(*s.Advance)
-			out := op.Advance(*s.Advance, nil)
+			out := op.Advance(*s.Advance, nil, 0)
 			var ids []string
 			for j := range out {
 				if !out[j].Final || out[j].Start != out[j].End {

@@ -23,18 +23,25 @@ type Operator interface {
 	// topic.
 	Add(p int32, r *Record, now int64) (late uint64)
 	// Advance appends the results due at the current watermark and since
-	// the last call, and forgets them.
-	Advance(now int64, dst []Result) []Result
+	// the last call, and forgets them. With max > 0 it may stop once it
+	// appended max of them (operators whose results come in small numbers
+	// append all): a call that appends fewer than max appended all that is
+	// due. The runtime calls it again, writing each slice out, until one
+	// does, before it adds the next event, so that a minute's finals over
+	// a million keys never sit in memory at once.
+	Advance(now int64, dst []Result, max int) []Result
 	// Watermark returns the event time up to which the operator has
 	// fired (NoWatermark before the first).
 	Watermark() int64
-	// AppendChanges appends the changelog records of what changed since
-	// the last call (or the snapshot).
-	AppendChanges(dst []Change) []Change
-	// AppendSnapshot appends the whole state as changelog records, the
-	// first one a snapshot start (see isSnapshotStart), and resets the
-	// change tracking.
-	AppendSnapshot(dst []Change) []Change
+	// WriteChanges emits the changelog records of what changed since the
+	// last call (or the snapshot), one at a time, as it encodes them: the
+	// runtime writes each to the transaction at once. A record's bytes are
+	// not reused after emit returns.
+	WriteChanges(emit func(Change))
+	// WriteSnapshot emits the whole state as changelog records, the first
+	// one a snapshot start (see isSnapshotStart), and resets the change
+	// tracking.
+	WriteSnapshot(emit func(Change))
 	// RestoreChange applies one changelog record, read in offset order.
 	// The runtime replaces the operator with a fresh one at a snapshot
 	// start before applying it.

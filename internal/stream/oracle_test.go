@@ -193,7 +193,7 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 				e.Mark(p, ts, seen, idle)
 			}
 		}
-		out := e.Advance(at, nil)
+		out := e.Advance(at, nil, 0)
 		for _, r := range out {
 			if !r.Retract && (!r.Final || r.End > e.Watermark()) {
 				t.Fatalf("result %s final %v ends at %d, after the watermark %d", windowID(r.Output, r.Key, r.Start), r.Final, r.End, e.Watermark())

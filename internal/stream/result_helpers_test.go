@@ -16,3 +16,21 @@ func AppendValuesJSON(dst []byte, r *Result) []byte {
 	}
 	return s.AppendStored(dst, r)
 }
+
+// changeSource is an operator's (or engine's) changelog side.
+type changeSource interface {
+	WriteChanges(emit func(Change))
+	WriteSnapshot(emit func(Change))
+}
+
+// appendChanges appends the records op.WriteChanges emits.
+func appendChanges(op changeSource, dst []Change) []Change {
+	op.WriteChanges(func(c Change) { dst = append(dst, c) })
+	return dst
+}
+
+// appendSnapshot appends the records op.WriteSnapshot emits.
+func appendSnapshot(op changeSource, dst []Change) []Change {
+	op.WriteSnapshot(func(c Change) { dst = append(dst, c) })
+	return dst
+}

@@ -244,7 +244,7 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 			if markers {
 				mark(*s.Advance)
 			}
-			out := applyExprs(exprs, e.Advance(*s.Advance, nil))
+			out := applyExprs(exprs, e.Advance(*s.Advance, nil, 0))
 			var ids []string
 			for j := range out {
 				r := &out[j]

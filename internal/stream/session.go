@@ -56,7 +56,7 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, extra ..
 		kgo.FetchMaxBytes(32<<20),
 		kgo.FetchMaxPartitionBytes(8<<20),
 		kgo.MaxBufferedRecords(1<<20),
-		kgo.MaxBufferedBytes(512<<20),
+		kgo.MaxBufferedBytes(64<<20), // a flush of any size waits for acks rather than grow the heap
 		kgo.ProducerLinger(time.Millisecond),
 	)
 	if c.SessionTimeout > 0 {

@@ -159,12 +159,12 @@ func BenchmarkStateScale(b *testing.B) {
 				}
 				n++
 				if n%10_000 == 0 {
-					results = e.Advance(ts, results[:0])
+					results = e.Advance(ts, results[:0], 0)
 					fired += len(results)
 					clear(results) // a task produces them, then forgets them
 				}
 				if n%200_000 == 0 {
-					changes = e.AppendChanges(changes[:0])
+					changes = appendChanges(e, changes[:0])
 					written += len(changes)
 					clear(changes)
 					runtime.ReadMemStats(&ms)

@@ -127,12 +127,12 @@ func stateRun(t *testing.T, e *Engine) (results [][]Result, changes []map[string
 				t.Fatalf("event %d is late", n)
 			}
 			if n++; n%500 == 0 {
-				results = append(results, normalize(plan, e.Advance(ts, nil)))
-				changes = append(changes, byKey(e.AppendChanges(nil)))
+				results = append(results, normalize(plan, e.Advance(ts, nil, 0)))
+				changes = append(changes, byKey(appendChanges(e, nil)))
 			}
 		}
 	}
-	return results, changes, byKey(e.AppendSnapshot(nil)), normalize(plan, e.Partials(0, nil))
+	return results, changes, byKey(appendSnapshot(e, nil)), normalize(plan, e.Partials(0, nil))
 }
 
 // TestStateLargerThanCache: 3,000 groups in a disk store that keeps 50 of

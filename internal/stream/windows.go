@@ -78,9 +78,8 @@ type task struct {
 	out     int
 	part    int32
 	op      Operator
-	schema  *Schema // the output's, for its result records
-	pending []Result
-	changes []Change // the changelog records of a flush
+	schema  *Schema  // the output's, for its result records
+	pending []Result // a slice of fired results being written
 	lastPub time.Time
 	// sinceSnap counts the changelog records written since the last
 	// snapshot; snapAt is the offset of the first record of the snapshot
@@ -296,7 +295,7 @@ func (w *Windower) process(ctx context.Context, sess *kgo.GroupTransactSession, 
 			for _, m := range w.marks {
 				t.op.Mark(m.pid, m.maxTS, m.seen, m.idle)
 			}
-			t.pending = t.op.Advance(now, t.pending)
+			w.fired += w.advance(ctx, sess, t, now)
 		}
 	})
 	return err
@@ -469,38 +468,60 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 // state changes; it returns how many results. Tasks may flush
 // concurrently: each touches only its own engine.
 func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
-	o := &w.cfg.Plan.Outputs[t.out]
-	t.pending = w.exprs[t.out].Finals(t.op.Advance(now, t.pending))
-	for i := range t.pending {
-		r := &t.pending[i]
-		key, value, headers := t.schema.Record(r)
-		sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(r.Key)), w.outParts[t.out]),
-			Key: key, Value: value, Headers: headers}, w.produced)
-	}
-	fired := len(t.pending)
-	// The produced records hold what they need: the results' values must
-	// not stay reachable through the slice until the next minute's finals
-	// overwrite them (at 1,000,000 sensors, a gigabyte).
-	clear(t.pending)
-	t.pending = t.pending[:0]
+	fired := w.advance(ctx, sess, t, now)
 	snapshot := t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin)
-	if snapshot {
-		t.changes = t.op.AppendSnapshot(t.changes[:0])
-		t.sinceSnap = 0
-	} else {
-		t.changes = t.op.AppendChanges(t.changes[:0])
-	}
-	t.sinceSnap += len(t.changes)
-	topic := ChangelogTopic(w.cfg.Plan, o.Name)
-	for i, c := range t.changes {
+	topic := ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name)
+	n := 0
+	emit := func(c Change) {
 		promise := w.produced
-		if snapshot && i == 0 {
+		if snapshot && n == 0 {
 			promise = t.snapPromise
 		}
+		n++
 		sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
 	}
-	clear(t.changes) // the produced records hold the bytes; the task need not keep them alive
+	if snapshot {
+		t.op.WriteSnapshot(emit)
+		t.sinceSnap = 0
+	} else {
+		t.op.WriteChanges(emit)
+	}
+	t.sinceSnap += n
 	return fired
+}
+
+// advanceSlice is how many results a task fires at a time: each slice is
+// encoded and written to the transaction before the next is fired, so a
+// minute's finals over a million keys are never in memory at once.
+const advanceSlice = 1024
+
+// advance fires what is due in task t, a slice at a time, and writes the
+// final results to the transaction; it returns how many.
+func (w *Windower) advance(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
+	// Records of a transaction are written even when shutdown began: the
+	// last transaction commits what was processed.
+	ctx = context.WithoutCancel(ctx)
+	o := &w.cfg.Plan.Outputs[t.out]
+	n := 0
+	for {
+		t.pending = t.op.Advance(now, t.pending[:0], advanceSlice)
+		more := len(t.pending) >= advanceSlice
+		t.pending = w.exprs[t.out].Finals(t.pending)
+		for i := range t.pending {
+			r := &t.pending[i]
+			key, value, headers := t.schema.Record(r)
+			sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(r.Key)), w.outParts[t.out]),
+				Key: key, Value: value, Headers: headers}, w.produced)
+		}
+		n += len(t.pending)
+		// The produced records hold what they need: the results must not
+		// stay reachable through the slice.
+		clear(t.pending)
+		t.pending = t.pending[:0]
+		if !more {
+			return n
+		}
+	}
 }
 
 // parallel calls fn(0) to fn(n-1) on up to GOMAXPROCS goroutines and

@@ -58,7 +58,10 @@ func (w *Windower) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 }
 
 // began clears the counts a session left when it failed mid-transaction.
-func (w *Windower) began() { w.publishCounts(false) }
+func (w *Windower) began() {
+	w.publishCounts(false)
+	w.fired = 0
+}
 
 func (w *Windower) polled(now time.Time) { w.publishLive(now, false) }
 
@@ -75,7 +78,7 @@ func (w *Windower) finish(ctx context.Context, sess *kgo.GroupTransactSession, i
 	}
 	w.publishLive(time.Now(), true)
 	w.commitStart = time.Now()
-	w.fired = w.flush(ctx, sess)
+	w.fired += w.flush(ctx, sess)
 	return nil
 }
 
