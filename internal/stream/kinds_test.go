@@ -62,10 +62,7 @@ func TestRecordKinds(t *testing.T) {
 				case s.Advance != nil:
 					var kinds []string
 					for _, r := range e.Advance(*s.Advance, nil) {
-						if (KindOf(&r) == KindDelete) != r.Retract {
-							t.Errorf("result %s: kind %s, retract %v", resultID(&r), KindOf(&r), r.Retract)
-						}
-						kinds = append(kinds, KindOf(&r).String()+" "+resultID(&r))
+						kinds = append(kinds, r.Kind.String()+" "+resultID(&r))
 					}
 					got = append(got, kinds)
 				}

@@ -249,7 +249,7 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 			for j := range out {
 				r := &out[j]
 				id := resultID(r)
-				if r.Retract {
+				if r.Deleted() {
 					if checked(r.Output) {
 						ids = append(ids, "-"+id)
 						finals = append(finals, *r)
@@ -318,7 +318,7 @@ func compareFinals(t *testing.T, got []Result, want []semResult) {
 	t.Helper()
 	byID := make(map[string]*Result, len(got))
 	for i := range got {
-		if got[i].Retract {
+		if got[i].Deleted() {
 			delete(byID, resultID(&got[i]))
 			continue
 		}
