@@ -288,7 +288,7 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 		if err := Apply(a, tg.pipeline, tg.schema, &r); err != nil {
 			return errors.Join(err, a.Rollback())
 		}
-		if r.Retract {
+		if r.Deleted() {
 			del++
 		} else {
 			up++

@@ -47,7 +47,7 @@ func TestFeedKinds(t *testing.T) {
 	opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
 	res := func(user string, start, end int64, views float64, kind stream.RecordKind) stream.Result {
 		return stream.Result{Output: o.Name, GroupBy: o.GroupBy, Key: []string{user}, Start: start, End: end, Final: true,
-			Kind: kind, Retract: kind == stream.KindDelete, Names: s.ValueNames(), Values: []event.Value{event.NumberValue(views)}}
+			Kind: kind, Names: s.ValueNames(), Values: []event.Value{event.NumberValue(views)}}
 	}
 	a1 := res("u-1", t0, t0+30*minute, 1, stream.KindInsert)
 	a1up := res("u-1", t0, t0+32*minute, 2, stream.KindUpdate)

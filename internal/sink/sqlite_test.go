@@ -59,7 +59,7 @@ func avg(xs []float64) float64 {
 
 // retract withdraws the result of output over key starting at start.
 func retract(output string, key []string, start, end int64) stream.Result {
-	return stream.Result{Output: output, GroupBy: []string{"sensor_id"}, Key: key, Start: start, End: end, Retract: true, Names: aggNames}
+	return stream.Result{Output: output, GroupBy: []string{"sensor_id"}, Key: key, Start: start, End: end, Kind: stream.KindDelete, Names: aggNames}
 }
 
 // testOutputs are the group fields of the outputs the tests write; each

@@ -93,7 +93,7 @@ type Row struct {
 // Apply writes r to a by its kind: a delete deletes, anything else
 // upserts.
 func Apply(a Appender, pipeline string, s *stream.Schema, r *stream.Result) error {
-	if stream.KindOf(r) == stream.KindDelete {
+	if r.Deleted() {
 		return a.Delete(pipeline, s, r)
 	}
 	return a.Upsert(pipeline, s, r)

@@ -50,8 +50,8 @@ func normalize(plan *pipeline.Plan, rs []Result) []Result {
 		if c := cmp.Compare(idx[a.Output], idx[b.Output]); c != 0 {
 			return c
 		}
-		if a.Retract != b.Retract {
-			if a.Retract {
+		if a.Deleted() != b.Deleted() {
+			if a.Deleted() {
 				return -1
 			}
 			return 1

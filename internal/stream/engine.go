@@ -19,13 +19,11 @@ type Result struct {
 	// emitted again, updated, when a late event within the allowed
 	// lateness arrives.
 	Final bool
-	// Retract withdraws a result emitted before for this window: a
-	// session window that merged into another one, or an update that no
-	// longer passes the output's having.
-	Retract bool
-	// Kind is what the result does to its row in a store (KindOf): a
-	// window's first final inserts it, a final emitted again updates it,
-	// a retraction deletes it.
+	// Kind is what the result does to its row in a store: a window's
+	// first final inserts it, a final emitted again updates it, and a
+	// retraction (KindDelete, Deleted) withdraws a result emitted before
+	// for this window: a session window that merged into another one, or
+	// an update that no longer passes the output's having.
 	Kind   RecordKind
 	Names  []string // value column names (aggregates, computed fields, or an operator's columns), shared; do not modify
 	Values []event.Value
@@ -411,7 +409,7 @@ func (o *outState) retract(ks *keyState, w *win) {
 	}
 	w.emitted = false
 	o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
-		Start: w.start, End: w.end, Retract: true, Kind: KindDelete, Names: o.names})
+		Start: w.start, End: w.end, Kind: KindDelete, Names: o.names})
 }
 
 // mergeInto folds session src into dst and forgets src, withdrawing the

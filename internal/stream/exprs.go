@@ -86,11 +86,11 @@ func (x *resultExprs) Finals(rs []Result) []Result {
 	for i := range rs {
 		r := rs[i]
 		switch {
-		case r.Retract:
+		case r.Deleted():
 			r.Names = x.names
 		case x.eval(act, &r):
 		case r.Kind == KindUpdate:
-			r.Retract, r.Final, r.Values = true, false, nil
+			r.Kind, r.Final, r.Values = KindDelete, false, nil
 		default:
 			continue
 		}

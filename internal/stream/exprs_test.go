@@ -69,13 +69,13 @@ func TestResultExprsHaving(t *testing.T) {
 	passes, fails := result("a", 2, 2, nil, "ok"), result("b", 1, 2, nil, "ok")
 	updatedFails := result("c", 0, 2, nil, "ok")
 	updatedFails.Kind = KindUpdate
-	retract := Result{Output: "o", GroupBy: []string{"zone"}, Key: []string{"d"}, Start: 0, End: 60_000, Retract: true,
+	retract := Result{Output: "o", GroupBy: []string{"zone"}, Key: []string{"d"}, Start: 0, End: 60_000, Kind: KindDelete,
 		Names: []string{"errors", "total", "lat", "last_status"}}
 	rs := x.Finals([]Result{passes, fails, updatedFails, retract})
 	var got []string
 	for _, r := range rs {
 		id := r.Key[0]
-		if r.Retract {
+		if r.Deleted() {
 			id = "-" + id
 		}
 		got = append(got, id)

@@ -51,25 +51,14 @@ func TestRecordKinds(t *testing.T) {
 			dec := NewDecoder(plan)
 			e := NewEngine(plan, dec)
 			var got [][]string
-			for _, s := range c.Steps {
-				switch {
-				case s.Event != nil:
-					var r Record
-					if err := dec.Decode(s.Event, &r); err != nil {
-						t.Fatal(err)
-					}
-					e.Add(s.Partition, &r, s.Now)
-				case s.Advance != nil:
-					var kinds []string
-					for _, r := range e.Advance(*s.Advance, nil, 0) {
-						if (KindOf(&r) == KindDelete) != r.Retract {
-							t.Errorf("result %s: kind %s, retract %v", resultID(&r), KindOf(&r), r.Retract)
-						}
-						kinds = append(kinds, KindOf(&r).String()+" "+resultID(&r))
-					}
-					got = append(got, kinds)
+			run := &stepRun{op: e, dec: dec, advanced: func(_ int, _ string, out []Result) {
+				var kinds []string
+				for _, r := range out {
+					kinds = append(kinds, r.Kind.String()+" "+resultID(&r))
 				}
-			}
+				got = append(got, kinds)
+			}}
+			run.run(t, len(c.Steps), func(i int) *caseStep { return &c.Steps[i].caseStep })
 			if !slices.EqualFunc(got, tt.want, slices.Equal) {
 				t.Errorf("kinds per advance\n%q\nwant\n%q", got, tt.want)
 			}

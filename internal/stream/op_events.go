@@ -137,7 +137,7 @@ func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 // withdraw writes a delete of r's row.
 func (o *eventsOp) withdraw(r *Record) {
 	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: o.groupKey(r),
-		Start: r.TS, End: r.TS, Final: true, Retract: true, Kind: KindDelete, Names: o.names})
+		Start: r.TS, End: r.TS, Final: true, Kind: KindDelete, Names: o.names})
 }
 
 // filtered handles an event the where dropped: nothing, unless it updates

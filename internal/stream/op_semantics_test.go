@@ -1,19 +1,13 @@
 package stream
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/pulsehq/pulse/internal/pipeline"
-
 	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
 // An operator case is a hand-written scenario for an events or detect
@@ -39,25 +33,14 @@ type opCase struct {
 	ExpectOpenWindows *int `json:"expect_open_windows"`
 }
 
+// An operator step is a caseStep with what to expect of it.
 type opStep struct {
-	Comment   string          `json:"comment"`
-	Partition int32           `json:"partition"`
-	Now       int64           `json:"now"`
-	Event     json.RawMessage `json:"event"`
-	// Late says Add must return late; Rejected that the operator must
-	// refuse the event (a dead letter); Filtered that the pipeline's
-	// where must drop it before the operator sees it.
-	Late     bool `json:"late"`
+	caseStep
+	// Rejected says the operator must refuse the event (a dead letter).
 	Rejected bool `json:"rejected"`
-	Filtered bool `json:"filtered"`
-	// Advance calls Advance at this processing time (ms).
-	Advance *int64 `json:"advance"`
-	// Assign registers input partitions, as a task does at creation.
-	Assign []int32 `json:"assign"`
 	// ExpectEmitted, for an advance, lists exactly the results it
 	// returns, as "key@time" (events) or "key@time/field" (detect).
-	ExpectEmitted   []string `json:"expect_emitted"`
-	ExpectWatermark string   `json:"expect_watermark"`
+	ExpectEmitted []string `json:"expect_emitted"`
 }
 
 type opResult struct {
@@ -82,25 +65,7 @@ func rowID(r *Result) string {
 }
 
 func TestOperatorSemantics(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "operators", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no operator cases: %v", err)
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.DisallowUnknownFields()
-			var c opCase
-			if err := dec.Decode(&c); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			runOpCase(t, &c)
-		})
-	}
+	runCaseFiles(t, "operators", runOpCase)
 }
 
 func runOpCase(t *testing.T, c *opCase) {
@@ -111,86 +76,40 @@ func runOpCase(t *testing.T, c *opCase) {
 	}
 	dec := NewDecoder(plan)
 	op := newRowOperator(plan, dec)
-	up := Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds()}
-	mark := func(now int64) {
-		for _, p := range up.Partitions() {
-			ts, seen, idle := up.Max(p, now)
-			op.Mark(p, ts, seen, idle)
+	run := &stepRun{op: op, dec: dec, marks: &Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds()}}
+	rejected := 0
+	run.added = func(i int, where string, r *Record, late bool) {
+		rerr := rejectedBy(op)
+		if rerr != nil {
+			rejected++
+			t.Logf("%s: rejected: %v", where, rerr)
+		}
+		if s := &c.Steps[i]; late != s.Late || (rerr != nil) != s.Rejected {
+			t.Errorf("%s: late %v rejected %v, want late %v rejected %v", where, late, rerr, s.Late, s.Rejected)
 		}
 	}
 	var all []Result
-	late, rejected := 0, 0
-	for i, s := range c.Steps {
-		where := fmt.Sprintf("step %d", i+1)
-		if s.Comment != "" {
-			where += " (" + s.Comment + ")"
+	run.advanced = func(i int, where string, out []Result) {
+		var ids []string
+		for j := range out {
+			if !out[j].Final || out[j].Start != out[j].End {
+				t.Errorf("%s: result %s: final %v, start %d end %d; want final and start = end", where, rowID(&out[j]), out[j].Final, out[j].Start, out[j].End)
+			}
+			ids = append(ids, rowID(&out[j]))
 		}
-		switch {
-		case s.Assign != nil:
-			for _, p := range s.Assign {
-				op.Assign(p, s.Now)
-				up.Assign(p, s.Now)
+		all = append(all, out...)
+		if want := c.Steps[i].ExpectEmitted; want != nil {
+			want = slices.Clone(want)
+			slices.Sort(want)
+			slices.Sort(ids)
+			if !slices.Equal(ids, want) {
+				t.Errorf("%s: emitted %q, want %q", where, ids, want)
 			}
-		case s.Event != nil && s.Advance == nil:
-			r := Record{}
-			err := dec.Decode(s.Event, &r)
-			if s.Filtered {
-				if !errors.Is(err, ErrFiltered) {
-					t.Errorf("%s: Decode(%s) = %v, want it filtered", where, s.Event, err)
-				}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("%s: invalid event %s: %v", where, s.Event, err)
-			}
-			isLate := op.Add(s.Partition, &r, s.Now) != 0
-			rerr := rejectedBy(op)
-			if isLate {
-				late++
-			}
-			if rerr != nil {
-				rejected++
-				t.Logf("%s: rejected: %v", where, rerr)
-			}
-			up.Observe(s.Partition, r.TS, s.Now)
-			mark(s.Now)
-			if isLate != s.Late || (rerr != nil) != s.Rejected {
-				t.Errorf("%s: late %v rejected %v, want late %v rejected %v", where, isLate, rerr, s.Late, s.Rejected)
-			}
-		case s.Advance != nil && s.Event == nil:
-			mark(*s.Advance)
-			out := op.Advance(*s.Advance, nil, 0)
-			var ids []string
-			for j := range out {
-				if !out[j].Final || out[j].Start != out[j].End {
-					t.Errorf("%s: result %s: final %v, start %d end %d; want final and start = end", where, rowID(&out[j]), out[j].Final, out[j].Start, out[j].End)
-				}
-				ids = append(ids, rowID(&out[j]))
-			}
-			all = append(all, out...)
-			if s.ExpectEmitted != nil {
-				want := slices.Clone(s.ExpectEmitted)
-				slices.Sort(want)
-				slices.Sort(ids)
-				if !slices.Equal(ids, want) {
-					t.Errorf("%s: emitted %q, want %q", where, ids, want)
-				}
-			}
-			if s.ExpectWatermark != "" {
-				want, err := event.ParseTime(s.ExpectWatermark)
-				if err != nil {
-					t.Fatalf("%s: expect_watermark: %v", where, err)
-				}
-				if got := op.Watermark(); got != want {
-					t.Errorf("%s: watermark %s, want %s", where, rfc3339(got), rfc3339(want))
-				}
-			}
-		default:
-			t.Fatalf("%s: a step has either an event or an advance", where)
 		}
 	}
-	if late != c.ExpectLate || rejected != c.ExpectRejected {
-		t.Errorf("%d late, %d rejected; want %d late, %d rejected", late, rejected, c.ExpectLate, c.ExpectRejected)
+	run.run(t, len(c.Steps), func(i int) *caseStep { return &c.Steps[i].caseStep })
+	if run.late != c.ExpectLate || rejected != c.ExpectRejected {
+		t.Errorf("%d late, %d rejected; want %d late, %d rejected", run.late, rejected, c.ExpectLate, c.ExpectRejected)
 	}
 	if c.ExpectOpenWindows != nil && op.OpenWindows() != *c.ExpectOpenWindows {
 		t.Errorf("%d open at the end, want %d", op.OpenWindows(), *c.ExpectOpenWindows)

@@ -195,7 +195,7 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 		}
 		out := e.Advance(at, nil, 0)
 		for _, r := range out {
-			if !r.Retract && (!r.Final || r.End > e.Watermark()) {
+			if !r.Deleted() && (!r.Final || r.End > e.Watermark()) {
 				t.Fatalf("result %s final %v ends at %d, after the watermark %d", windowID(r.Output, r.Key, r.Start), r.Final, r.End, e.Watermark())
 			}
 		}
@@ -241,7 +241,7 @@ func sinkView(results []Result) map[string]Result {
 	view := map[string]Result{}
 	for _, r := range results {
 		id := windowID(r.Output, r.Key, r.Start)
-		if r.Retract {
+		if r.Deleted() {
 			delete(view, id)
 		} else {
 			view[id] = r
@@ -281,8 +281,8 @@ func TestEngineMatchesBatch(t *testing.T) {
 				seen := map[string]bool{}
 				for _, r := range run.results {
 					id := windowID(r.Output, r.Key, r.Start)
-					if r.Retract || seen[id] {
-						t.Fatalf("result %s (retract %v) emitted twice or retracted without allowed lateness", id, r.Retract)
+					if r.Deleted() || seen[id] {
+						t.Fatalf("result %s (retract %v) emitted twice or retracted without allowed lateness", id, r.Deleted())
 					}
 					seen[id] = true
 				}
@@ -313,7 +313,7 @@ func TestEngineMatchesBatchWithLateness(t *testing.T) {
 				for _, r := range run.results {
 					id := windowID(r.Output, r.Key, r.Start)
 					switch {
-					case r.Retract:
+					case r.Deleted():
 						retracts++
 					case seen[id]:
 						updates++

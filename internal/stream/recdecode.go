@@ -72,7 +72,7 @@ func (d *RecordDecoder) Decode(key, value, kind []byte) (Result, error) {
 	if value == nil {
 		k = KindDelete
 	}
-	r := Result{Output: d.s.Output, GroupBy: d.groups, Final: true, Kind: k, Retract: k == KindDelete, Names: d.s.names}
+	r := Result{Output: d.s.Output, GroupBy: d.groups, Final: true, Kind: k, Names: d.s.names}
 	identity := d.s.groups + 1 // group fields and window_start (or time)
 	if k == KindDelete {
 		if err := d.object(key, &r, 0, identity); err != nil {
@@ -86,7 +86,7 @@ func (d *RecordDecoder) Decode(key, value, kind []byte) (Result, error) {
 		return Result{}, err
 	}
 	if d.retract {
-		r.Kind, r.Retract, r.Values = KindDelete, true, nil
+		r.Kind, r.Values = KindDelete, nil
 	}
 	if d.s.bounds == 1 {
 		r.End = r.Start

@@ -47,20 +47,16 @@ var kindHeaders = [...][]kgo.RecordHeader{
 	KindDelete: {{Key: KindHeader, Value: []byte("delete")}},
 }
 
-// KindOf returns what r does to its row: a retraction deletes it.
-func KindOf(r *Result) RecordKind {
-	if r.Retract {
-		return KindDelete
-	}
-	return r.Kind
-}
+// Deleted reports whether r is a retraction: it deletes its row, which
+// withdraws a result emitted before for its window.
+func (r *Result) Deleted() bool { return r.Kind == KindDelete }
 
 // Record encodes r as a result-topic record: its key (the identity
 // columns, AppendKey), its value (every column, AppendValue; nil for a
 // delete: a tombstone) and its kind header. Key and value share one
 // allocation.
 func (s *Schema) Record(r *Result) (key, value []byte, headers []kgo.RecordHeader) {
-	kind := KindOf(r)
+	kind := r.Kind
 	buf := s.AppendKey(make([]byte, 0, 64+32*len(s.Columns)), r)
 	n := len(buf)
 	if kind != KindDelete {

@@ -91,7 +91,7 @@ func TestRecordFormat(t *testing.T) {
 	if got := string(s.AppendStored(nil, &r)); got != `{"count":3,"speed_kmh_avg":41.5,"fast":true}` {
 		t.Errorf("stored %s", got)
 	}
-	r.Retract = true
+	r.Kind = KindDelete
 	key, value, headers = s.Record(&r)
 	if string(key) != `{"sensor_id":"s-1","window_start":"2026-12-01T10:00:00Z"}` || value != nil || string(headers[0].Value) != "delete" {
 		t.Errorf("delete: key %s value %q headers %v", key, value, headers)
@@ -141,15 +141,14 @@ func TestRecordRoundTrip(t *testing.T) {
 	d := NewRecordDecoder(s)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Result{Output: "typed", Key: tt.key, Start: recT0 + 7, End: recT0 + 7, Final: true, Kind: tt.kind,
-				Retract: tt.kind == KindDelete, Values: tt.in}
+			in := Result{Output: "typed", Key: tt.key, Start: recT0 + 7, End: recT0 + 7, Final: true, Kind: tt.kind, Values: tt.in}
 			key, value, headers := s.Record(&in)
 			got, err := d.Decode(key, value, headers[0].Value)
 			if err != nil {
 				t.Fatalf("decode %s / %s: %v", key, value, err)
 			}
 			want := Result{Output: "typed", GroupBy: []string{"sensor_id", "zone"}, Key: tt.key, Start: in.Start, End: in.End,
-				Final: true, Kind: tt.kind, Retract: tt.kind == KindDelete, Names: s.ValueNames(), Values: tt.want}
+				Final: true, Kind: tt.kind, Names: s.ValueNames(), Values: tt.want}
 			if want.Values == nil {
 				want.Values = tt.in
 			}
@@ -182,7 +181,7 @@ func TestRecordDecodeLenient(t *testing.T) {
 		t.Fatalf("decoded %+v, %v", r, err)
 	}
 	r, err = d.Decode([]byte(`{"sensor_id":"s","window_start":"2026-12-01T10:00:00Z"}`), nil, nil)
-	if err != nil || r.Kind != KindDelete || !r.Retract || r.Key[0] != "s" || r.Start != recT0 {
+	if err != nil || r.Kind != KindDelete || r.Key[0] != "s" || r.Start != recT0 {
 		t.Fatalf("tombstone decoded %+v, %v", r, err)
 	}
 	// The format before schemas, as records still in a result topic
@@ -193,7 +192,7 @@ func TestRecordDecodeLenient(t *testing.T) {
 		t.Fatalf("old insert decoded %+v, %v", r, err)
 	}
 	r, err = d.Decode([]byte("s"), []byte(old+`,"retract":true}`), nil)
-	if err != nil || r.Kind != KindDelete || !r.Retract || r.Key[0] != "s" || r.Start != recT0 || r.Values != nil {
+	if err != nil || r.Kind != KindDelete || r.Key[0] != "s" || r.Start != recT0 || r.Values != nil {
 		t.Fatalf("old retraction decoded %+v, %v", r, err)
 	}
 	if _, err := d.Decode(nil, []byte(`{"key":{"sensor_id":1},"window_start":"2026-12-01T10:00:00Z","window_end":"2026-12-01T10:01:00Z"}`), nil); err == nil {

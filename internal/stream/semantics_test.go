@@ -1,13 +1,9 @@
 package stream
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -54,29 +50,14 @@ type semCase struct {
 	MarkersDiffer string `json:"markers_differ"`
 }
 
-// A step adds an event or advances the engine.
+// A step adds an event (a city reading unless the case has its own
+// pipeline) or advances the engine (caseStep), with what to expect of
+// it.
 type semStep struct {
-	Comment string `json:"comment"`
-	// An event: a city reading as a sender would post it, added from
-	// Partition at processing time Now (ms).
-	Partition int32           `json:"partition"`
-	Now       int64           `json:"now"`
-	Event     json.RawMessage `json:"event"`
-	// Late says Add must reject the event.
-	Late bool `json:"late"`
-	// Filtered says the pipeline's where must drop the event (Decode
-	// returns ErrFiltered); it is not added.
-	Filtered bool `json:"filtered"`
-	// Advance calls Advance at this processing time (ms).
-	Advance *int64 `json:"advance"`
-	// Assign registers these input partitions at processing time Now, as
-	// a window task does for every source partition when it is created.
-	Assign []int32 `json:"assign"`
+	caseStep
 	// ExpectFired, for an advance, lists exactly the results of the
 	// checked outputs it fires, as "output/key@start".
 	ExpectFired []string `json:"expect_fired"`
-	// ExpectWatermark, for an advance, is Watermark() after it.
-	ExpectWatermark string `json:"expect_watermark"`
 	// ExpectOpenWindows is OpenWindows() after the step.
 	ExpectOpenWindows *int `json:"expect_open_windows"`
 }
@@ -126,26 +107,10 @@ func testPlan(t testing.TB, yaml string) *pipeline.Plan {
 }
 
 func TestSemantics(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "semantics", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no semantics cases: %v", err)
-	}
-	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.DisallowUnknownFields()
-			var c semCase
-			if err := dec.Decode(&c); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			t.Run("engine", func(t *testing.T) { runSemantics(t, &c, false) })
-			t.Run("markers", func(t *testing.T) { runSemantics(t, &c, true) })
-		})
-	}
+	runCaseFiles(t, "semantics", func(t *testing.T, c *semCase) {
+		t.Run("engine", func(t *testing.T) { runSemantics(t, c, false) })
+		t.Run("markers", func(t *testing.T) { runSemantics(t, c, true) })
+	})
 }
 
 // runSemantics runs a case. With markers, the engine runs as a window task
@@ -167,22 +132,33 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 	}
 	dec := NewDecoder(plan)
 	e := NewEngine(plan, dec)
-	up := Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds(), Horizon: IdleHorizon(plan)}
+	run := &stepRun{op: e, dec: dec}
 	if markers {
 		e.UseMarkers()
+		run.marks = &Watermarks{IdleTimeout: plan.Time.IdleTimeout.Milliseconds(), Horizon: IdleHorizon(plan)}
 	}
-	var origin int64
 	if c.Clock != "" {
 		var err error
-		if origin, err = event.ParseTime(c.Clock); err != nil {
+		if run.origin, err = event.ParseTime(c.Clock); err != nil {
 			t.Fatalf("clock: %v", err)
 		}
-		up.Clock, e.wm.Clock = true, true
+		e.wm.Clock = true
+		if run.marks != nil {
+			run.marks.Clock = true
+		}
 	}
-	mark := func(now int64) {
-		for _, p := range up.Partitions() {
-			ts, seen, idle := up.Max(p, now)
-			e.Mark(p, ts, seen, idle)
+	// A filtered event still advances its partition's event time, as the
+	// shuffle stage observes it.
+	run.filtered = func(p int32, r *Record, now int64) {
+		if markers {
+			run.observe(p, r.TS, now)
+		} else {
+			e.wm.Observe(p, r.TS, now)
+		}
+	}
+	run.added = func(i int, where string, r *Record, late bool) {
+		if late != c.Steps[i].Late {
+			t.Errorf("%s: Add(ts %s): late %v, want late %v", where, rfc3339(r.TS), late, c.Steps[i].Late)
 		}
 	}
 	relaxed := plan.Time.AllowedLateness > 0 // finals may be emitted again, updated
@@ -192,109 +168,49 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 	}
 	var finals []Result
 	fired := map[string]bool{}
-	late := 0
-	for i, s := range c.Steps {
-		s.Now += origin
-		if s.Advance != nil {
-			at := *s.Advance + origin
-			s.Advance = &at
-		}
-		where := fmt.Sprintf("step %d", i+1)
-		if s.Comment != "" {
-			where += " (" + s.Comment + ")"
-		}
-		switch {
-		case s.Assign != nil:
-			for _, p := range s.Assign {
-				e.Assign(p, s.Now)
-				up.Assign(p, s.Now)
-			}
-		case s.Event != nil && s.Advance == nil:
-			var r Record
-			err := dec.Decode(s.Event, &r)
-			if s.Filtered {
-				if !errors.Is(err, ErrFiltered) {
-					t.Errorf("%s: Decode(%s) = %v, want it filtered", where, s.Event, err)
-				}
-				// A filtered event still advances its partition's event
-				// time, as the shuffle stage observes it.
-				if markers {
-					up.Observe(s.Partition, r.TS, s.Now)
-					mark(s.Now)
-				} else {
-					e.wm.Observe(s.Partition, r.TS, s.Now)
-				}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("%s: invalid event %s: %v", where, s.Event, err)
-			}
-			ok := e.Add(s.Partition, &r, s.Now) == 0
-			if !ok {
-				late++
-			}
-			if markers {
-				up.Observe(s.Partition, r.TS, s.Now)
-				mark(s.Now)
-			}
-			if ok == s.Late {
-				t.Errorf("%s: Add(ts %s) = %v, want late %v", where, rfc3339(r.TS), ok, s.Late)
-			}
-		case s.Advance != nil && s.Event == nil:
-			if markers {
-				mark(*s.Advance)
-			}
-			out := applyExprs(exprs, e.Advance(*s.Advance, nil, 0))
-			var ids []string
-			for j := range out {
-				r := &out[j]
-				id := resultID(r)
-				if r.Retract {
-					if checked(r.Output) {
-						ids = append(ids, "-"+id)
-						finals = append(finals, *r)
-					}
-					delete(fired, id)
-					continue
-				}
-				if !r.Final {
-					t.Errorf("%s: result %s is not final", where, id)
-				}
-				if fired[id] && !relaxed {
-					t.Errorf("%s: window %s fired a second time", where, id)
-				}
-				fired[id] = true
+	run.advanced = func(i int, where string, rs []Result) {
+		out := applyExprs(exprs, rs)
+		var ids []string
+		for j := range out {
+			r := &out[j]
+			id := resultID(r)
+			if r.Deleted() {
 				if checked(r.Output) {
-					ids = append(ids, id)
+					ids = append(ids, "-"+id)
 					finals = append(finals, *r)
 				}
+				delete(fired, id)
+				continue
 			}
-			if s.ExpectFired != nil {
-				want := slices.Clone(s.ExpectFired)
-				sort.Strings(want)
-				sort.Strings(ids)
-				if !slices.Equal(ids, want) {
-					t.Errorf("%s: fired %q, want %q", where, ids, want)
-				}
+			if !r.Final {
+				t.Errorf("%s: result %s is not final", where, id)
 			}
-			if s.ExpectWatermark != "" {
-				want, err := event.ParseTime(s.ExpectWatermark)
-				if err != nil {
-					t.Fatalf("%s: expect_watermark: %v", where, err)
-				}
-				if got := e.Watermark(); got != want {
-					t.Errorf("%s: watermark %s, want %s", where, rfc3339(got), rfc3339(want))
-				}
+			if fired[id] && !relaxed {
+				t.Errorf("%s: window %s fired a second time", where, id)
 			}
-		default:
-			t.Fatalf("%s: a step has either an event or an advance", where)
+			fired[id] = true
+			if checked(r.Output) {
+				ids = append(ids, id)
+				finals = append(finals, *r)
+			}
 		}
-		if s.ExpectOpenWindows != nil && e.OpenWindows() != *s.ExpectOpenWindows {
-			t.Errorf("%s: %d open windows, want %d", where, e.OpenWindows(), *s.ExpectOpenWindows)
+		if want := c.Steps[i].ExpectFired; want != nil {
+			want = slices.Clone(want)
+			sort.Strings(want)
+			sort.Strings(ids)
+			if !slices.Equal(ids, want) {
+				t.Errorf("%s: fired %q, want %q", where, ids, want)
+			}
 		}
 	}
-	if late != c.ExpectLate {
-		t.Errorf("%d late events, want %d", late, c.ExpectLate)
+	run.stepped = func(i int, where string) {
+		if want := c.Steps[i].ExpectOpenWindows; want != nil && e.OpenWindows() != *want {
+			t.Errorf("%s: %d open windows, want %d", where, e.OpenWindows(), *want)
+		}
+	}
+	run.run(t, len(c.Steps), func(i int) *caseStep { return &c.Steps[i].caseStep })
+	if run.late != c.ExpectLate {
+		t.Errorf("%d late events, want %d", run.late, c.ExpectLate)
 	}
 	if c.ExpectOpenWindows != nil && e.OpenWindows() != *c.ExpectOpenWindows {
 		t.Errorf("%d open windows at the end, want %d", e.OpenWindows(), *c.ExpectOpenWindows)
@@ -318,7 +234,7 @@ func compareFinals(t *testing.T, got []Result, want []semResult) {
 	t.Helper()
 	byID := make(map[string]*Result, len(got))
 	for i := range got {
-		if got[i].Retract {
+		if got[i].Deleted() {
 			delete(byID, resultID(&got[i]))
 			continue
 		}
