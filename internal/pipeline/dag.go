@@ -53,6 +53,17 @@ func Link(plans []*Plan) error {
 		if len(o.GroupBy) > 0 {
 			src.KeyField = o.GroupBy[0]
 		}
+		// An events output's rows are named by the upstream row they
+		// were made of (ColEventID).
+		upstream := o.Groups()
+		if o.Kind == KindEvents {
+			upstream = []string{ColEventID}
+		}
+		for i := range p.Outputs {
+			if ev := p.Outputs[i].Events; ev != nil && p.Outputs[i].Kind == KindEvents {
+				ev.Upstream = slices.Clone(upstream)
+			}
+		}
 		errs = append(errs, checkEdge(p, up, o)...)
 	}
 	errs = append(errs, cycles(plans, byName)...)

@@ -23,6 +23,13 @@ type Events struct {
 	// Fields are the projected fields, in order; Output.Columns holds them
 	// with their types.
 	Fields []string
+	// Upstream, when the source is another pipeline's output, names the
+	// columns of the upstream row's identity (besides its time) that a
+	// row's event_id (ColEventID) is made of: an events output's
+	// event_id, any other output's group columns (Output.Groups). Link
+	// sets it; it is nil for a topic source, whose event_id is the
+	// source record's position.
+	Upstream []string
 }
 
 var (
@@ -78,6 +85,7 @@ func (o *Output) InputFields() []string {
 			reads = append(reads, d.Expr.Fields...)
 		}
 		reads = append(reads, o.Events.Fields...)
+		reads = append(reads, o.Events.Upstream...) // the event_id
 		for _, f := range reads {
 			if !own[f] {
 				add(f)
@@ -137,6 +145,10 @@ func (p *parser) operator(n *yaml.Node, path string, plan *Plan, o *Output) bool
 	}
 	switch o.Kind {
 	case KindEvents:
+		if contains(o.GroupBy, ColEventID) {
+			p.errorf(keyNode(n, "group_by"), join(path, "group_by"), "rename the field with a derive, e.g. derive: {"+ColEventID+"_value: "+ColEventID+"}",
+				"%s is a column of every events row (the event it was made of); it cannot be a group field", ColEventID)
+		}
 		p.events(valueNode(n, "events"), join(path, "events"), plan, o)
 	case KindDetect:
 		p.detect(valueNode(n, "detect"), join(path, "detect"), plan, o)
@@ -210,7 +222,7 @@ func (p *parser) events(n *yaml.Node, path string, plan *Plan, o *Output) {
 		case name == plan.Source.TimeField:
 			p.errorf(d.key, at, "remove it: every row holds the event time as time", "%s is the event-time field", name)
 			continue
-		case contains(rowReserved, name):
+		case contains(rowReserved, name) || name == ColEventID:
 			p.errorf(d.key, at, "rename it with a derive, e.g. derive: {"+name+"_value: "+name+"}", "%s is a column every row has already", name)
 			continue
 		}

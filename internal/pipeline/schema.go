@@ -17,7 +17,8 @@ const (
 )
 
 // Schema returns the columns of o's results, in order: the group fields
-// (strings; Groups), the time columns (window_start and window_end for a window
+// (strings; Groups, with a detect output's field and an events output's
+// event_id), the time columns (window_start and window_end for a window
 // output, time for the others), then the values: a window output's
 // aggregates and computed fields, or another output's Columns.
 func (o *Output) Schema() []Column {
@@ -51,11 +52,26 @@ const TypeAny ColumnType = 0
 // row (two fields of one key may stand out at the same point).
 const ColField = "field"
 
+// ColEventID is the column of an events output's rows that names the
+// event the row was made of: with the group fields and the time, it
+// identifies the row, so that two events of one key at the same
+// millisecond are two rows. It is a pure function of the input, so that
+// the row a replayed event makes is the row it made before: for a topic
+// source, the source record's position, "topic/partition/offset"; for
+// another pipeline's output, the identity of the upstream row
+// (Events.Upstream), so that an update or delete of that row reaches the
+// row it made.
+const ColEventID = "event_id"
+
 // Groups returns the columns that, with the time, identify a result row:
-// the group fields, and for a detect output the field as well.
+// the group fields, for a detect output the field as well, and for an
+// events output the event_id.
 func (o *Output) Groups() []string {
-	if o.Kind == KindDetect {
+	switch o.Kind {
+	case KindDetect:
 		return append(slices.Clone(o.GroupBy), ColField)
+	case KindEvents:
+		return append(slices.Clone(o.GroupBy), ColEventID)
 	}
 	return o.GroupBy
 }

@@ -247,7 +247,8 @@ func TestResultsPaging(t *testing.T) {
 }
 
 // TestResultsEventsOutput: an events output's rows have their time, not
-// window bounds, and typed columns, in JSON and CSV.
+// window bounds, an event_id with their group fields, and typed columns,
+// in JSON and CSV; a key filter names the group fields alone.
 func TestResultsEventsOutput(t *testing.T) {
 	plan := &pipeline.Plan{Name: "alerts", Source: pipeline.Source{Topics: []string{"alerts"}}, Outputs: []pipeline.Output{{
 		Name: "hot", Kind: pipeline.KindEvents, GroupBy: []string{"zone"}, Topic: "alerts.hot",
@@ -256,24 +257,30 @@ func TestResultsEventsOutput(t *testing.T) {
 	}}}
 	base, st, _ := startAPIWith(t, plan)
 	at := w0.Add(1500 * time.Millisecond).UnixMilli()
-	commitResults(t, st, plan, stream.Result{Output: "hot", Key: []string{"zone-01"}, Start: at, End: at, Final: true,
+	commitResults(t, st, plan, stream.Result{Output: "hot", Key: []string{"zone-01", "alerts/0/7"}, Start: at, End: at, Final: true,
 		Values: []event.Value{event.NumberValue(41.5), event.NumberValue(float64(w0.UnixMilli())), event.BoolValue(true), event.StringValue("=1+1")}})
 	code, body := get(t, base+"/v1/pipelines/alerts/results")
 	// The rows, exactly; the watermark member that follows them has its
 	// own tests.
-	want := `{"pipeline":"alerts","results":[{"output":"hot","key":{"zone":"zone-01"},"time":"2026-05-01T10:00:01.5Z","final":true,` +
+	want := `{"pipeline":"alerts","results":[{"output":"hot","key":{"zone":"zone-01","event_id":"alerts/0/7"},"time":"2026-05-01T10:00:01.5Z","final":true,` +
 		`"temp_c":41.5,"seen":"2026-05-01T10:00:00Z","alarm":true,"note":"=1+1"}],"watermark":`
 	if code != 200 || !strings.HasPrefix(body, want) {
 		t.Errorf("json: %d %s\nwant %s", code, body, want)
 	}
+	if code, body := get(t, base+"/v1/pipelines/alerts/results?key=zone-01"); code != 200 || !strings.HasPrefix(body, want) {
+		t.Errorf("key=zone-01: %d %s\nwant %s", code, body, want)
+	}
+	if code, body := get(t, base+"/v1/pipelines/alerts/results?key=zone-0"); code != 200 || strings.Contains(body, `"output":"hot"`) {
+		t.Errorf("key=zone-0: %d %s, want no rows", code, body)
+	}
 	_, body = get(t, base+"/v1/pipelines/alerts/results?format=csv")
-	wantCSV := [][]string{{"output", "zone", "time", "temp_c", "seen", "alarm", "note"},
-		{"hot", "zone-01", "2026-05-01T10:00:01.5Z", "41.5", "2026-05-01T10:00:00Z", "true", "'=1+1"}}
+	wantCSV := [][]string{{"output", "zone", "event_id", "time", "temp_c", "seen", "alarm", "note"},
+		{"hot", "zone-01", "alerts/0/7", "2026-05-01T10:00:01.5Z", "41.5", "2026-05-01T10:00:00Z", "true", "'=1+1"}}
 	if recs := readCSV(t, body); !slices.EqualFunc(recs, wantCSV, slices.Equal) {
 		t.Errorf("csv %q, want %q", recs, wantCSV)
 	}
 	_, body = get(t, base+"/v1/pipelines")
-	if !strings.Contains(body, `"columns":[{"name":"zone","type":"string"},{"name":"time","type":"timestamp"},{"name":"temp_c","type":"float64"},`+
+	if !strings.Contains(body, `"columns":[{"name":"zone","type":"string"},{"name":"event_id","type":"string"},{"name":"time","type":"timestamp"},{"name":"temp_c","type":"float64"},`+
 		`{"name":"seen","type":"timestamp"},{"name":"alarm","type":"bool"},{"name":"note","type":"string"}]`) {
 		t.Errorf("pipelines: %s", body)
 	}

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/stream"
 )
 
@@ -243,8 +244,12 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 		readers[o.Output] = reader{o, stream.NewRecordDecoder(o)}
 	}
 	if q.Key != nil {
-		where = append(where, "group_key = ?")
-		args = append(args, event.JoinKey(q.Key))
+		cond, keyArgs := keyFilter(q.Outputs, q.Key)
+		if cond == "" {
+			return nil, nil
+		}
+		where = append(where, cond)
+		args = append(args, keyArgs...)
 	}
 	if c := q.After; c != nil {
 		where = append(where, "(output, window_start, group_key) > (?, ?, ?)")
@@ -294,6 +299,40 @@ func (s *SQLite) Query(ctx context.Context, q Query) ([]Row, error) {
 		return nil, fmt.Errorf("read results of %s: %w", q.Pipeline, err)
 	}
 	return out, nil
+}
+
+// keyFilter returns the condition that selects the rows of outputs whose
+// group fields hold key, and its arguments; "" when no output has as
+// many group fields. A window output's rows are identified by their
+// group fields alone: its group_key is key. An events or detect row's
+// identity has one more column after them (event_id, field): its
+// group_key begins with key and a separator (event.JoinKey).
+func keyFilter(outputs []*stream.Schema, key []string) (string, []any) {
+	var conds []string
+	var args []any
+	for _, o := range outputs {
+		switch n := len(o.Group()) - len(key); {
+		case n == 0:
+			conds = append(conds, "(output = ? AND group_key = ?)")
+			args = append(args, o.Output, event.JoinKey(key))
+		case n == 1 && o.Kind != pipeline.KindWindow && len(key) == 0:
+			conds = append(conds, "output = ?")
+			args = append(args, o.Output)
+		case n == 1 && o.Kind != pipeline.KindWindow:
+			// The keys that begin with prefix sort from it to the
+			// prefix with its last byte, the separator, one higher.
+			// An events row stored before rows had an event_id has
+			// key alone.
+			k := event.JoinKey(key)
+			prefix := k + string(rune(event.KeySep))
+			conds = append(conds, "(output = ? AND (group_key = ? OR (group_key >= ? AND group_key < ?)))")
+			args = append(args, o.Output, k, prefix, k+string(rune(event.KeySep+1)))
+		}
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args
 }
 
 // splitStoredKey decodes a group_key column of n fields. A row that an

@@ -24,6 +24,10 @@ type Record struct {
 	// another pipeline's output: an insert, an update of a row read
 	// before, or its delete (see Output.Changes).
 	Kind RecordKind
+	// Offset is the event's offset in its source partition, set by the
+	// window stage: with the partition, what names an events row
+	// (pipeline.ColEventID).
+	Offset int64
 }
 
 // Decoder turns raw JSON records into Records for one pipeline: it reads

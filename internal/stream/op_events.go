@@ -3,6 +3,8 @@ package stream
 import (
 	"fmt"
 	"math"
+	"strconv"
+	"unsafe"
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/interpreter"
@@ -19,10 +21,13 @@ import (
 type eventsOp struct {
 	def    *pipeline.Output
 	ev     *pipeline.Events
-	groups []int     // slots of the group fields
-	cols   []colRead // per column, where its value comes from
-	names  []string
-	act    opActivation
+	groups []int // slots of the group fields
+	// groupBy names a row's identity columns besides the time: the
+	// group fields, then event_id (pipeline.Output.Groups).
+	groupBy []string
+	cols    []colRead // per column, where its value comes from
+	names   []string
+	act     opActivation
 	// whereFirst: the where reads none of the output's derived fields,
 	// so it runs before them.
 	whereFirst bool
@@ -34,6 +39,15 @@ type eventsOp struct {
 	keys       interner // group key texts
 	keyBuf     []byte
 	err        error
+	// The event_id of a row (pipeline.ColEventID): for a topic source
+	// the record's position, topic/partition/offset, topics naming the
+	// partition id's topic index; for another pipeline's output
+	// (linked), the upstream row's identity columns at idSlots.
+	topics  []string
+	linked  bool
+	idSlots []int
+	idBuf   []byte
+	idSlab  []byte // the event_id texts, handed out in chunks
 }
 
 // colRead says where a column's value comes from: a record slot, or the
@@ -54,9 +68,13 @@ var (
 // output); dec lays out the records.
 func newEventsOp(plan *pipeline.Plan, dec *Decoder) *eventsOp {
 	def := &plan.Outputs[0]
-	o := &eventsOp{def: def, ev: def.Events, groups: dec.groupSlots(def), fired: NoWatermark, wm: markerWM(plan)}
+	o := &eventsOp{def: def, ev: def.Events, groups: dec.groupSlots(def), fired: NoWatermark, wm: markerWM(plan),
+		groupBy: def.Groups(), topics: plan.Source.Topics, linked: plan.Source.Pipeline != ""}
 	if o.ev == nil {
 		o.ev = &pipeline.Events{}
+	}
+	for _, f := range o.ev.Upstream {
+		o.idSlots = append(o.idSlots, dec.Slot(f))
 	}
 	o.act.init(dec, o.ev.Derive)
 	for _, c := range def.Columns {
@@ -92,12 +110,12 @@ func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 	if r.Kind == KindDelete {
 		// Another pipeline's output withdrew the row: so does this one
 		// (where and derive read value columns a delete lacks).
-		o.withdraw(r)
+		o.withdraw(p, r)
 		return 0
 	}
 	o.act.rec, o.act.ndone = r, 0
 	if o.whereFirst && !o.where() {
-		o.filtered(r)
+		o.filtered(p, r)
 		return 0
 	}
 	for i, d := range o.ev.Derive {
@@ -112,7 +130,7 @@ func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 		o.act.ndone = i + 1
 	}
 	if !o.whereFirst && !o.where() {
-		o.filtered(r)
+		o.filtered(p, r)
 		return 0
 	}
 	vals := o.take(len(o.cols))
@@ -129,14 +147,14 @@ func (o *eventsOp) Add(p int32, r *Record, now int64) uint64 {
 			return 0
 		}
 	}
-	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: o.groupKey(r),
+	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.groupBy, Key: o.groupKey(p, r),
 		Start: r.TS, End: r.TS, Final: true, Kind: r.Kind, Names: o.names, Values: vals})
 	return 0
 }
 
-// withdraw writes a delete of r's row.
-func (o *eventsOp) withdraw(r *Record) {
-	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: o.groupKey(r),
+// withdraw writes a delete of the row of r, read from partition p.
+func (o *eventsOp) withdraw(p int32, r *Record) {
+	o.out = append(o.out, Result{Output: o.def.Name, GroupBy: o.groupBy, Key: o.groupKey(p, r),
 		Start: r.TS, End: r.TS, Final: true, Kind: KindDelete, Names: o.names})
 }
 
@@ -144,9 +162,9 @@ func (o *eventsOp) withdraw(r *Record) {
 // a row of another pipeline's output that may have passed before, whose
 // row this output then deletes (a delete of a row never written deletes
 // nothing).
-func (o *eventsOp) filtered(r *Record) {
+func (o *eventsOp) filtered(p int32, r *Record) {
 	if o.err == nil && r.Kind == KindUpdate {
-		o.withdraw(r)
+		o.withdraw(p, r)
 	}
 }
 
@@ -180,21 +198,71 @@ func (o *eventsOp) take(n int) []event.Value {
 	return o.slab[len(o.slab)-n : len(o.slab) : len(o.slab)]
 }
 
-// groupKey returns r's group values as text; they are copied, as the
-// record's strings may point into a fetched batch.
-func (o *eventsOp) groupKey(r *Record) []string {
-	if len(o.groups) == 0 {
-		return nil
+// groupKey returns the identity of r's row besides its time, r read from
+// partition p: its group values as text, then its event_id. They are
+// copied, as the record's strings may point into a fetched batch.
+func (o *eventsOp) groupKey(p int32, r *Record) []string {
+	n := len(o.groups) + 1
+	if cap(o.keySlab)-len(o.keySlab) < n {
+		o.keySlab = make([]string, 0, 256*n)
 	}
-	if cap(o.keySlab)-len(o.keySlab) < len(o.groups) {
-		o.keySlab = make([]string, 0, 256*len(o.groups))
-	}
-	n := len(o.keySlab)
+	first := len(o.keySlab)
 	for _, s := range o.groups {
 		o.keyBuf = r.Vals[s].AppendKeyText(o.keyBuf[:0])
 		o.keySlab = append(o.keySlab, o.keys.intern(o.keyBuf))
 	}
-	return o.keySlab[n:len(o.keySlab):len(o.keySlab)]
+	o.keySlab = append(o.keySlab, o.eventID(p, r))
+	return o.keySlab[first:len(o.keySlab):len(o.keySlab)]
+}
+
+// eventID returns the event_id of r's row (pipeline.ColEventID), r read
+// from partition p (a source partition id: topic index << 16 |
+// partition). It is unique to the input r came from and the same every
+// time that input is read again, as exactly-once needs: for a topic
+// source, the source record's topic, partition and offset; for another
+// pipeline's output, the upstream row's identity columns, one as it is,
+// several as a group key (event.JoinKey), so that an update or delete of
+// an upstream row reaches the row its insert made.
+func (o *eventsOp) eventID(p int32, r *Record) string {
+	b := o.idBuf[:0]
+	if o.linked {
+		for i, s := range o.idSlots {
+			if len(o.idSlots) == 1 {
+				b = r.Vals[s].AppendKeyText(b)
+				break
+			}
+			if i > 0 {
+				b = append(b, event.KeySep)
+			}
+			b = event.AppendKeyValue(b, r.Vals[s])
+		}
+	} else {
+		topic := "?"
+		if t := int(p >> 16); t < len(o.topics) {
+			topic = o.topics[t]
+		}
+		b = append(b, topic...)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, int64(p&0xffff), 10)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, r.Offset, 10)
+	}
+	o.idBuf = b
+	return o.idText(b)
+}
+
+// idText copies b into the slab of event_id texts; the texts are never
+// reused, as the results Advance returned stay with the caller.
+func (o *eventsOp) idText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(o.idSlab)-len(o.idSlab) < len(b) {
+		o.idSlab = make([]byte, 0, max(16<<10, len(b)))
+	}
+	n := len(o.idSlab)
+	o.idSlab = append(o.idSlab, b...)
+	return unsafe.String(&o.idSlab[n], len(b))
 }
 
 // checkColumn checks a value against its column's type and converts a

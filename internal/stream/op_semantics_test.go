@@ -39,7 +39,10 @@ type opStep struct {
 	// Rejected says the operator must refuse the event (a dead letter).
 	Rejected bool `json:"rejected"`
 	// ExpectEmitted, for an advance, lists exactly the results it
-	// returns, as "key@time" (events) or "key@time/field" (detect).
+	// returns, as "key@time#event_id" (events) or "key@time/field"
+	// (detect). An event step's source offset is its index in Steps
+	// (from 0), so the event_id of a case on topic logs, partition 0,
+	// step 3 is logs/0/2.
 	ExpectEmitted []string `json:"expect_emitted"`
 }
 
@@ -47,6 +50,8 @@ type opResult struct {
 	Key   string `json:"key"`
 	Time  string `json:"time"`
 	Field string `json:"field"` // detect: the field the row is about
+	// EventID is an events row's event_id: topic/partition/offset.
+	EventID string `json:"event_id"`
 	// Fields are numeric columns, compared within 1e-9 relative;
 	// Strings string columns; Absent columns without a value.
 	Fields  map[string]float64 `json:"fields"`
@@ -60,6 +65,9 @@ func rowID(r *Result) string {
 	field := ""
 	if n := len(r.GroupBy); n > 0 && r.GroupBy[n-1] == pipeline.ColField {
 		key, field = r.Key[:n-1], "/"+r.Key[n-1] // a detect row: the field is in its key
+	}
+	if n := len(r.GroupBy); n > 0 && r.GroupBy[n-1] == pipeline.ColEventID {
+		key, field = r.Key[:n-1], "#"+r.Key[n-1] // an events row: so is its event_id
 	}
 	return strings.Join(key, ",") + "@" + rfc3339(r.Start) + field
 }
@@ -135,6 +143,9 @@ func compareRows(t *testing.T, got []Result, want []opResult) {
 		id := w.Key + "@" + rfc3339(ts)
 		if w.Field != "" {
 			id += "/" + w.Field
+		}
+		if w.EventID != "" {
+			id += "#" + w.EventID
 		}
 		r := byID[id]
 		if r == nil {

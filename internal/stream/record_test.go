@@ -54,7 +54,10 @@ func TestSchemaOf(t *testing.T) {
 		t.Errorf("window schema %v, want %v", got, want)
 	}
 	s := SchemaOf(typedOutput())
-	if c := s.Columns[2]; c.Name != "time" || c.Type != pipeline.TypeTimestamp || len(s.Values()) != 7 || s.Windowed() {
+	if c := s.Columns[2]; c.Name != pipeline.ColEventID || c.Type != pipeline.TypeString || len(s.Group()) != 3 {
+		t.Errorf("events schema %v: the group fields then event_id identify a row", s.Columns)
+	}
+	if c := s.Columns[3]; c.Name != "time" || c.Type != pipeline.TypeTimestamp || len(s.Values()) != 7 || s.Windowed() {
 		t.Errorf("events schema %v", s.Columns)
 	}
 	for fn, want := range map[string]pipeline.ColumnType{"count": pipeline.TypeInt64, "count_distinct": pipeline.TypeInt64,
@@ -96,13 +99,15 @@ func TestRecordFormat(t *testing.T) {
 	if string(key) != `{"sensor_id":"s-1","window_start":"2026-12-01T10:00:00Z"}` || value != nil || string(headers[0].Value) != "delete" {
 		t.Errorf("delete: key %s value %q headers %v", key, value, headers)
 	}
-	// An events output: time is the only bound.
+	// An events output: time is the only bound, and event_id names the
+	// event the row was made of.
 	e := SchemaOf(&pipeline.Output{Name: "alerts", Kind: pipeline.KindEvents, Columns: []pipeline.Column{{Name: "v", Type: pipeline.TypeFloat64}}})
-	er := Result{Output: "alerts", Start: recT0 + 250, End: recT0 + 250, Final: true, Values: []event.Value{num(-1e-7)}}
-	if _, v, _ := e.Record(&er); string(v) != `{"time":"2026-12-01T10:00:00.25Z","v":-1e-7}` {
-		t.Errorf("events value %s", v)
+	er := Result{Output: "alerts", Key: []string{"logs/0/7"}, Start: recT0 + 250, End: recT0 + 250, Final: true, Values: []event.Value{num(-1e-7)}}
+	k, v, _ := e.Record(&er)
+	if string(k) != `{"event_id":"logs/0/7","time":"2026-12-01T10:00:00.25Z"}` || string(v) != `{"event_id":"logs/0/7","time":"2026-12-01T10:00:00.25Z","v":-1e-7}` {
+		t.Errorf("events key %s value %s", k, v)
 	}
-	if got := string(e.AppendRow(nil, &Result{Start: recT0, Final: true, Values: []event.Value{{}}})); got != `{"output":"alerts","key":{},"time":"2026-12-01T10:00:00Z","final":true}` {
+	if got := string(e.AppendRow(nil, &Result{Key: []string{"logs/0/7"}, Start: recT0, Final: true, Values: []event.Value{{}}})); got != `{"output":"alerts","key":{"event_id":"logs/0/7"},"time":"2026-12-01T10:00:00Z","final":true}` {
 		t.Errorf("events API row %s", got)
 	}
 }
@@ -121,21 +126,21 @@ func TestRecordRoundTrip(t *testing.T) {
 		in   []event.Value
 		want []event.Value // nil: as in
 	}{
-		{"every type", KindInsert, []string{"s-1", "zone-01"}, full, nil},
-		{"update", KindUpdate, []string{"s-1", "zone-01"}, full, nil},
-		{"delete", KindDelete, []string{nasty, ""}, full, nil},
-		{"nulls", KindInsert, []string{"", ""}, make([]event.Value, 7), nil},
-		{"short values are null", KindInsert, []string{"a", "b"}, []event.Value{str("only")}, append([]event.Value{str("only")}, make([]event.Value, 6)...)},
-		{"NaN and infinities are null", KindInsert, []string{"a", "b"},
+		{"every type", KindInsert, []string{"s-1", "zone-01", "raw/0/1"}, full, nil},
+		{"update", KindUpdate, []string{"s-1", "zone-01", "raw/0/1"}, full, nil},
+		{"delete", KindDelete, []string{nasty, "", "raw/3/99"}, full, nil},
+		{"nulls", KindInsert, []string{"", "", ""}, make([]event.Value, 7), nil},
+		{"short values are null", KindInsert, []string{"a", "b", "c"}, []event.Value{str("only")}, append([]event.Value{str("only")}, make([]event.Value, 6)...)},
+		{"NaN and infinities are null", KindInsert, []string{"a", "b", "c"},
 			[]event.Value{{}, num(math.Inf(1)), num(math.NaN()), {}, num(math.Inf(-1)), num(math.NaN()), num(math.Inf(1))},
 			make([]event.Value, 7)},
-		{"coercions", KindInsert, []string{"a", "b"},
+		{"coercions", KindInsert, []string{"a", "b", "c"},
 			[]event.Value{num(1e6), num(2.9), num(3), str("true"), str("noon"), num(0.5), event.BoolValue(true)},
 			[]event.Value{str("1000000"), num(2), num(3), {}, {}, str("0.5"), event.BoolValue(true)}},
-		{"any holds numbers and strings", KindInsert, []string{"a", "b"},
+		{"any holds numbers and strings", KindInsert, []string{"a", "b", "c"},
 			[]event.Value{{}, num(-(1 << 53)), num(1e300), {}, num(0), str("-0"), num(1.25)},
 			[]event.Value{{}, num(-(1 << 53)), num(1e300), {}, num(0), str("-0"), num(1.25)}},
-		{"a decimal string that is no number is null", KindInsert, []string{"a", "b"},
+		{"a decimal string that is no number is null", KindInsert, []string{"a", "b", "c"},
 			[]event.Value{{}, {}, {}, {}, {}, str("01.5"), {}}, make([]event.Value, 7)},
 	}
 	d := NewRecordDecoder(s)
@@ -147,7 +152,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode %s / %s: %v", key, value, err)
 			}
-			want := Result{Output: "typed", GroupBy: []string{"sensor_id", "zone"}, Key: tt.key, Start: in.Start, End: in.End,
+			want := Result{Output: "typed", GroupBy: []string{"sensor_id", "zone", pipeline.ColEventID}, Key: tt.key, Start: in.Start, End: in.End,
 				Final: true, Kind: tt.kind, Names: s.ValueNames(), Values: tt.want}
 			if want.Values == nil {
 				want.Values = tt.in
@@ -248,7 +253,7 @@ func TestRecordDecodeRejects(t *testing.T) {
 // itself after one round (invalid UTF-8 is replaced on the first).
 func FuzzRecordDecode(f *testing.F) {
 	s := SchemaOf(typedOutput())
-	r := Result{Key: []string{"s", "z"}, Start: recT0, End: recT0, Values: []event.Value{str("a\"b"), num(3), num(0.5),
+	r := Result{Key: []string{"s", "z", "raw/0/1"}, Start: recT0, End: recT0, Values: []event.Value{str("a\"b"), num(3), num(0.5),
 		event.BoolValue(true), num(float64(recT0)), str("1.5"), str("x")}}
 	k, v, _ := s.Record(&r)
 	f.Add(k, v, []byte("insert"))
@@ -269,7 +274,7 @@ func FuzzRecordDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(r.Key) != 2 || (r.Kind != KindDelete && len(r.Values) != 7) {
+		if len(r.Key) != 3 || (r.Kind != KindDelete && len(r.Values) != 7) {
 			t.Fatalf("accepted %q / %q as %+v", key, value, r)
 		}
 		r2 := again(t, r)

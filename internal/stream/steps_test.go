@@ -149,7 +149,7 @@ func (run *stepRun) run(t *testing.T, n int, step func(i int) *caseStep) {
 				}
 			}
 		case s.Event != nil && s.Advance == nil:
-			var r Record
+			r := Record{Offset: int64(i)} // a step's source offset is its index
 			err := run.dec.Decode(s.Event, &r)
 			if s.Filtered {
 				if !errors.Is(err, ErrFiltered) {

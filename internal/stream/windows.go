@@ -358,7 +358,7 @@ func (w *Windower) foldBatch(ctx context.Context, sess *kgo.GroupTransactSession
 			reject(ev, w.sourceName(src), err) // names the source record
 			continue
 		}
-		w.rec.Kind = src.kind
+		w.rec.Kind, w.rec.Offset = src.kind, src.offset
 		late := t.op.Add(src.pid, &w.rec, now)
 		if err := rejectedBy(t.op); err != nil {
 			reject(w.eventJSON(vals), w.sourceName(src), err) // an events or detect output refused it
@@ -510,7 +510,11 @@ func (w *Windower) advance(ctx context.Context, sess *kgo.GroupTransactSession, 
 		for i := range t.pending {
 			r := &t.pending[i]
 			key, value, headers := t.schema.Record(r)
-			sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(r.Key)), w.outParts[t.out]),
+			group := r.Key
+			if o.Kind == pipeline.KindEvents && len(group) > len(o.GroupBy) {
+				group = group[:len(o.GroupBy)] // by the group fields, not the event_id: a key's rows stay in order
+			}
+			sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(group)), w.outParts[t.out]),
 				Key: key, Value: value, Headers: headers}, w.produced)
 		}
 		n += len(t.pending)
