@@ -172,23 +172,16 @@ func appendGroupKey(b []byte, output, id string) []byte {
 func (e *Engine) appendMeta(b []byte) []byte {
 	b = append(b, changelogVersion)
 	b = binary.AppendVarint(b, e.fired)
-	b = binary.AppendUvarint(b, uint64(len(e.wm.parts)))
-	// In partition order: equal states encode alike.
-	for _, p := range slices.Sorted(maps.Keys(e.wm.parts)) {
-		pw := e.wm.parts[p]
-		b = binary.AppendVarint(b, int64(p))
-		b = binary.AppendVarint(b, pw.maxTS)
-		var flags byte
-		if pw.seen {
-			flags |= 1
-		}
-		if pw.idle {
-			flags |= 2
-		}
-		b = append(b, flags)
+	b = appendPartitions(b, &e.wm)
+	if e.round {
+		b = append(b, metaRoundCut) // absent in records of earlier versions
 	}
 	return b
 }
+
+// metaRoundCut, after the partitions of a meta record, says the flush
+// ended in the middle of a round (see Engine.round).
+const metaRoundCut = 1
 
 // appendGroup encodes one group: its key, the bounds of its dropped
 // sessions, then its windows with their flags and aggregate states.
@@ -306,14 +299,10 @@ func (e *Engine) restoreMeta(value []byte, now int64) error {
 		return fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
 	}
 	fired := r.varint()
-	type part struct {
-		p     int32
-		ts    int64
-		flags byte
-	}
-	var parts []part
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		parts = append(parts, part{int32(r.varint()), r.varint(), r.byte()})
+	parts := readPartitions(r)
+	cut := false
+	if r.err == nil && len(r.b) == 1 && r.b[0] == metaRoundCut {
+		cut, r.b = true, nil
 	}
 	if r.err == nil && len(r.b) > 0 {
 		r.err = errors.New("trailing bytes")
@@ -321,13 +310,56 @@ func (e *Engine) restoreMeta(value []byte, now int64) error {
 	if r.err != nil {
 		return fmt.Errorf("decode changelog meta record: %w", r.err)
 	}
-	e.fired = fired
+	e.fired, e.round = fired, cut
+	applyPartitions(&e.wm, parts, now)
+	return nil
+}
+
+// partMark is one partition's watermark in a meta record.
+type partMark struct {
+	p     int32
+	ts    int64
+	flags byte
+}
+
+// appendPartitions encodes every partition's watermark, in partition
+// order (equal states encode alike): the meta records of the window
+// engine and of detect end with them.
+func appendPartitions(b []byte, wm *Watermarks) []byte {
+	b = binary.AppendUvarint(b, uint64(len(wm.parts)))
+	for _, p := range slices.Sorted(maps.Keys(wm.parts)) {
+		pw := wm.parts[p]
+		b = binary.AppendVarint(b, int64(p))
+		b = binary.AppendVarint(b, pw.maxTS)
+		var flags byte
+		if pw.seen {
+			flags |= 1
+		}
+		if pw.idle {
+			flags |= 2
+		}
+		b = append(b, flags)
+	}
+	return b
+}
+
+// readPartitions reads what appendPartitions wrote.
+func readPartitions(r *reader) []partMark {
+	var parts []partMark
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		parts = append(parts, partMark{int32(r.varint()), r.varint(), r.byte()})
+	}
+	return parts
+}
+
+// applyPartitions restores the partition watermarks read from a meta
+// record, as of processing time now.
+func applyPartitions(wm *Watermarks, parts []partMark, now int64) {
 	for _, p := range parts {
-		e.wm.Assign(p.p, now)
-		pw := e.wm.parts[p.p]
+		wm.Assign(p.p, now)
+		pw := wm.parts[p.p]
 		pw.maxTS, pw.seen, pw.idle, pw.lastSeen = p.ts, p.flags&1 != 0, p.flags&2 != 0, now
 	}
-	return nil
 }
 
 // currentID returns the group id of a tombstone's record key. Pulse

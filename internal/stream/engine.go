@@ -68,12 +68,15 @@ type outState struct {
 	// byField groups the aggregates by their input slot, so that a record
 	// looks at each field once and skips the aggregates of its null
 	// fields together (a city reading carries 3 or 4 of 11 metrics).
-	byField          []fieldAggs
-	layout           *aggregate.Layout
-	keys             GroupStore // the groups and their timers
-	open             int
-	dirty            int
-	retracts         []Result
+	byField []fieldAggs
+	layout  *aggregate.Layout
+	keys    GroupStore // the groups and their timers
+	open    int
+	dirty   int
+	// early holds results due before the next Advance's own: retractions
+	// of merged sessions, and what a group touched during a round that
+	// Advance left unfinished fired first (see Engine.round).
+	early            []Result
 	size, slide, gap int64
 	empty            [][]byte // encodings of new aggregate states, for the changelog
 	scratch          []byte   // appendGroup's buffer for one state
@@ -89,10 +92,17 @@ type outState struct {
 // passed), so memory stays bounded under a steady stream. An Engine is not
 // safe for concurrent use.
 type Engine struct {
-	plan     *pipeline.Plan
-	outs     []*outState
-	wm       Watermarks
-	fired    int64 // the watermark windows fired up to; never moves back
+	plan  *pipeline.Plan
+	outs  []*outState
+	wm    Watermarks
+	fired int64 // the watermark windows fired up to; never moves back
+	// round is set while groups with timers up to fired may be left
+	// unvisited: an Advance that stopped at its max (the window stage
+	// writes a minute's finals over several transactions when they are
+	// many), or a restore from a transaction that ended so. An event for
+	// such a group first fires what is due in it, so results do not
+	// depend on where a round was cut.
+	round    bool
 	lateness int64
 	keyBuf   []byte
 	starts   []int64
@@ -230,6 +240,13 @@ func (e *Engine) OpenWindows() int {
 func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 	for i, o := range e.outs {
 		ks := e.group(o, r)
+		if e.round && ks.sched <= e.fired {
+			// Advance has not reached this group yet: what is due in it
+			// fires now, before the event, as one whole Advance would
+			// have fired it.
+			o.early = e.visit(o, ks, o.early)
+			ks = e.group(o, r)
+		}
 		var ok bool
 		if o.gap > 0 {
 			ok = e.addSession(o, ks, r)
@@ -408,7 +425,7 @@ func (o *outState) retract(ks *keyState, w *win) {
 		return
 	}
 	w.emitted = false
-	o.retracts = append(o.retracts, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
+	o.early = append(o.early, Result{Output: o.def.Name, GroupBy: o.def.GroupBy, Key: ks.key,
 		Start: w.start, End: w.end, Kind: KindDelete, Names: o.names})
 }
 

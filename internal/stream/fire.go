@@ -17,9 +17,16 @@ func (e *Engine) Advance(now int64, dst []Result, max int) []Result {
 	}
 	start := len(dst)
 	for _, o := range e.outs {
-		dst = append(dst, o.retracts...)
-		o.retracts = o.retracts[:0]
-		for max <= 0 || len(dst)-start < max {
+		dst = append(dst, o.early...)
+		clear(o.early)
+		o.early = o.early[:0]
+	}
+	for _, o := range e.outs {
+		for {
+			if max > 0 && len(dst)-start >= max {
+				e.round = true // unfinished: the next call goes on
+				return dst
+			}
 			t, ok := o.keys.Due(e.fired)
 			if !ok {
 				break
@@ -31,6 +38,7 @@ func (e *Engine) Advance(now int64, dst []Result, max int) []Result {
 			dst = e.visit(o, ks, dst)
 		}
 	}
+	e.round = false
 	return dst
 }
 

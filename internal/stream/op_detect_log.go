@@ -4,9 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 )
 
 // A detect task's changelog has the window engine's record keys (metaKey,
@@ -65,26 +63,6 @@ func (o *detectOp) appendMeta(b []byte) []byte {
 	b = binary.AppendVarint(b, o.fired)
 	b = binary.AppendUvarint(b, o.seq)
 	return appendPartitions(b, &o.wm)
-}
-
-// appendPartitions encodes every partition's watermark, in partition
-// order, as the window engine's meta record does.
-func appendPartitions(b []byte, wm *Watermarks) []byte {
-	b = binary.AppendUvarint(b, uint64(len(wm.parts)))
-	for _, p := range slices.Sorted(maps.Keys(wm.parts)) {
-		pw := wm.parts[p]
-		b = binary.AppendVarint(b, int64(p))
-		b = binary.AppendVarint(b, pw.maxTS)
-		var flags byte
-		if pw.seen {
-			flags |= 1
-		}
-		if pw.idle {
-			flags |= 2
-		}
-		b = append(b, flags)
-	}
-	return b
 }
 
 func (o *detectOp) appendKey(b []byte, k *detectKey) []byte {
@@ -190,15 +168,7 @@ func (o *detectOp) restoreMeta(value []byte, now int64) error {
 		return fmt.Errorf("changelog version %d is not supported (want %d)", v, changelogVersion)
 	}
 	fired, seq := r.varint(), r.uvarint()
-	type part struct {
-		p     int32
-		ts    int64
-		flags byte
-	}
-	var parts []part
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		parts = append(parts, part{int32(r.varint()), r.varint(), r.byte()})
-	}
+	parts := readPartitions(r)
 	if r.err == nil && len(r.b) > 0 {
 		r.err = errors.New("trailing bytes")
 	}
@@ -206,11 +176,7 @@ func (o *detectOp) restoreMeta(value []byte, now int64) error {
 		return fmt.Errorf("decode changelog meta record: %w", r.err)
 	}
 	o.fired, o.seq = fired, seq
-	for _, p := range parts {
-		o.wm.Assign(p.p, now)
-		pw := o.wm.parts[p.p]
-		pw.maxTS, pw.seen, pw.idle, pw.lastSeen = p.ts, p.flags&1 != 0, p.flags&2 != 0, now
-	}
+	applyPartitions(&o.wm, parts, now)
 	return nil
 }
 

@@ -82,6 +82,13 @@ type oracleConfig struct {
 	// event behind the watermark but within the allowed lateness, and one
 	// beyond it.
 	within, beyond float64
+	// cut, when set, makes every advance but the last one call Advance
+	// once with that max, leaving the rest of the round to the events
+	// that follow (as the window stage does when a round's finals span
+	// transactions); restore is then the chance, per advance, of
+	// restoring the engine from its changelog there.
+	cut     int
+	restore float64
 }
 
 // normalFeed returns events of cfg.keys sensors over 4 partitions (a
@@ -168,6 +175,11 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 	if cfg.markers {
 		e.UseMarkers()
 	}
+	table := changelogTable{}
+	if cfg.cut > 0 {
+		e.EnableChangelog()
+	}
+	final := int64(-1) // the processing time of the last advance, once known
 	feed := func(ev *oEvent, wantLate uint64) {
 		t.Helper()
 		ev.seq = len(run.steps)
@@ -193,7 +205,22 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 				e.Mark(p, ts, seen, idle)
 			}
 		}
-		out := e.Advance(at, nil, 0)
+		out := e.Advance(at, nil, cfg.cut)
+		if cfg.cut > 0 && at == final {
+			for n := len(out); n >= cfg.cut; n = len(out) - n {
+				n = len(out)
+				out = e.Advance(at, out, cfg.cut)
+			}
+		}
+		if cfg.cut > 0 {
+			table.apply(appendChanges(e, nil))
+			if rng.Float64() < cfg.restore {
+				e = table.restore(t, e.plan, at)
+				if cfg.markers {
+					e.UseMarkers()
+				}
+			}
+		}
 		for _, r := range out {
 			if !r.Deleted() && (!r.Final || r.End > e.Watermark()) {
 				t.Fatalf("result %s final %v ends at %d, after the watermark %d", windowID(r.Output, r.Key, r.Start), r.Final, r.End, e.Watermark())
@@ -225,7 +252,8 @@ func runOracle(t testing.TB, e *Engine, dec *Decoder, rng *rand.Rand, cfg oracle
 	run.sentinel = &oEvent{sensor: "sentinel", zone: "sentinel", kind: "air", user: "sentinel", ts: maxTS + 86_400_000}
 	feed(run.sentinel, 0)
 	run.accepted = run.accepted[:len(run.accepted)-1]
-	advance(now + oracleIdle)
+	final = now + oracleIdle
+	advance(final)
 	if wm := run.sentinel.ts - oracleDisorder; e.Watermark() != wm {
 		t.Fatalf("final watermark %d, want %d", e.Watermark(), wm)
 	}
@@ -324,6 +352,28 @@ func TestEngineMatchesBatchWithLateness(t *testing.T) {
 					t.Errorf("degenerate run: %d updated finals, %d retractions", updates, retracts)
 				}
 				t.Logf("lateness %dms: %d updated finals, %d retractions", lateness, updates, retracts)
+				compareWithBatch(t, plan, sinkView(run.results), run.accepted)
+			})
+		}
+	}
+}
+
+// TestEngineMatchesBatchCutRounds runs the oracle with every round of
+// finals cut after a few results and the rest left to the events that
+// follow, and the engine now and then restored from its changelog in the
+// middle of a round: what a sink holds at the end still equals the batch
+// computation, with lateness, retractions and late events.
+func TestEngineMatchesBatchCutRounds(t *testing.T) {
+	for seed := uint64(1); seed <= oracleSeeds(); seed++ {
+		for _, markers := range []bool{false, true} {
+			t.Run(fmt.Sprintf("seed=%d/markers=%v", seed, markers), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 0x27d4eb2f))
+				lateness := 10_000 + rng.Int64N(80_000)
+				plan := oraclePlan(t, time.Duration(lateness)*time.Millisecond)
+				dec := NewDecoder(plan)
+				cfg := randomConfig(rng, lateness)
+				cfg.markers, cfg.cut, cfg.restore = markers, 1+rng.IntN(8), 0.2
+				run := runOracle(t, NewEngine(plan, dec), dec, rng, cfg)
 				compareWithBatch(t, plan, sinkView(run.results), run.accepted)
 			})
 		}

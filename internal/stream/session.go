@@ -37,6 +37,10 @@ type Cluster struct {
 	TxnTimeout time.Duration
 }
 
+// defaultTxnTimeout is franz-go's transaction timeout, used without
+// Cluster.TxnTimeout.
+const defaultTxnTimeout = 40 * time.Second
+
 // session starts a transactional consumer in group for a worker of a stage
 // of plan.
 func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,15 @@ type Windower struct {
 	// its commit began, for the metrics.
 	fired       int
 	commitStart time.Time
+	// txnBegan is when the transaction began; advance writes finals
+	// until budget after it and leaves the rest of a round of the
+	// operator to the next transactions, so that no transaction runs
+	// into the broker's transaction timeout (a minute's finals over a
+	// million keys take several seconds). behind is set while a task has
+	// some left.
+	txnBegan time.Time
+	budget   time.Duration
+	behind   bool
 	lastPurge   time.Time
 	// truncWarned is set once deleting changelog records failed.
 	truncWarned bool
@@ -80,6 +90,9 @@ type task struct {
 	op      Operator
 	schema  *Schema  // the output's, for its result records
 	pending []Result // a slice of fired results being written
+	// behind is set when advance left results due for the next
+	// transaction (see Windower.budget).
+	behind bool
 	lastPub time.Time
 	// sinceSnap counts the changelog records written since the last
 	// snapshot; snapAt is the offset of the first record of the snapshot
@@ -104,6 +117,7 @@ func NewWindower(cfg StageConfig) *Windower {
 	plan := cfg.Plan
 	w := &Windower{cfg: cfg, outIdx: map[string]int{}, tasks: map[string]*task{}, dec: NewDecoder(plan), prog: newProgress(cfg.StallTimeout)}
 	w.layout = layoutOf(w.dec)
+	w.budget = cmp.Or(cfg.Cluster.TxnTimeout, defaultTxnTimeout) / 4
 	w.tables = joinTables(&cfg)
 	w.rec.Vals = make([]event.Value, w.dec.Slots())
 	w.strs = make([]interner, len(plan.Outputs))
@@ -453,7 +467,9 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 	parallel(len(tasks), func(i int) { fired.Add(int64(w.flushTask(pctx, sess, tasks[i], now))) })
 	open := 0
 	wm := int64(NoWatermark)
+	w.behind = false
 	for _, t := range tasks {
+		w.behind = w.behind || t.behind
 		open += t.op.OpenWindows()
 		if x := t.op.Watermark(); x != NoWatermark && (wm == NoWatermark || x < wm) {
 			wm = x
@@ -522,7 +538,8 @@ func (w *Windower) advance(ctx context.Context, sess *kgo.GroupTransactSession, 
 		// stay reachable through the slice.
 		clear(t.pending)
 		t.pending = t.pending[:0]
-		if !more {
+		t.behind = more && time.Since(w.txnBegan) > w.budget
+		if !more || t.behind {
 			return n
 		}
 	}

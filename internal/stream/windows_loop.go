@@ -41,8 +41,15 @@ func (w *Windower) open(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
-// tick: nothing is due without records; the watermark moves with markers.
-func (w *Windower) tick() time.Duration { return 0 }
+// tick: nothing is due without records, the watermark moves with
+// markers; but a round of finals left for the next transactions goes on
+// at once.
+func (w *Windower) tick() time.Duration {
+	if w.behind {
+		return time.Millisecond
+	}
+	return 0
+}
 
 // pollWait wakes the loop for the next live refresh rather than wait for
 // the next records: what was folded is due then.
@@ -61,6 +68,7 @@ func (w *Windower) prepare(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 func (w *Windower) began() {
 	w.publishCounts(false)
 	w.fired = 0
+	w.txnBegan = time.Now()
 }
 
 func (w *Windower) polled(now time.Time) { w.publishLive(now, false) }
@@ -72,9 +80,14 @@ func (w *Windower) drop() { w.dropTasks() }
 // finish refreshes the live views first (the commit pauses the loop for a
 // few round trips, and what was folded so far should not wait for it),
 // then writes what fired and the state changes.
-func (w *Windower) finish(ctx context.Context, sess *kgo.GroupTransactSession, inTxn bool, _ func() error) error {
+func (w *Windower) finish(ctx context.Context, sess *kgo.GroupTransactSession, inTxn bool, begin func() error) error {
 	if !inTxn {
-		return nil
+		if !w.behind {
+			return nil
+		}
+		if err := begin(); err != nil { // finals left from the last transaction
+			return err
+		}
 	}
 	w.publishLive(time.Now(), true)
 	w.commitStart = time.Now()
