@@ -45,12 +45,15 @@ const (
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
-// segment is one parsed segment file of a partition.
-type segment struct {
+// tail is what recovery needs of a partition's last segment with
+// batches: where its valid batches end, its index, the index entries the
+// crash left out and its last batch.
+type tail struct {
 	dat, idx string
 	valid    int64 // bytes of whole, valid batches; kfake drops the rest
-	batches  []kmsg.RecordBatch
-	idxRaw   []byte
+	idxLen   int   // whole index entries kept
+	pad      []byte
+	last     kmsg.RecordBatch // Records cleared
 }
 
 // recoverOpenTxns appends an abort marker for every transaction left open
@@ -68,7 +71,7 @@ func recoverOpenTxns(dataDir string, log *slog.Logger) error {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return fmt.Errorf("read broker partitions: %w", err)
+		return fmt.Errorf("embedded broker: read the partitions of %s: %w", dataDir, err)
 	}
 	for _, p := range parts {
 		if !p.IsDir() {
@@ -77,7 +80,7 @@ func recoverOpenTxns(dataDir string, log *slog.Logger) error {
 		dir := filepath.Join(dataDir, "partitions", p.Name())
 		n, err := abortOpenTxns(dir, time.Now())
 		if err != nil {
-			return fmt.Errorf("abort the transactions a crash left open in %s: %w", dir, err)
+			return fmt.Errorf("embedded broker: abort the transactions a crash left open in %s (check that the data dir is readable and writable): %w", dir, err)
 		}
 		if n > 0 {
 			log.Warn("embedded broker: aborted transactions left open by a crash", "component", "broker", "partition", p.Name(), "transactions", n)
@@ -91,74 +94,41 @@ func recoverOpenTxns(dataDir string, log *slog.Logger) error {
 // segment's index the entries a crash left out, so that kfake reads each
 // batch's flags at the right position.
 func abortOpenTxns(dir string, now time.Time) (int, error) {
-	segs, err := readSegments(dir)
-	if err != nil || len(segs) == 0 {
-		return 0, err
-	}
-	// Replay as kfake does (loadPartitionFullReplay): a producer's
-	// transaction is open from its first transactional data batch until
-	// a control batch of that producer.
 	open := map[int64]int16{} // producer id → epoch of its open transaction
-	for _, s := range segs {
-		for j := range s.batches {
-			b := &s.batches[j]
-			switch {
-			case b.Attributes&0x20 != 0:
-				delete(open, b.ProducerID)
-			case s.inTx(j):
-				open[b.ProducerID] = b.ProducerEpoch
-			}
-		}
-	}
-	s := &segs[len(segs)-1]
-	var idx []byte
-	for j := len(s.idxRaw) / idxEntrySize; j < len(s.batches); j++ {
-		b := &s.batches[j]
-		idx = appendIdxEntry(idx, b.PartitionLeaderEpoch, b.MaxTimestamp, s.inTx(j))
-	}
-	if len(open) == 0 && len(idx) == 0 {
-		return 0, nil
+	t, err := replay(dir, open)
+	if err != nil || t == nil || (len(open) == 0 && len(t.pad) == 0) {
+		return 0, err
 	}
 	pids := make([]int64, 0, len(open))
 	for pid := range open {
 		pids = append(pids, pid)
 	}
 	slices.Sort(pids)
-	last := &s.batches[len(s.batches)-1]
-	next := last.FirstOffset + int64(last.LastOffsetDelta) + 1
+	next := t.last.FirstOffset + int64(t.last.LastOffsetDelta) + 1
 	var dat []byte
+	idx := t.pad
 	for _, pid := range pids {
-		dat = append(dat, abortMarker(pid, open[pid], next, last.PartitionLeaderEpoch, now)...)
-		idx = appendIdxEntry(idx, last.PartitionLeaderEpoch, now.UnixMilli(), false)
+		dat = append(dat, abortMarker(pid, open[pid], next, t.last.PartitionLeaderEpoch, now)...)
+		idx = appendIdxEntry(idx, t.last.PartitionLeaderEpoch, now.UnixMilli(), false)
 		next++
 	}
 	if len(dat) > 0 {
-		if err := appendAt(s.dat, s.valid, dat); err != nil {
+		if err := appendAt(t.dat, t.valid, dat); err != nil {
 			return 0, err
 		}
 	}
-	keep := min(len(s.idxRaw)/idxEntrySize, len(s.batches)) * idxEntrySize
-	if err := appendAt(s.idx, int64(keep), idx); err != nil {
+	if err := appendAt(t.idx, int64(t.idxLen*idxEntrySize), idx); err != nil {
 		return 0, err
 	}
 	return len(pids), nil
 }
 
-// inTx reports whether batch j of s is transactional data, as kfake
-// reads it: from the index entry when there is a valid one, else from
-// the batch (kfake writes the entry right after the batch, so a crash
-// can leave it out).
-func (s *segment) inTx(j int) bool {
-	if e := s.idxRaw[min(j*idxEntrySize, len(s.idxRaw)):]; len(e) >= idxEntrySize && byte(crc32.Checksum(e[2:idxEntrySize], crc32c)) == e[1] {
-		return e[14]&1 != 0
-	}
-	b := &s.batches[j]
-	return b.Attributes&0x10 != 0 && b.Attributes&0x20 == 0
-}
-
-// readSegments parses the segments of a partition directory in offset
-// order.
-func readSegments(dir string) ([]segment, error) {
+// replay reads the segments of a partition directory in offset order as
+// kfake's full replay (loadPartitionFullReplay) does, leaving in open the
+// producers whose transaction is open at the end: from its first
+// transactional data batch on, with no control batch of that producer
+// after it. It returns the tail of the partition, nil if it has no batch.
+func replay(dir string, open map[int64]int16) (*tail, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -172,36 +142,61 @@ func readSegments(dir string) ([]segment, error) {
 		}
 	}
 	slices.Sort(bases)
-	var segs []segment
+	var last *tail
 	for _, base := range bases {
-		s := segment{dat: filepath.Join(dir, strconv.FormatInt(base, 10)+".dat"), idx: filepath.Join(dir, strconv.FormatInt(base, 10)+".idx")}
-		raw, err := os.ReadFile(s.dat)
+		name := filepath.Join(dir, strconv.FormatInt(base, 10))
+		t := &tail{dat: name + ".dat", idx: name + ".idx"}
+		raw, err := os.ReadFile(t.dat)
 		if err != nil {
 			return nil, err
 		}
-		s.idxRaw, _ = os.ReadFile(s.idx) // missing: every entry is
-		for pos := 0; pos+12 <= len(raw); {
-			n := int(binary.BigEndian.Uint32(raw[pos+8 : pos+12]))
-			if n < 0 || n > 1<<30 || pos+12+n > len(raw) || pos+12+n < pos+21 {
+		idxRaw, _ := os.ReadFile(t.idx) // missing: every entry is
+		n := 0
+		for pos := 0; pos+12 <= len(raw); n++ {
+			size := 12 + int(int32(binary.BigEndian.Uint32(raw[pos+8:pos+12])))
+			if size < 21 || size > 12+1<<30 || pos+size > len(raw) {
 				break
 			}
-			b := raw[pos : pos+12+n]
-			if binary.BigEndian.Uint32(b[17:21]) != crc32.Checksum(b[21:], crc32c) {
-				break
-			}
+			b := raw[pos : pos+size]
 			var rb kmsg.RecordBatch
-			if rb.ReadFrom(b) != nil {
+			if binary.BigEndian.Uint32(b[17:21]) != crc32.Checksum(b[21:], crc32c) || rb.ReadFrom(b) != nil {
 				break
 			}
-			s.batches = append(s.batches, rb)
-			pos += len(b)
-			s.valid = int64(pos)
+			inTx, known := idxInTx(idxRaw, n)
+			if !known {
+				// Lost with the crash: kfake writes the entry right
+				// after the batch.
+				inTx = rb.Attributes&0x10 != 0 && rb.Attributes&0x20 == 0
+				t.pad = appendIdxEntry(t.pad, rb.PartitionLeaderEpoch, rb.MaxTimestamp, inTx)
+			}
+			switch {
+			case rb.Attributes&0x20 != 0:
+				delete(open, rb.ProducerID)
+			case inTx:
+				open[rb.ProducerID] = rb.ProducerEpoch
+			}
+			rb.Records = nil
+			t.last = rb
+			pos += size
+			t.valid = int64(pos)
 		}
-		if len(s.batches) > 0 {
-			segs = append(segs, s)
+		if n > 0 {
+			t.idxLen = min(len(idxRaw)/idxEntrySize, n)
+			last = t
 		}
 	}
-	return segs, nil
+	return last, nil
+}
+
+// idxInTx returns batch n's transactional flag as kfake reads it from
+// the index (false for a corrupt entry), and whether the index has an
+// entry for it.
+func idxInTx(idxRaw []byte, n int) (inTx, known bool) {
+	if (n+1)*idxEntrySize > len(idxRaw) {
+		return false, false
+	}
+	e := idxRaw[n*idxEntrySize : (n+1)*idxEntrySize]
+	return byte(crc32.Checksum(e[2:], crc32c)) == e[1] && e[14]&1 != 0, true
 }
 
 // abortMarker encodes the control batch ending producer pid's transaction
