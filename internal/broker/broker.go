@@ -66,6 +66,9 @@ func Start(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := recoverOpenTxns(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
+	}
 	if cfg.FsyncInterval <= 0 {
 		cfg.FsyncInterval = time.Second
 	}
