@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"sync"
+	"weak"
 
 	"github.com/pulsehq/pulse/internal/stream"
 )
@@ -16,9 +17,13 @@ type frame struct {
 	rows      []frameRow
 	index     map[string]int // row id → index in rows
 
-	mu       sync.Mutex
-	full     []byte // cached: every row, comma separated
-	diffFrom *frame // cached: the delta from diffFrom
+	mu   sync.Mutex
+	full []byte // cached: every row, comma separated
+	// diffFrom and diff cache the delta from diffFrom. The pointer is
+	// weak: a strong one would keep every earlier frame reachable, one
+	// from the next (a frame of 1,000 rows refreshed every 25 ms leaked
+	// about 160 MB/s while a client watched).
+	diffFrom weak.Pointer[frame]
 	diff     delta
 }
 
@@ -88,7 +93,7 @@ func (f *frame) deltaFrom(prev *frame) delta {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.diffFrom == prev {
+	if prev != nil && f.diffFrom.Value() == prev {
 		return f.diff
 	}
 	var d delta
@@ -108,7 +113,7 @@ func (f *frame) deltaFrom(prev *frame) delta {
 			d.removed = append(append(append(d.removed, '{'), prev.rows[i].id...), '}')
 		}
 	}
-	f.diffFrom, f.diff = prev, d
+	f.diffFrom, f.diff = weak.Make(prev), d
 	return d
 }
 
