@@ -73,10 +73,10 @@ type Windower struct {
 	// into the broker's transaction timeout (a minute's finals over a
 	// million keys take several seconds). behind is set while a task has
 	// some left.
-	txnBegan time.Time
-	budget   time.Duration
-	behind   bool
-	lastPurge   time.Time
+	txnBegan  time.Time
+	budget    time.Duration
+	behind    bool
+	lastPurge time.Time
 	// truncWarned is set once deleting changelog records failed.
 	truncWarned bool
 
@@ -92,7 +92,7 @@ type task struct {
 	pending []Result // a slice of fired results being written
 	// behind is set when advance left results due for the next
 	// transaction (see Windower.budget).
-	behind bool
+	behind  bool
 	lastPub time.Time
 	// sinceSnap counts the changelog records written since the last
 	// snapshot; snapAt is the offset of the first record of the snapshot
