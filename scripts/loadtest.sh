@@ -17,12 +17,16 @@
 # load a client watches the live view of output WATCH (the dashboard's
 # default, zone_1m), so that its partial results are computed and pushed as
 # for an open dashboard; WATCH= watches nothing.
+# PIPELINE=NAME and OUTPUT=NAME measure another pipeline reading the city
+# stream (default city and zone_1m: the run ends when OUTPUT folded every
+# event), e.g. with PULSE_FLAGS="--builtin=false --pipelines scripts/scale".
 # NEXT=PIPELINE names a second-level pipeline (one whose source is another
 # pipeline's output, given with PULSE_FLAGS="--pipelines DIR"): the run
 # then also waits for its lag to reach 0 and reports the events it read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-100000}; duration=${2:-30s}; sensors=${3:-10000}; zones=${4:-100}
+pl=${PIPELINE:-city}; out=${OUTPUT:-zone_1m}
 bindir=$(mktemp -d); bin=$bindir/pulse
 go build -o "$bin" ./cmd/pulse
 data=$(mktemp -d)
@@ -33,13 +37,13 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$bindir"' EX
 for _ in $(seq 100); do curl -sf "http://$http/readyz" >/dev/null && break; sleep 0.2; done
 
 metric() { curl -s "http://$http/metrics" | awk -v m="$1" '$1==m {print $2}'; }
-before=$(metric 'pulse_pipeline_events_total{pipeline="city"}'); before=${before:-0}
+before=$(metric "pulse_pipeline_events_total{pipeline=\"$pl\"}"); before=${before:-0}
 start=$(date +%s.%N)
 via=(--target "http://$http")
 [ "${VIA:-http}" = kafka ] && via=(--brokers "$kafka")
 watch=${WATCH-zone_1m}
 if [ -n "$watch" ]; then
-  curl -sN "http://$http/v1/pipelines/city/live?output=$watch" >/dev/null &
+  curl -sN "http://$http/v1/pipelines/$pl/live?output=$watch" >/dev/null &
   watcher=$!
 fi
 ${PIN_LOADGEN:+taskset -c "$PIN_LOADGEN"} "$bin" loadgen city "${via[@]}" --rate "$rate" --duration "$duration" \
@@ -48,12 +52,12 @@ lg=$!
 # The highest consumer lag seen during the load, sampled twice a second.
 lagfile=$(mktemp)
 ( most=0; while kill -0 $lg 2>/dev/null; do
-    l=$(metric 'pulse_pipeline_consumer_lag{pipeline="city"}' | awk '{printf "%d", $1}')
+    l=$(metric "pulse_pipeline_consumer_lag{pipeline=\"$pl\"}" | awk '{printf "%d", $1}')
     [ "${l:-0}" -gt "$most" ] && most=$l && echo "$most" >"$lagfile"; sleep 0.5
   done ) &
 snap() { curl -s "http://$http/metrics"; }
 # sel METRIC LABELS: the bucket and count lines of one latency histogram.
-sel() { grep -E "^pulse_pipeline_$1_(bucket|count)\{pipeline=\"city\"$2[,}]"; }
+sel() { grep -E "^pulse_pipeline_$1_(bucket|count)\{pipeline=\"$pl\"$2[,}]"; }
 hist() { snap | sel live_latency_seconds ""; }
 sleep "${WARMUP:-5}"; warm=$(snap)
 [ -n "${PROFILE:-}" ] && curl -s -o "$PROFILE" "http://$http/debug/pprof/profile?seconds=10" &
@@ -62,14 +66,14 @@ wait $lg; steady=$(snap)
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the
 # window stage folded every accepted event into zone_1m, at most 60 s.
 for _ in $(seq 300); do
-  lag=$(metric 'pulse_pipeline_consumer_lag{pipeline="city"}')
-  acc=$(metric 'pulse_pipeline_events_total{pipeline="city"}')
-  win=$(metric 'pulse_window_events_total{output="zone_1m",pipeline="city"}')
+  lag=$(metric "pulse_pipeline_consumer_lag{pipeline=\"$pl\"}")
+  acc=$(metric "pulse_pipeline_events_total{pipeline=\"$pl\"}")
+  win=$(metric "pulse_window_events_total{output=\"$out\",pipeline=\"$pl\"}")
   nlag=0; [ -n "${NEXT:-}" ] && nlag=$(metric "pulse_pipeline_consumer_lag{pipeline=\"$NEXT\"}")
   [ "${lag:-1}" = "0" ] && [ "${acc:-0}" = "${win:-x}" ] && [ "${nlag:-1}" = "0" ] && break; sleep 0.2
 done
 end=$(date +%s.%N)
-after=$(metric 'pulse_window_events_total{output="zone_1m",pipeline="city"}')
+after=$(metric "pulse_window_events_total{output=\"$out\",pipeline=\"$pl\"}")
 awk -v a="$after" -v b="$before" -v s="$start" -v e="$end" 'BEGIN {
   printf "pipeline: %d events through both stages in %.1f s (load start until lag 0) = %.0f events/s\n", a-b, e-s, (a-b)/(e-s) }'
 if [ -n "${NEXT:-}" ]; then

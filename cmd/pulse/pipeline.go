@@ -164,7 +164,7 @@ func pipelineListFlagSet(dir *string) *flag.FlagSet {
 
 // listPipelines prints the pipelines pulse run --pipelines dir would run.
 func listPipelines(stdout io.Writer, dir string) error {
-	plans, err := loadPlans(dir)
+	plans, err := loadPlans(dir, true)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,7 @@ import (
 type runFlags struct {
 	dataDir, kafkaListen, brokers, httpAddr, logLevel string
 	pipelinesDir                                      string
+	builtin                                           bool
 	demo                                              bool
 	demoRate                                          float64
 	demoSensors, demoZones, partitions, workers       int
@@ -82,6 +84,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight(), "bytes ingest requests in flight may hold (bodies plus about 250 bytes per event) until the broker acknowledges them; beyond it requests are answered 503 with Retry-After at once, their bodies discarded (default: 1/32 of the memory Pulse may use, between 32 MiB and 128 MiB; 0: no bound)")
 	fs.Int64Var(&f.maxLag, "max-lag", 0, "when the pipelines' consumer lag is above this many records, ingest answers 503 with Retry-After (0: no bound)")
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
+	fs.BoolVar(&f.builtin, "builtin", true, "run the built-in pipelines (city) besides those of --pipelines; --builtin=false runs only yours")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
@@ -189,7 +192,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		log.Info("embedded Kafka broker listening", "addr", b.Addr(), "advertised", b.Advertised(), "fsync", f.fsync, "data_dir", filepath.Join(f.dataDir, "kafka"))
 	}
 
-	plans, err := loadPlans(f.pipelinesDir)
+	plans, err := loadPlans(f.pipelinesDir, f.builtin)
 	if err != nil {
 		return err
 	}
@@ -443,11 +446,18 @@ func nodeID(dataDir, flagValue string) (string, error) {
 	return id, nil
 }
 
-// loadPlans returns the built-in pipelines plus those in dir.
-func loadPlans(dir string) ([]*pipeline.Plan, error) {
+// loadPlans returns the built-in pipelines (unless withBuiltin is false)
+// plus those in dir.
+func loadPlans(dir string, withBuiltin bool) ([]*pipeline.Plan, error) {
 	builtin, err := pipeline.Builtin()
 	if err != nil {
 		return nil, fmt.Errorf("built-in pipelines: %w", err)
+	}
+	if !withBuiltin {
+		if dir == "" {
+			return nil, errors.New("--builtin=false leaves no pipeline to run: give your pipeline files with --pipelines DIR")
+		}
+		builtin = nil
 	}
 	if dir == "" {
 		return builtin, pipeline.Link(builtin)

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,5 +70,41 @@ func TestMaxConsumerLag(t *testing.T) {
 	m.ConsumerLag.WithLabelValues("b").Set(4500)
 	if got := lag(); got != 4500 {
 		t.Fatalf("lag = %d, want the largest, 4500", got)
+	}
+}
+
+// TestLoadPlansBuiltin: --builtin=false runs only the pipelines of
+// --pipelines, and refuses to run none.
+func TestLoadPlansBuiltin(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mine.yaml"), []byte(`name: mine
+source: {topic: logs, key: service, time: {field: ts}}
+outputs:
+  - name: per_minute
+    group_by: [service]
+    window: {tumbling: 1m}
+    aggregates: {n: count()}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	names := func(withBuiltin bool) []string {
+		plans, err := loadPlans(dir, withBuiltin)
+		if err != nil {
+			t.Fatalf("loadPlans(builtin %v): %v", withBuiltin, err)
+		}
+		var out []string
+		for _, p := range plans {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	if got := names(true); !slices.Contains(got, "city") || !slices.Contains(got, "mine") {
+		t.Errorf("with the built-ins: %v, want city and mine", got)
+	}
+	if got := names(false); !slices.Equal(got, []string{"mine"}) {
+		t.Errorf("--builtin=false: %v, want only mine", got)
+	}
+	if _, err := loadPlans("", false); err == nil || !strings.Contains(err.Error(), "--pipelines") {
+		t.Errorf("--builtin=false without --pipelines: %v, want an error naming --pipelines", err)
 	}
 }
