@@ -75,6 +75,43 @@ type taskLoop struct {
 	st        stage
 	// opts are the stage's own options of its group session.
 	opts []kgo.Opt
+	size pollSize
+}
+
+// pollSize sizes polls by what processing a record took lately, so that
+// one poll's records take about pollWork to process: records are offsets
+// the transaction commits once polled, so a poll is processed whole, and
+// a poll of many slow records (a window task reading groups from disk)
+// would run the transaction into its timeout.
+type pollSize struct {
+	perRecord time.Duration // moving average
+}
+
+// Bounds of a poll.
+const (
+	pollWork       = 200 * time.Millisecond
+	maxPollRecords = 20000
+	minPollRecords = 16
+)
+
+func (p *pollSize) records() int {
+	if p.perRecord <= 0 {
+		return maxPollRecords
+	}
+	return int(min(max(int64(pollWork/p.perRecord), minPollRecords), maxPollRecords))
+}
+
+// took records that processing n records took d.
+func (p *pollSize) took(n int, d time.Duration) {
+	if n == 0 {
+		return
+	}
+	x := d / time.Duration(n)
+	if p.perRecord == 0 {
+		p.perRecord = x
+		return
+	}
+	p.perRecord += (x - p.perRecord) / 4
 }
 
 // run runs the stage's session until ctx ends, starting it again after a
@@ -172,7 +209,7 @@ func (l *taskLoop) session(ctx context.Context) error {
 			if b := st.pollWait(now); b > 0 {
 				wait = min(wait, b)
 			}
-			fetches, gone := poll(ctx, sess, wait, cfg)
+			fetches, gone := poll(ctx, sess, wait, l.size.records(), cfg)
 			if gone != nil {
 				if !inTxn {
 					st.drop()
@@ -195,10 +232,12 @@ func (l *taskLoop) session(ctx context.Context) error {
 					return err
 				}
 			}
+			began := time.Now()
 			if err := st.process(ctx, sess, fetches); err != nil {
 				l.fail.CompareAndSwap(nil, &err)
 				break
 			}
+			l.size.took(fetches.NumRecords(), time.Since(began))
 			st.polled(time.Now())
 			if !inTxn {
 				sync()

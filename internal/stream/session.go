@@ -222,7 +222,7 @@ func (a *assignment) opts() []kgo.Opt {
 // is missing or was created again is an error: the session's client
 // would fetch with the old topic's id forever, so the session must start
 // again.
-func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, cfg *StageConfig) (kgo.Fetches, error) {
+func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duration, maxRecords int, cfg *StageConfig) (kgo.Fetches, error) {
 	if cfg.held() {
 		// Nothing polled, nothing to write: wait out the poll's time
 		// (the group's heartbeats go on in the client).
@@ -236,7 +236,7 @@ func poll(ctx context.Context, sess *kgo.GroupTransactSession, wait time.Duratio
 	}
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	fetches := sess.PollRecords(pctx, 20000)
+	fetches := sess.PollRecords(pctx, maxRecords)
 	var gone error
 	fetches.EachError(func(t string, p int32, err error) {
 		switch {
