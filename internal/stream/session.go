@@ -57,8 +57,12 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, extra ..
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.FetchMaxBytes(32<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
+		// A fetch waits in the client until it is polled, decompressed
+		// and as kgo.Records (some 200 bytes each): at 32 MiB the
+		// stages' buffered fetches were some 400 MB of a 1,000,000-key
+		// process's heap (docs/benchmarks.md, State at scale).
+		kgo.FetchMaxBytes(8<<20),
+		kgo.FetchMaxPartitionBytes(2<<20),
 		kgo.MaxBufferedRecords(1<<20),
 		kgo.MaxBufferedBytes(64<<20), // a flush of any size waits for acks rather than grow the heap
 		kgo.ProducerLinger(time.Millisecond),
