@@ -126,6 +126,9 @@ func runCmd(ctx context.Context, args []string) error {
 	if err := f.checkHTTP(); err != nil {
 		return err
 	}
+	if !f.builtin && f.pipelinesDir == "" {
+		return errors.New("--builtin=false leaves no pipeline to run: give your pipeline files with --pipelines DIR")
+	}
 	if f.workers < 1 {
 		return fmt.Errorf("--workers %d: a stage needs at least 1 worker", f.workers)
 	}
@@ -454,9 +457,6 @@ func loadPlans(dir string, withBuiltin bool) ([]*pipeline.Plan, error) {
 		return nil, fmt.Errorf("built-in pipelines: %w", err)
 	}
 	if !withBuiltin {
-		if dir == "" {
-			return nil, errors.New("--builtin=false leaves no pipeline to run: give your pipeline files with --pipelines DIR")
-		}
 		builtin = nil
 	}
 	if dir == "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,7 +105,13 @@ outputs:
 	if got := names(false); !slices.Equal(got, []string{"mine"}) {
 		t.Errorf("--builtin=false: %v, want only mine", got)
 	}
-	if _, err := loadPlans("", false); err == nil || !strings.Contains(err.Error(), "--pipelines") {
+	// Refused before anything starts (no broker, no data dir).
+	dd := filepath.Join(t.TempDir(), "data")
+	err := runCmd(context.Background(), []string{"--builtin=false", "--data-dir", dd})
+	if err == nil || !strings.Contains(err.Error(), "--pipelines") {
 		t.Errorf("--builtin=false without --pipelines: %v, want an error naming --pipelines", err)
+	}
+	if _, serr := os.Stat(dd); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the refused run created its data dir (%v)", serr)
 	}
 }

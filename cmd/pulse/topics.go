@@ -105,7 +105,7 @@ type byteSize uint64
 func (b *byteSize) Set(s string) error {
 	v, err := humanize.ParseBytes(s)
 	if err != nil {
-		return fmt.Errorf("%q: give bytes such as 1GiB, 500MB or 0 for no bound", s)
+		return fmt.Errorf("%q: give bytes such as 1GiB or 500MB", s)
 	}
 	*b = byteSize(v)
 	return nil

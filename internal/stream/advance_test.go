@@ -26,15 +26,23 @@ func TestAdvanceInSlices(t *testing.T) {
 	for _, max := range []int{1, 7, 64} {
 		e := keyEngine(t, append(events, late)...)
 		var got []Result
-		for calls := 0; ; calls++ {
+		calls := 0
+		for ; ; calls++ {
 			n := len(got)
 			got = e.Advance(0, got, max)
+			if len(got)-n > max {
+				// One window per group here: a call stops at max.
+				t.Fatalf("max %d: a call returned %d results", max, len(got)-n)
+			}
 			if len(got)-n < max {
 				break
 			}
 			if calls > len(want) {
 				t.Fatalf("max %d: Advance keeps returning %d results", max, len(got)-n)
 			}
+		}
+		if least := len(want) / max; calls < least {
+			t.Errorf("max %d: %d calls for %d results, want at least %d", max, calls+1, len(want), least)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("max %d: %d results, want the %d of one call", max, len(got), len(want))

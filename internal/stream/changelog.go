@@ -72,10 +72,9 @@ func (w *changeWriter) key(output, id string) []byte {
 // tombstone emits the deletion of group id of output.
 func (w *changeWriter) tombstone(output, id string) { w.emit(Change{Key: w.key(output, id)}) }
 
-// group emits the state of group id of output, which enc appends to the
-// slice it is given, and returns the encoding.
-func (w *changeWriter) group(output, id string, enc func([]byte) []byte) []byte {
-	key := w.key(output, id)
+// put emits the record of key (from w.key) with the value enc appends to
+// the slice it is given, and returns the value.
+func (w *changeWriter) put(key []byte, enc func([]byte) []byte) []byte {
 	value := w.a.keep(enc(w.a.free()))
 	w.emit(Change{Key: key, Value: value})
 	return value
@@ -109,9 +108,7 @@ func (e *Engine) WriteChanges(emit func(Change)) {
 				continue // listed twice (dropped and created again): written
 			}
 			ks.logged = false
-			value := w.a.keep(o.appendGroup(w.a.free(), ks))
-			o.keys.Persisted(ks, value)
-			w.emit(Change{Key: key, Value: value})
+			o.keys.Persisted(ks, w.put(key, func(b []byte) []byte { return o.appendGroup(b, ks) }))
 		}
 		o.touched = o.touched[:0]
 		o.keys.Flushed()
@@ -140,7 +137,7 @@ func (e *Engine) WriteSnapshot(emit func(Change)) {
 		o.touched = o.touched[:0]
 		o.keys.Each(func(ks *keyState) {
 			ks.logged = false
-			o.keys.Persisted(ks, w.group(name, ks.id, func(b []byte) []byte { return o.appendGroup(b, ks) }))
+			o.keys.Persisted(ks, w.put(w.key(name, ks.id), func(b []byte) []byte { return o.appendGroup(b, ks) }))
 		})
 		o.keys.Flushed()
 	}

@@ -33,7 +33,7 @@ func (o *detectOp) WriteChanges(emit func(Change)) {
 			continue
 		}
 		k.logged = false
-		w.group(name, id, func(b []byte) []byte { return o.appendKey(b, k) })
+		w.put(w.key(name, id), func(b []byte) []byte { return o.appendKey(b, k) })
 	}
 	o.touched = o.touched[:0]
 	w.meta(o.appendMeta(nil))
@@ -53,7 +53,7 @@ func (o *detectOp) WriteSnapshot(emit func(Change)) {
 	o.touched = o.touched[:0]
 	o.keys.Each(func(k *detectKey) {
 		k.logged = false
-		w.group(name, k.id, func(b []byte) []byte { return o.appendKey(b, k) })
+		w.put(w.key(name, k.id), func(b []byte) []byte { return o.appendKey(b, k) })
 	})
 	w.meta(o.appendMeta(nil))
 }

@@ -46,8 +46,7 @@ type eventsOp struct {
 	topics  []string
 	linked  bool
 	idSlots []int
-	idBuf   []byte
-	idSlab  []byte // the event_id texts, handed out in chunks
+	ids     arena // the event_id texts: never reused, as results stay with the caller
 }
 
 // colRead says where a column's value comes from: a record slot, or the
@@ -224,19 +223,13 @@ func (o *eventsOp) groupKey(p int32, r *Record) []string {
 // several as a group key (event.JoinKey), so that an update or delete of
 // an upstream row reaches the row its insert made.
 func (o *eventsOp) eventID(p int32, r *Record) string {
-	b := o.idBuf[:0]
-	if o.linked {
-		for i, s := range o.idSlots {
-			if len(o.idSlots) == 1 {
-				b = r.Vals[s].AppendKeyText(b)
-				break
-			}
-			if i > 0 {
-				b = append(b, event.KeySep)
-			}
-			b = event.AppendKeyValue(b, r.Vals[s])
-		}
-	} else {
+	b := o.ids.free()
+	switch {
+	case o.linked && len(o.idSlots) == 1:
+		b = r.Vals[o.idSlots[0]].AppendKeyText(b)
+	case o.linked:
+		b = appendGroupText(b, o.idSlots, r)
+	default:
 		topic := "?"
 		if t := int(p >> 16); t < len(o.topics) {
 			topic = o.topics[t]
@@ -247,22 +240,8 @@ func (o *eventsOp) eventID(p int32, r *Record) string {
 		b = append(b, '/')
 		b = strconv.AppendInt(b, r.Offset, 10)
 	}
-	o.idBuf = b
-	return o.idText(b)
-}
-
-// idText copies b into the slab of event_id texts; the texts are never
-// reused, as the results Advance returned stay with the caller.
-func (o *eventsOp) idText(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if cap(o.idSlab)-len(o.idSlab) < len(b) {
-		o.idSlab = make([]byte, 0, max(16<<10, len(b)))
-	}
-	n := len(o.idSlab)
-	o.idSlab = append(o.idSlab, b...)
-	return unsafe.String(&o.idSlab[n], len(b))
+	b = o.ids.keep(b)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // checkColumn checks a value against its column's type and converts a

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 
@@ -107,12 +106,7 @@ func runOpCase(t *testing.T, c *opCase) {
 		}
 		all = append(all, out...)
 		if want := c.Steps[i].ExpectEmitted; want != nil {
-			want = slices.Clone(want)
-			slices.Sort(want)
-			slices.Sort(ids)
-			if !slices.Equal(ids, want) {
-				t.Errorf("%s: emitted %q, want %q", where, ids, want)
-			}
+			checkSameIDs(t, where+": emitted", ids, want)
 		}
 	}
 	run.run(t, len(c.Steps), func(i int) *caseStep { return &c.Steps[i].caseStep })

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -195,12 +194,7 @@ func runSemantics(t *testing.T, c *semCase, markers bool) {
 			}
 		}
 		if want := c.Steps[i].ExpectFired; want != nil {
-			want = slices.Clone(want)
-			sort.Strings(want)
-			sort.Strings(ids)
-			if !slices.Equal(ids, want) {
-				t.Errorf("%s: fired %q, want %q", where, ids, want)
-			}
+			checkSameIDs(t, where+": fired", ids, want)
 		}
 	}
 	run.stepped = func(i int, where string) {

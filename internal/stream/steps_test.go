@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -192,5 +193,15 @@ func (run *stepRun) run(t *testing.T, n int, step func(i int) *caseStep) {
 		if run.stepped != nil {
 			run.stepped(i, where)
 		}
+	}
+}
+
+// checkSameIDs reports, as what, when got and want do not hold the same
+// result ids in any order.
+func checkSameIDs(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s %q, want %q", what, got, want)
 	}
 }

@@ -526,10 +526,9 @@ func (w *Windower) advance(ctx context.Context, sess *kgo.GroupTransactSession, 
 		for i := range t.pending {
 			r := &t.pending[i]
 			key, value, headers := t.schema.Record(r)
-			group := r.Key
-			if o.Kind == pipeline.KindEvents && len(group) > len(o.GroupBy) {
-				group = group[:len(o.GroupBy)] // by the group fields, not the event_id: a key's rows stay in order
-			}
+			// By the group fields alone (not a detect row's field or an
+			// events row's event_id): a key's rows stay in order.
+			group := r.Key[:min(len(o.GroupBy), len(r.Key))]
 			sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(group)), w.outParts[t.out]),
 				Key: key, Value: value, Headers: headers}, w.produced)
 		}
