@@ -94,7 +94,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.DurationVar(&f.stallTimeout, "stall-timeout", 30*time.Second, "a pipeline stage that holds records this long without committing them is reported not ready by /readyz")
 	fs.DurationVar(&f.restoreTimeout, "restore-timeout", 5*time.Minute, "longest a window stage may take to restore its state from the changelog before it gives up and starts again")
 	fs.StringVar(&f.state, "state", stream.StateMemory, "where window tasks keep their keyed state: memory (fastest, while it fits), disk (Pebble under --data-dir/state, a bounded cache of groups in memory) or auto (memory until a task holds --state-auto-groups groups, then disk); see docs/operations.md")
-	fs.IntVar(&f.stateCache, "state-cache", stream.DefaultStateCache, "with --state disk or auto: groups (keys of one output) each window task keeps decoded in memory; those changed since the last checkpoint stay until it")
+	fs.IntVar(&f.stateCache, "state-cache", stream.DefaultStateCache, "with --state disk or auto: groups (keys of one output) each window task keeps decoded in memory")
 	fs.IntVar(&f.stateAutoGroups, "state-auto-groups", stream.DefaultStateAutoGroups, "with --state auto: groups a window task holds in memory before it moves its state to disk")
 	fs.StringVar(&f.nodeID, "node-id", "", "this process's stable name in the consumer groups' transactional ids (default: generated once and kept in --data-dir/node-id)")
 	fs.DurationVar(&f.liveEvery, "live-interval", 0, "override every output's emit.partials (how often live partial results are computed) and, unless --live-push is given, how often live views push them")

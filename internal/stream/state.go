@@ -42,8 +42,8 @@ type StateConfig struct {
 	// process left there is stale.
 	Dir string
 	// Cache is how many groups a task's disk store keeps decoded in
-	// memory (default DefaultStateCache). Groups changed since the last
-	// checkpoint stay in memory until it too.
+	// memory (default DefaultStateCache); a group evicted with changes
+	// not yet in the changelog keeps its encoding for the next flush.
 	Cache int
 	// AutoGroups is, with StateAuto, how many groups a task holds in
 	// memory before it moves them to disk (default
