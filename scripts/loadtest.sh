@@ -7,7 +7,8 @@
 # (taskset -c), e.g. to give Pulse one core and measure overload against
 # that capacity.
 # PROFILE=FILE writes a CPU profile of Pulse over the load (from the end of
-# the warm-up, for 10 s) to FILE, for `go tool pprof`.
+# the warm-up, for PROFILE_SECONDS, default 10) to FILE, for `go tool pprof`,
+# through a profiler listener on DEBUG_ADDR (default 127.0.0.1:16061).
 # VIA=kafka makes the load generator produce to the embedded broker's Kafka
 # port instead of POSTing to the HTTP ingest API. Latency quantiles are
 # reported for the whole run and for the steady state: from WARMUP seconds
@@ -31,7 +32,10 @@ bindir=$(mktemp -d); bin=$bindir/pulse
 go build -o "$bin" ./cmd/pulse
 data=$(mktemp -d)
 http=${HTTP_ADDR:-127.0.0.1:18080}; kafka=${KAFKA_ADDR:-127.0.0.1:19092}
-${PIN_PULSE:+taskset -c "$PIN_PULSE"} "$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn ${PULSE_FLAGS:-} &
+# The profiler has its own listener (--debug-listen), only when asked for.
+debug=${DEBUG_ADDR:-127.0.0.1:16061}
+${PIN_PULSE:+taskset -c "$PIN_PULSE"} "$bin" run --data-dir "$data" --http "$http" --kafka-listen "$kafka" --log-level warn \
+  ${PROFILE:+--debug-listen "$debug"} ${PULSE_FLAGS:-} &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$bindir"' EXIT
 for _ in $(seq 100); do curl -sf "http://$http/readyz" >/dev/null && break; sleep 0.2; done
@@ -60,7 +64,7 @@ snap() { curl -s "http://$http/metrics"; }
 sel() { grep -E "^pulse_pipeline_$1_(bucket|count)\{pipeline=\"$pl\"$2[,}]"; }
 hist() { snap | sel live_latency_seconds ""; }
 sleep "${WARMUP:-5}"; warm=$(snap)
-[ -n "${PROFILE:-}" ] && curl -s -o "$PROFILE" "http://$http/debug/pprof/profile?seconds=10" &
+[ -n "${PROFILE:-}" ] && curl -s -o "$PROFILE" "http://$debug/debug/pprof/profile?seconds=${PROFILE_SECONDS:-10}" &
 wait $lg; steady=$(snap)
 [ -n "${watcher:-}" ] && kill "$watcher" 2>/dev/null
 # Wait for the pipeline to catch up: the shuffle stage's lag 0 and the

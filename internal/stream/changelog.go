@@ -88,8 +88,14 @@ func (w *changeWriter) meta(value []byte) { w.emit(Change{Key: []byte{metaKey}, 
 // since the last call: the state of every group that changed, a tombstone
 // for every group dropped, and the meta record. Call it after Advance, so
 // that no retraction is pending.
+//
+// It then rewrites, unchanged, groups whose latest record is so old that
+// the changelog holds more than the bound (changelog_gens.go), a sweep of
+// the store at a time, so that the records before LogStart may be
+// deleted.
 func (e *Engine) WriteChanges(emit func(Change)) {
-	w := changeWriter{emit: emit}
+	n := 0
+	w := changeWriter{emit: func(c Change) { n++; emit(c) }}
 	for _, o := range e.outs {
 		name := o.def.Name
 		for _, id := range o.touched {
@@ -113,9 +119,41 @@ func (e *Engine) WriteChanges(emit func(Change)) {
 		o.touched = o.touched[:0]
 		o.keys.Flushed()
 	}
+	e.clean(&w, n)
 	e.spillIfLarge()
 	w.meta(e.appendMeta(nil))
+	e.gens.next(n)
 }
+
+// clean rewrites the groups whose latest record is beyond the changelog's
+// bound, as far as a sweep of twice as many groups as the flush wrote
+// (written) reaches: a store's sweep comes round to every group in about
+// half the time the changelog takes to grow by its bound.
+func (e *Engine) clean(w *changeWriter, written int) {
+	stale := e.gens.staleBelow(max(snapshotRatio*e.Groups(), snapshotMin), written)
+	if stale <= e.gens.start() {
+		return
+	}
+	visits := 2*written + cleanMinVisits
+	for _, o := range e.outs {
+		name := o.def.Name
+		o.keys.Sweep(visits, stale, func(ks *keyState) {
+			e.gens.move(ks)
+			o.keys.Persisted(ks, w.put(w.key(name, ks.id), func(b []byte) []byte { return o.appendGroup(b, ks) }))
+		})
+	}
+}
+
+// cleanMinVisits is the least a cleaning flush sweeps.
+const cleanMinVisits = 1024
+
+// LogGen returns the changelog generation the next WriteChanges writes.
+func (e *Engine) LogGen() uint64 { return e.gens.cur() }
+
+// LogStart returns the oldest changelog generation a restore needs: the
+// records the flushes before it wrote may be deleted. Generation
+// restoredGen stands for the whole changelog a restore read.
+func (e *Engine) LogStart() uint64 { return e.gens.start() }
 
 // WriteSnapshot emits the changelog records of the whole state: the
 // snapshot start, a tombstone for every group dropped since the last
@@ -125,7 +163,8 @@ func (e *Engine) WriteChanges(emit func(Change)) {
 // large as the state without waiting for the broker's compaction. It
 // clears what changed, as WriteChanges does.
 func (e *Engine) WriteSnapshot(emit func(Change)) {
-	w := changeWriter{emit: emit}
+	n := 0
+	w := changeWriter{emit: func(c Change) { n++; emit(c) }}
 	w.snapshotStart()
 	for _, o := range e.outs {
 		name := o.def.Name
@@ -137,12 +176,14 @@ func (e *Engine) WriteSnapshot(emit func(Change)) {
 		o.touched = o.touched[:0]
 		o.keys.Each(func(ks *keyState) {
 			ks.logged = false
+			e.gens.move(ks)
 			o.keys.Persisted(ks, w.put(w.key(name, ks.id), func(b []byte) []byte { return o.appendGroup(b, ks) }))
 		})
 		o.keys.Flushed()
 	}
 	e.spillIfLarge()
 	w.meta(e.appendMeta(nil))
+	e.gens.next(n)
 }
 
 // isSnapshotStart reports whether a changelog record key marks the start
@@ -236,6 +277,7 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	if len(key) == 0 {
 		return errors.New("changelog record without a key")
 	}
+	e.gens.restored()
 	if key[0] == metaKey {
 		return e.restoreMeta(value, now)
 	}
@@ -280,12 +322,12 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 			}
 		}
 		old.sched = noTimer // its timers are stale now
-		o.keys.Delete(id)
+		e.drop(o, old)
 	}
 	if ks == nil {
 		return nil
 	}
-	o.keys.Insert(ks)
+	e.insert(o, ks, restoredGen)
 	o.reschedule(ks, e.lateness)
 	return nil
 }

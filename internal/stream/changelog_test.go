@@ -71,7 +71,7 @@ func normalize(plan *pipeline.Plan, rs []Result) []Result {
 // of every committed advance, then the open windows of each output.
 func (f *snapshotFixture) replay(t testing.TB, cut, flushEvery int, hook func(i int, e *Engine)) [][]Result {
 	t.Helper()
-	return f.replaySnapshots(t, cut, flushEvery, 0, false, hook)
+	return f.replayInto(t, cut, flushEvery, &tableLog{table: changelogTable{}}, hook)
 }
 
 // replaySnapshots is replay where every snapEvery-th flush (if not 0)
@@ -81,14 +81,26 @@ func (f *snapshotFixture) replay(t testing.TB, cut, flushEvery int, hook func(i 
 // them (a changelog whose records could not be deleted).
 func (f *snapshotFixture) replaySnapshots(t testing.TB, cut, flushEvery, snapEvery int, truncate bool, hook func(i int, e *Engine)) [][]Result {
 	t.Helper()
+	return f.replayInto(t, cut, flushEvery, &tableLog{table: changelogTable{}, snapEvery: snapEvery, truncate: truncate}, hook)
+}
+
+// replayLog is where a replay's engine writes its changelog, and what it
+// restores from.
+type replayLog interface {
+	flush(t testing.TB, e *Engine)
+	restore(t testing.TB, plan *pipeline.Plan, now int64) *Engine
+}
+
+// replayInto is replay writing to and restoring from log.
+func (f *snapshotFixture) replayInto(t testing.TB, cut, flushEvery int, log replayLog, hook func(i int, e *Engine)) [][]Result {
+	t.Helper()
 	dec := NewDecoder(f.plan)
 	e := NewEngine(f.plan, dec)
 	e.EnableChangelog()
-	table := changelogTable{}
 	var batches [][]Result
 	var rec Record
 	steps := f.run.steps
-	committed, resume, advances, flushes := 0, 0, 0, 0
+	committed, resume, advances := 0, 0, 0
 	crashed := false
 	for i := 0; i < len(steps); i++ {
 		if hook != nil {
@@ -97,23 +109,14 @@ func (f *snapshotFixture) replaySnapshots(t testing.TB, cut, flushEvery, snapEve
 		if i == cut && !crashed {
 			crashed = true
 			batches = batches[:committed]
-			e = table.restore(t, f.plan, steps[max(resume-1, 0)].now)
+			e = log.restore(t, f.plan, steps[max(resume-1, 0)].now)
 			i = resume - 1
 			continue
 		}
 		if s := steps[i]; s.ev == nil {
 			batches = append(batches, normalize(f.plan, e.Advance(s.now, nil, 0)))
 			if advances++; advances%flushEvery == 0 {
-				flushes++
-				switch {
-				case snapEvery > 0 && flushes%snapEvery == 0 && truncate:
-					table = changelogTable{}
-					table.apply(appendSnapshot(e, nil))
-				case snapEvery > 0 && flushes%snapEvery == 0:
-					table.apply(appendSnapshot(e, nil))
-				default:
-					table.apply(appendChanges(e, nil))
-				}
+				log.flush(t, e)
 				committed, resume = len(batches), i+1
 			}
 		} else {
@@ -128,6 +131,32 @@ func (f *snapshotFixture) replaySnapshots(t testing.TB, cut, flushEvery, snapEve
 		batches = append(batches, normalize(f.plan, e.Partials(i, nil)))
 	}
 	return batches
+}
+
+// tableLog is a compacted changelog, written with a snapshot every
+// snapEvery-th flush (0: never); with truncate, a snapshot deletes what
+// was before it.
+type tableLog struct {
+	table              changelogTable
+	snapEvery, flushes int
+	truncate           bool
+}
+
+func (l *tableLog) flush(_ testing.TB, e *Engine) {
+	l.flushes++
+	switch {
+	case l.snapEvery > 0 && l.flushes%l.snapEvery == 0 && l.truncate:
+		l.table = changelogTable{}
+		l.table.apply(appendSnapshot(e, nil))
+	case l.snapEvery > 0 && l.flushes%l.snapEvery == 0:
+		l.table.apply(appendSnapshot(e, nil))
+	default:
+		l.table.apply(appendChanges(e, nil))
+	}
+}
+
+func (l *tableLog) restore(t testing.TB, plan *pipeline.Plan, now int64) *Engine {
+	return l.table.restore(t, plan, now)
 }
 
 // sameAsUninterrupted fails unless a replay's batches equal those of the

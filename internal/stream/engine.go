@@ -50,6 +50,9 @@ type keyState struct {
 	// logged is set while the state changed since the last changelog
 	// flush (its id is in outState.touched).
 	logged bool
+	// gen is the changelog generation holding the group's latest record,
+	// or the one the next flush writes it in (changelog_gens.go).
+	gen uint64
 	// sched is when the group's live timer fires (noTimer: none).
 	sched int64
 	wins  []*win
@@ -115,6 +118,9 @@ type Engine struct {
 	// holds more than spillAt groups (StateAuto).
 	spill   storeMaker
 	spillAt int
+	// gens counts the groups of every output by the changelog generation
+	// of their latest record (changelog_gens.go).
+	gens logGens
 }
 
 // NewEngine returns an engine for plan that keeps its state in memory;
@@ -142,6 +148,7 @@ func newEngineWith(plan *pipeline.Plan, dec *Decoder, mk storeMaker) (*Engine, e
 		wm:       Watermarks{Disorder: t.MaxOutOfOrderness.Milliseconds(), IdleTimeout: t.IdleTimeout.Milliseconds(), Horizon: IdleHorizon(plan)},
 		fired:    NoWatermark,
 		lateness: t.AllowedLateness.Milliseconds(),
+		gens:     newLogGens(),
 	}
 	for i := range plan.Outputs {
 		def := &plan.Outputs[i]
@@ -254,14 +261,11 @@ func (e *Engine) Add(p int32, r *Record, now int64) (late uint64) {
 			ok = e.addFixed(o, ks, r)
 		}
 		if ok {
-			if e.logging && !ks.logged {
-				ks.logged = true
-				o.touched = append(o.touched, ks.id)
-			}
+			e.touch(o, ks)
 		} else {
 			late |= 1 << i
 			if len(ks.wins) == 0 && len(ks.gone) == 0 {
-				o.keys.Delete(ks.id)
+				e.drop(o, ks)
 			}
 		}
 	}
@@ -282,8 +286,32 @@ func (e *Engine) group(o *outState, r *Record) *keyState {
 	for i, s := range o.groupSlots {
 		ks.key[i] = string(r.Vals[s].AppendKeyText(nil))
 	}
-	o.keys.Insert(ks)
+	e.insert(o, ks, e.gens.cur())
 	return ks
+}
+
+// insert adds ks, a group o does not hold, whose latest changelog record
+// is in generation gen.
+func (e *Engine) insert(o *outState, ks *keyState, gen uint64) {
+	ks.gen = gen
+	e.gens.add(gen)
+	o.keys.Insert(ks)
+}
+
+// drop removes group ks from o.
+func (e *Engine) drop(o *outState, ks *keyState) {
+	e.gens.remove(ks.gen)
+	o.keys.Delete(ks.id)
+}
+
+// touch records that group ks changed: the next changelog flush writes
+// it.
+func (e *Engine) touch(o *outState, ks *keyState) {
+	if e.logging && !ks.logged {
+		ks.logged = true
+		o.touched = append(o.touched, ks.id)
+		e.gens.move(ks)
+	}
 }
 
 // state returns the state of aggregate i of window w.

@@ -78,15 +78,14 @@ func (e *Engine) visit(o *outState, ks *keyState, dst []Result) []Result {
 	changed = changed || len(ks.gone) != n
 	clear(ks.wins[len(kept):]) // dropped windows must not stay reachable
 	ks.wins = kept
+	if changed {
+		e.touch(o, ks) // before a drop: a dropped group's tombstone is due
+	}
 	if len(kept) == 0 && len(ks.gone) == 0 {
-		o.keys.Delete(ks.id)
+		e.drop(o, ks)
 		ks.sched = noTimer
 	} else {
 		o.reschedule(ks, e.lateness)
-	}
-	if changed && e.logging && !ks.logged {
-		ks.logged = true
-		o.touched = append(o.touched, ks.id)
 	}
 	return dst
 }

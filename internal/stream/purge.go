@@ -43,10 +43,23 @@ func (w *Windower) purge(ctx context.Context, cl *kgo.Client) {
 // topics are created with cleanup.policy "compact,delete" (and no
 // retention limit) because Kafka refuses DeleteRecords on compact-only
 // topics; compaction still bounds a topic whose records cannot be deleted.
+//
+// A task whose operator cleans its changelog (logCleaner) has its records
+// before the oldest generation a restore needs deleted, once they are at
+// least half as many as the task holds groups (and snapshotMin): one
+// request deletes many records.
 func (w *Windower) truncateChangelogs(ctx context.Context, cl *kgo.Client) {
 	var offs kadm.Offsets
 	for _, t := range w.tasks {
-		if at := t.snapAt.Swap(-1); at > 0 {
+		at := t.snapAt.Swap(-1)
+		if c, ok := t.op.(logCleaner); ok {
+			at = t.cleanedTo(c.LogStart())
+			if at-t.truncated < int64(max(t.op.Groups()/2, snapshotMin)) {
+				continue
+			}
+			t.truncated = at
+		}
+		if at > 0 {
 			offs.AddOffset(ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name), t.part, at, -1)
 		}
 	}
@@ -64,6 +77,21 @@ func (w *Windower) truncateChangelogs(ctx context.Context, cl *kgo.Client) {
 	}
 	w.cfg.Logger.Warn("cannot delete changelog records before a snapshot; later snapshots try again",
 		"pipeline", w.cfg.Plan.Name, "err", err)
+}
+
+// cleanedTo forgets the starts of the generations before start and
+// returns the offset start begins at (-1: not known, as for the
+// generation of a restore).
+func (t *task) cleanedTo(start uint64) int64 {
+	i := 0
+	for i < len(t.gens) && t.gens[i].gen < start {
+		i++
+	}
+	t.gens = append(t.gens[:0], t.gens[i:]...)
+	if len(t.gens) == 0 || t.gens[0].gen != start {
+		return -1
+	}
+	return t.gens[0].at.Load()
 }
 
 // deleteRecords deletes the records before offs (DeleteRecords), if any.

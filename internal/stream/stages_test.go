@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -173,6 +174,17 @@ func stagesCountOnce(t *testing.T, stage string, code int16) {
 		if got := finalCount(t, opts, o.Topic, end); got != n {
 			t.Errorf("final results of %s count %d events, want %d", o.Topic, got, n)
 		}
+	}
+	// The window stage cleaned its changelogs and deleted what a restore
+	// no longer needs.
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, changelog...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := int64(0)
+	starts.Each(func(o kadm.ListedOffset) { deleted += o.Offset })
+	if deleted == 0 {
+		t.Errorf("no changelog record was deleted: %v", starts)
 	}
 }
 

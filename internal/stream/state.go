@@ -180,6 +180,7 @@ func (e *Engine) spillIfLarge() {
 			s.Schedule(t.at, t.id)
 		}
 		s.Flushed()
+		mem.Close()
 		o.keys = s
 	}
 }

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"container/heap"
+	"iter"
+	"maps"
 	"math"
 )
 
@@ -29,9 +31,15 @@ type GroupStore interface {
 	// Len returns how many groups the store holds.
 	Len() int
 	// Each calls fn for every group, in no particular order. fn may
-	// read a group and clear its logged flag, nothing else, and must
-	// not call the store.
+	// read a group, clear its logged flag and change its gen, and call
+	// Persisted, nothing else.
 	Each(fn func(ks *keyState))
+	// Sweep visits up to visits groups (at most each once), continuing
+	// from where the last sweep stopped and round the store, and calls
+	// fn for those whose gen is below stale. fn may read a group and
+	// change its gen, and call Persisted, nothing else. A sweep that goes
+	// round and round meets every group that stays in the store.
+	Sweep(visits int, stale uint64, fn func(ks *keyState))
 
 	// Schedule sets a timer: group id is due once the watermark reaches
 	// at.
@@ -60,6 +68,12 @@ type GroupStore interface {
 type memStore struct {
 	m map[string]*keyState
 	t timers
+	// hand is the iteration over m a sweep continues (nil: none yet),
+	// and stop ends it. Go's map iteration meets every entry present
+	// from its start to its end once, whatever is added or deleted in
+	// between.
+	hand func() (string, *keyState, bool)
+	stop func()
 }
 
 func newMemStore() *memStore { return &memStore{m: map[string]*keyState{}} }
@@ -88,7 +102,30 @@ func (s *memStore) Timers() int                                       { return l
 func (s *memStore) Persisted(*keyState, []byte)                       {}
 func (s *memStore) AppendPending(dst []byte, _ string) ([]byte, bool) { return dst, false }
 func (s *memStore) Flushed()                                          {}
-func (s *memStore) Close() error                                      { return nil }
+
+func (s *memStore) Close() error {
+	if s.stop != nil {
+		s.stop()
+		s.hand, s.stop = nil, nil
+	}
+	return nil
+}
+
+func (s *memStore) Sweep(visits int, stale uint64, fn func(ks *keyState)) {
+	for visits = min(visits, len(s.m)); visits > 0; visits-- {
+		if s.hand == nil {
+			s.hand, s.stop = iter.Pull2(maps.All(s.m))
+		}
+		_, ks, ok := s.hand()
+		if !ok {
+			s.hand, s.stop = nil, nil // round: the next visit starts again
+			continue
+		}
+		if ks.gen < stale {
+			fn(ks)
+		}
+	}
+}
 
 // timer asks Advance to visit group id once the watermark reaches at.
 type timer struct {

@@ -60,6 +60,9 @@ type diskStore struct {
 	// tombstones until a compaction).
 	resume []byte
 
+	// hand is the key a sweep (Sweep) continues from.
+	hand []byte
+
 	key, val []byte
 }
 
@@ -74,7 +77,7 @@ type entry struct {
 
 // Key prefixes in the database.
 const (
-	diskGroup = 'g' // + group id → varint sched + appendGroup
+	diskGroup = 'g' // + group id → varint sched, uvarint gen, appendGroup
 	diskTimer = 't' // + 8 bytes of time, order-preserving + group id → nothing
 )
 
@@ -177,16 +180,30 @@ func (s *diskStore) load(id string) *keyState {
 }
 
 func (s *diskStore) decode(id string, v []byte) (*keyState, error) {
-	sched, n := binary.Varint(v)
-	if n <= 0 {
+	sched, gen, enc, ok := splitDiskGroup(v)
+	if !ok {
 		return nil, errShort
 	}
-	ks, err := s.codec.decodeGroup(v[n:])
+	ks, err := s.codec.decodeGroup(enc)
 	if err != nil {
 		return nil, err
 	}
-	ks.id, ks.sched = id, sched
+	ks.id, ks.sched, ks.gen = id, sched, gen
 	return ks, nil
+}
+
+// splitDiskGroup splits a group's value in the database into its timer,
+// its changelog generation and its changelog encoding.
+func splitDiskGroup(v []byte) (sched int64, gen uint64, enc []byte, ok bool) {
+	sched, n := binary.Varint(v)
+	if n <= 0 {
+		return 0, 0, nil, false
+	}
+	gen, m := binary.Uvarint(v[n:])
+	if m <= 0 {
+		return 0, 0, nil, false
+	}
+	return sched, gen, v[n+m:], true
 }
 
 // add puts e in the cache as the most recently used, and evicts.
@@ -225,8 +242,8 @@ const pendingMax = 32 << 20
 // with its encoding (in s.val if wrote: just written) while they fit.
 func (s *diskStore) keepPending(id string, wrote bool) {
 	var enc []byte
-	if _, n := binary.Varint(s.val); wrote && n > 0 && s.pendingBytes+len(s.val) <= pendingMax {
-		enc = s.pendingBuf.keep(append(s.pendingBuf.free(), s.val[n:]...))
+	if _, _, v, ok := splitDiskGroup(s.val); wrote && ok && s.pendingBytes+len(v) <= pendingMax {
+		enc = s.pendingBuf.keep(append(s.pendingBuf.free(), v...))
 		s.pendingBytes += len(enc)
 	}
 	s.pending[id] = enc
@@ -235,7 +252,7 @@ func (s *diskStore) keepPending(id string, wrote bool) {
 // write puts ks in Pebble; enc, if not nil, is its appendGroup encoding.
 func (s *diskStore) write(ks *keyState, enc []byte) {
 	s.key = append(append(s.key[:0], diskGroup), ks.id...)
-	s.val = binary.AppendVarint(s.val[:0], ks.sched)
+	s.val = binary.AppendUvarint(binary.AppendVarint(s.val[:0], ks.sched), ks.gen)
 	if enc != nil {
 		s.val = append(s.val, enc...)
 	} else {
@@ -388,15 +405,53 @@ func (s *diskStore) readDue(upTo int64) {
 
 func (s *diskStore) Timers() int { return s.timers + len(s.due) - s.dueNext }
 
-// Persisted writes the changelog encoding of a cached group to Pebble:
-// the group is clean then, and may be evicted without encoding it again.
+// Persisted writes the changelog encoding of a group to Pebble, with
+// its changelog generation: a cached group is clean then, and may be
+// evicted without encoding it again. A group Each or Sweep read from
+// Pebble is written for its new generation.
 func (s *diskStore) Persisted(ks *keyState, value []byte) {
-	e := s.cache[ks.id]
-	if e == nil || e.ks != ks {
-		return // read from Pebble by Each: it holds it
-	}
 	s.write(ks, value)
-	e.clean, e.onDisk = true, true
+	if e := s.cache[ks.id]; e != nil && e.ks == ks {
+		e.clean, e.onDisk = true, true
+	}
+}
+
+// Sweep visits the groups in Pebble in key order from where the last
+// sweep stopped, round to the start, and calls fn for those of a
+// generation below stale. A cached group is visited as cached.
+func (s *diskStore) Sweep(visits int, stale uint64, fn func(ks *keyState)) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{diskGroup}, UpperBound: []byte{diskGroup + 1}})
+	if err != nil {
+		s.failed("sweep groups", err)
+		return
+	}
+	valid, wrapped := it.SeekGE(append(s.hand, 0)), false
+	for visits = min(visits, s.groups); visits > 0; visits-- {
+		if !valid {
+			if wrapped || !it.First() {
+				break
+			}
+			wrapped, valid = true, true
+		}
+		id := it.Key()[1:]
+		if e := s.cache[string(id)]; e != nil {
+			if e.ks.gen < stale {
+				fn(e.ks)
+			}
+		} else if _, gen, _, ok := splitDiskGroup(it.Value()); ok && gen < stale {
+			ks, err := s.decode(string(id), it.Value())
+			if err != nil {
+				s.failed("decode group", err)
+				break
+			}
+			fn(ks)
+		}
+		s.hand = append(s.hand[:0], it.Key()...)
+		valid = it.Next()
+	}
+	if err := it.Close(); err != nil {
+		s.failed("sweep groups", err)
+	}
 }
 
 // AppendPending appends the changelog encoding of group id if it was
@@ -417,8 +472,8 @@ func (s *diskStore) AppendPending(dst []byte, id string) ([]byte, bool) {
 		return dst, false
 	}
 	defer closer.Close()
-	if _, n := binary.Varint(v); n > 0 {
-		return append(dst, v[n:]...), true
+	if _, _, enc, ok := splitDiskGroup(v); ok {
+		return append(dst, enc...), true
 	}
 	s.failed("read group", errShort)
 	return dst, false

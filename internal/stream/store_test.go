@@ -63,7 +63,7 @@ func TestDiskStore(t *testing.T) {
 	slow := map[string]bool{"snapshot restore": true}
 	if raceOn {
 		slow = map[string]bool{"snapshot restore": true, "oracle with lateness": true, "timers bounded": true,
-			"changelog restore": true, "snapshot holds state": true, "restore drops outputs": true}
+			"changelog restore": true, "snapshot holds state": true, "restore drops outputs": true, "cleaned changelog": true}
 	}
 	for name, test := range map[string]func(*testing.T){
 		"semantics":               TestSemantics,
@@ -77,6 +77,8 @@ func TestDiskStore(t *testing.T) {
 		"group keys restore":      TestGroupKeysRestore,
 		"restore drops outputs":   TestRestoreDropsUnknownOutputs,
 		"restore rejects records": TestRestoreRejectsBadRecords,
+		"cleaned changelog":       TestCleanedChangelogRestore,
+		"cleaning rewrites stale": TestCleaningRewritesOnlyStale,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if !all && slow[name] {

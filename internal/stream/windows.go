@@ -100,12 +100,38 @@ type task struct {
 	sinceSnap   int
 	snapAt      atomic.Int64
 	snapPromise func(*kgo.Record, error)
+	// gens holds, for an operator that cleans its changelog
+	// (logCleaner), the offset of the first record of each generation
+	// written since the oldest one a restore needs; truncated is the
+	// offset the changelog partition was last truncated at.
+	gens      []*genStart
+	truncated int64
 }
 
-// A task writes a snapshot of its whole state instead of its changes once
-// it has written snapshotRatio times as many changelog records as it holds
-// groups (and at least snapshotMin) since the last one; after the commit,
-// the records before the snapshot are deleted.
+// genStart is where a changelog generation begins in its partition (-1
+// until the broker acknowledged its first record).
+type genStart struct {
+	gen uint64
+	at  atomic.Int64
+}
+
+// logCleaner is an Operator that bounds its changelog itself, by
+// generations (changelog_gens.go), instead of by snapshots: the window
+// engine. Each WriteChanges writes one generation.
+type logCleaner interface {
+	// LogGen returns the generation the next WriteChanges writes.
+	LogGen() uint64
+	// LogStart returns the oldest generation a restore needs: the
+	// records before it may be deleted.
+	LogStart() uint64
+}
+
+// A task's changelog holds at most about snapshotRatio times as many
+// records as the task holds groups (and at least snapshotMin). The window
+// engine cleans its changelog to that bound (changelog_gens.go); other
+// operators write a snapshot of their whole state instead of their changes
+// once they have written that many records since the last one. After the
+// commit, the records a restore no longer needs are deleted.
 const (
 	snapshotRatio = 2
 	snapshotMin   = 100
@@ -485,8 +511,25 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 // concurrently: each touches only its own engine.
 func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
 	fired := w.advance(ctx, sess, t, now)
-	snapshot := t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin)
 	topic := ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name)
+	if c, ok := t.op.(logCleaner); ok {
+		g := &genStart{gen: c.LogGen()}
+		g.at.Store(-1)
+		t.gens = append(t.gens, g)
+		first := func(r *kgo.Record, err error) {
+			w.produced(r, err)
+			if err == nil {
+				g.at.Store(r.Offset)
+			}
+		}
+		promise := first
+		t.op.WriteChanges(func(c Change) {
+			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
+			promise = w.produced
+		})
+		return fired
+	}
+	snapshot := t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin)
 	n := 0
 	emit := func(c Change) {
 		promise := w.produced
