@@ -98,15 +98,14 @@ func (e *Engine) WriteChanges(emit func(Change)) {
 	w := changeWriter{emit: func(c Change) { n++; emit(c) }}
 	for _, o := range e.outs {
 		name := o.def.Name
-		for _, id := range o.touched {
-			key := w.key(name, id) // before the value: both append to the arena
-			if value, ok := o.keys.AppendPending(w.a.free(), id); ok {
+		for _, ks := range o.touched {
+			key := w.key(name, ks.id) // before the value: both append to the arena
+			if value, ok := o.keys.AppendPending(w.a.free(), ks.id); ok {
 				// A disk store evicted it: it has the encoding.
 				w.emit(Change{Key: key, Value: w.a.keep(value)})
 				continue
 			}
-			ks := o.keys.Get(id)
-			if ks == nil {
+			if ks = o.keys.Current(ks); ks == nil {
 				w.emit(Change{Key: key})
 				continue
 			}
@@ -168,9 +167,9 @@ func (e *Engine) WriteSnapshot(emit func(Change)) {
 	w.snapshotStart()
 	for _, o := range e.outs {
 		name := o.def.Name
-		for _, id := range o.touched {
-			if o.keys.Get(id) == nil {
-				w.tombstone(name, id)
+		for _, ks := range o.touched {
+			if o.keys.Current(ks) == nil {
+				w.tombstone(name, ks.id)
 			}
 		}
 		o.touched = o.touched[:0]

@@ -60,6 +60,7 @@ type Decoder struct {
 	identity  bool
 	reading   event.Reading
 	maxFuture time.Duration // 0: no limit
+	clock     time.Time     // SetClock's (zero: read the clock)
 }
 
 // NewDecoder returns a decoder for plan.
@@ -187,7 +188,20 @@ func (d *Decoder) SetMaxFuture(max time.Duration) {
 	d.maxFuture = max
 	if d.city != nil {
 		d.city.Limits.MaxFuture = max
+		d.city.Limits.Now = d.now
 	}
+}
+
+// SetClock makes the check of SetMaxFuture use t as the time until the
+// next call, instead of reading the clock for every event: the shuffle
+// stage sets it once a batch.
+func (d *Decoder) SetClock(t time.Time) { d.clock = t }
+
+func (d *Decoder) now() time.Time {
+	if d.clock.IsZero() {
+		return time.Now()
+	}
+	return d.clock
 }
 
 // Decode decodes data into r. It returns ErrFiltered for events the where
@@ -227,7 +241,7 @@ func (d *Decoder) Decode(data []byte, r *Record) error {
 		if r.TS, err = event.ReadTime(tv, src.TimeFormat); err != nil {
 			return fmt.Errorf("field %s: %w", src.TimeField, err)
 		}
-		if err := event.CheckFuture(r.TS, d.maxFuture, time.Now); err != nil {
+		if err := event.CheckFuture(r.TS, d.maxFuture, d.now); err != nil {
 			return fmt.Errorf("field %s: %w", src.TimeField, err)
 		}
 	}

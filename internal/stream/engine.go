@@ -48,8 +48,10 @@ type keyState struct {
 	id  string // the key of the group in its output's store
 	key []string
 	// logged is set while the state changed since the last changelog
-	// flush (its id is in outState.touched).
+	// flush (it is in outState.touched).
 	logged bool
+	// dropped is set once the group left its store.
+	dropped bool
 	// gen is the changelog generation holding the group's latest record,
 	// or the one the next flush writes it in (changelog_gens.go).
 	gen uint64
@@ -83,9 +85,9 @@ type outState struct {
 	size, slide, gap int64
 	empty            [][]byte // encodings of new aggregate states, for the changelog
 	scratch          []byte   // appendGroup's buffer for one state
-	// touched lists the ids of groups changed since the last changelog
-	// flush; a group that is gone by then is written as a tombstone.
-	touched []string
+	// touched lists the groups changed since the last changelog flush; a
+	// group that is gone by then is written as a tombstone.
+	touched []*keyState
 }
 
 // Engine runs a pipeline's outputs over decoded records: it assigns each
@@ -301,6 +303,7 @@ func (e *Engine) insert(o *outState, ks *keyState, gen uint64) {
 // drop removes group ks from o.
 func (e *Engine) drop(o *outState, ks *keyState) {
 	e.gens.remove(ks.gen)
+	ks.dropped = true
 	o.keys.Delete(ks.id)
 }
 
@@ -309,7 +312,7 @@ func (e *Engine) drop(o *outState, ks *keyState) {
 func (e *Engine) touch(o *outState, ks *keyState) {
 	if e.logging && !ks.logged {
 		ks.logged = true
-		o.touched = append(o.touched, ks.id)
+		o.touched = append(o.touched, ks)
 		e.gens.move(ks)
 	}
 }

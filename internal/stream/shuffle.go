@@ -208,6 +208,7 @@ func (s *Shuffler) processFetches(ctx context.Context, sess *kgo.GroupTransactSe
 	// last transaction commits what was processed.
 	pctx := context.WithoutCancel(ctx)
 	var accepted, filtered, rejected int
+	s.dec.SetClock(time.UnixMilli(now))
 	fetches.EachPartition(func(ft kgo.FetchTopicPartition) {
 		if len(ft.Records) == 0 {
 			return

@@ -24,6 +24,10 @@ type GroupStore interface {
 	Lookup(id []byte) *keyState
 	// Get is Lookup by a string id.
 	Get(id string) *keyState
+	// Current returns the group the store holds under ks.id, ks being
+	// one it returned before: ks itself while it was neither dropped nor
+	// evicted, or nil.
+	Current(ks *keyState) *keyState
 	// Insert adds ks, a group the store does not hold, under ks.id.
 	Insert(ks *keyState)
 	// Delete removes the group with id.
@@ -80,9 +84,17 @@ func newMemStore() *memStore { return &memStore{m: map[string]*keyState{}} }
 
 func (s *memStore) Lookup(id []byte) *keyState { return s.m[string(id)] }
 func (s *memStore) Get(id string) *keyState    { return s.m[id] }
-func (s *memStore) Insert(ks *keyState)        { s.m[ks.id] = ks }
-func (s *memStore) Delete(id string)           { delete(s.m, id) }
-func (s *memStore) Len() int                   { return len(s.m) }
+
+// Current needs no lookup: the memory store evicts nothing.
+func (s *memStore) Current(ks *keyState) *keyState {
+	if ks.dropped {
+		return nil
+	}
+	return ks
+}
+func (s *memStore) Insert(ks *keyState) { s.m[ks.id] = ks }
+func (s *memStore) Delete(id string)    { delete(s.m, id) }
+func (s *memStore) Len() int            { return len(s.m) }
 func (s *memStore) Each(fn func(ks *keyState)) {
 	for _, ks := range s.m {
 		fn(ks)

@@ -145,6 +145,10 @@ func (s *diskStore) Get(id string) *keyState {
 	return s.load(id)
 }
 
+// Current looks ks up by its id: an evicted group is read back as
+// another keyState.
+func (s *diskStore) Current(ks *keyState) *keyState { return s.Get(ks.id) }
+
 // use marks e as the most recently used, and changed: the engine may
 // change a group it looked up.
 func (s *diskStore) use(e *entry) *keyState {

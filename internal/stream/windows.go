@@ -512,6 +512,9 @@ func (w *Windower) flush(ctx context.Context, sess *kgo.GroupTransactSession) in
 func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession, t *task, now int64) int {
 	fired := w.advance(ctx, sess, t, now)
 	topic := ChangelogTopic(w.cfg.Plan, w.cfg.Plan.Outputs[t.out].Name)
+	// One timestamp for the flush's records: franz-go would read the
+	// clock for each.
+	stamp := time.UnixMilli(now)
 	if c, ok := t.op.(logCleaner); ok {
 		g := &genStart{gen: c.LogGen()}
 		g.at.Store(-1)
@@ -524,7 +527,7 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 		}
 		promise := first
 		t.op.WriteChanges(func(c Change) {
-			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
+			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value, Timestamp: stamp}, promise)
 			promise = w.produced
 		})
 		return fired
@@ -537,7 +540,7 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 			promise = t.snapPromise
 		}
 		n++
-		sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value}, promise)
+		sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value, Timestamp: stamp}, promise)
 	}
 	if snapshot {
 		t.op.WriteSnapshot(emit)
@@ -561,6 +564,7 @@ func (w *Windower) advance(ctx context.Context, sess *kgo.GroupTransactSession, 
 	// last transaction commits what was processed.
 	ctx = context.WithoutCancel(ctx)
 	o := &w.cfg.Plan.Outputs[t.out]
+	stamp := time.UnixMilli(now)
 	n := 0
 	for {
 		t.pending = t.op.Advance(now, t.pending[:0], advanceSlice)
@@ -573,7 +577,7 @@ func (w *Windower) advance(ctx context.Context, sess *kgo.GroupTransactSession, 
 			// events row's event_id): a key's rows stay in order.
 			group := r.Key[:min(len(o.GroupBy), len(r.Key))]
 			sess.Produce(ctx, &kgo.Record{Topic: o.Topic, Partition: partitionFor([]byte(event.JoinKey(group)), w.outParts[t.out]),
-				Key: key, Value: value, Headers: headers}, w.produced)
+				Key: key, Value: value, Headers: headers, Timestamp: stamp}, w.produced)
 		}
 		n += len(t.pending)
 		// The produced records hold what they need: the results must not
