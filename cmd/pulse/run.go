@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -80,7 +79,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.IntVar(&f.demoSensors, "demo-sensors", 1000, "sensors the --demo simulator runs")
 	fs.IntVar(&f.demoZones, "demo-zones", 20, "zones the --demo simulator's sensors are spread over")
 	fs.IntVar(&f.partitions, "partitions", 8, "partitions of the topics Pulse creates")
-	fs.IntVar(&f.workers, "workers", 0, "workers per stage of each pipeline in this process, each a member of the stage's consumer group with its own share of the partitions (more use more cores); 0: one per core, at most 4")
+	fs.IntVar(&f.workers, "workers", 1, "workers per stage of each pipeline in this process, each a member of the stage's consumer group with its own share of the partitions (more use more cores)")
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
 	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight(), "bytes ingest requests in flight may hold (bodies plus about 250 bytes per event) until the broker acknowledges them; beyond it requests are answered 503 with Retry-After at once, their bodies discarded (default: 1/32 of the memory Pulse may use, between 32 MiB and 128 MiB; 0: no bound)")
 	fs.Int64Var(&f.maxLag, "max-lag", 0, "when the pipelines' consumer lag is above this many records, ingest answers 503 with Retry-After (0: no bound)")
@@ -130,11 +129,8 @@ func runCmd(ctx context.Context, args []string) error {
 	if !f.builtin && f.pipelinesDir == "" {
 		return errors.New("--builtin=false leaves no pipeline to run: give your pipeline files with --pipelines DIR")
 	}
-	if f.workers < 0 {
-		return fmt.Errorf("--workers %d: give the workers per stage, or 0 for one per core (at most %d)", f.workers, maxAutoWorkers)
-	}
-	if f.workers == 0 {
-		f.workers = autoWorkers()
+	if f.workers < 1 {
+		return fmt.Errorf("--workers %d: a stage needs at least 1 worker", f.workers)
 	}
 	if err := stream.CheckState(f.state); err != nil {
 		return fmt.Errorf("--state: %w", err)
@@ -518,15 +514,3 @@ func setMemoryLimit(limit byteSize, log *slog.Logger) {
 	debug.SetMemoryLimit(int64(min(uint64(limit), math.MaxInt64)))
 	log.Debug("memory limit", "bytes", uint64(limit))
 }
-
-// maxAutoWorkers caps the workers per stage --workers 0 chooses: each has
-// its own Kafka clients and buffers (up to 8 MiB of fetches and 64 MiB
-// of produce buffer), and a stage has no more use for workers than its
-// input has partitions.
-const maxAutoWorkers = 4
-
-// autoWorkers is --workers 0: one per core Go runs on (GOMAXPROCS, which
-// follows the cgroup's CPU limit), at most maxAutoWorkers. One worker of a
-// stage runs on one core at a time and pauses at each commit, so a second
-// one uses the other core meanwhile (docs/benchmarks.md, Cleaning).
-func autoWorkers() int { return min(runtime.GOMAXPROCS(0), maxAutoWorkers) }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -114,22 +113,5 @@ outputs:
 	}
 	if _, serr := os.Stat(dd); !errors.Is(serr, os.ErrNotExist) {
 		t.Errorf("the refused run created its data dir (%v)", serr)
-	}
-}
-
-// TestWorkersFlag: --workers 0 (the default) is one worker per core, at
-// most maxAutoWorkers; a negative count is refused with what to give.
-func TestWorkersFlag(t *testing.T) {
-	if got, want := autoWorkers(), min(runtime.GOMAXPROCS(0), maxAutoWorkers); got != want || got < 1 {
-		t.Errorf("autoWorkers() = %d, want %d", got, want)
-	}
-	prev := runtime.GOMAXPROCS(16)
-	defer runtime.GOMAXPROCS(prev)
-	if got := autoWorkers(); got != maxAutoWorkers {
-		t.Errorf("autoWorkers() with 16 cores = %d, want %d", got, maxAutoWorkers)
-	}
-	err := runCmd(context.Background(), []string{"--data-dir", t.TempDir(), "--workers", "-1"})
-	if err == nil || !strings.Contains(err.Error(), "--workers -1: give the workers per stage, or 0 for one per core") {
-		t.Errorf("pulse run --workers -1: %v", err)
 	}
 }

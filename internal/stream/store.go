@@ -85,10 +85,12 @@ func newMemStore() *memStore { return &memStore{m: map[string]*keyState{}} }
 func (s *memStore) Lookup(id []byte) *keyState { return s.m[string(id)] }
 func (s *memStore) Get(id string) *keyState    { return s.m[id] }
 
-// Current needs no lookup: the memory store evicts nothing.
+// Current needs no lookup unless ks was dropped: the memory store evicts
+// nothing. A group dropped and created again is the new one, as the disk
+// store answers.
 func (s *memStore) Current(ks *keyState) *keyState {
 	if ks.dropped {
-		return nil
+		return s.m[ks.id]
 	}
 	return ks
 }
