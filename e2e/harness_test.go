@@ -170,6 +170,13 @@ func (p *proc) stop() {
 		}
 		p.t.Logf("pulse stopped in %s", time.Since(start).Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
+		// SIGQUIT makes the Go runtime write every goroutine's stack to
+		// stderr (the log): where it hangs.
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
 		p.t.Fatalf("pulse did not stop within 10s of SIGTERM\n%s", p.log.String())
 	}
 }
