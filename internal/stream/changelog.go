@@ -326,7 +326,9 @@ func (e *Engine) RestoreChange(key, value []byte, now int64) error {
 	if ks == nil {
 		return nil
 	}
-	e.insert(o, ks, restoredGen)
+	// restoredGen on a fresh engine (an engine that already flushed has
+	// no restored generation left: its oldest stands for it).
+	e.insert(o, ks, e.gens.start())
 	o.reschedule(ks, e.lateness)
 	return nil
 }

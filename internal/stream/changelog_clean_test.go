@@ -158,3 +158,41 @@ outputs:
 		t.Errorf("cold groups were rewritten %d to %d times over %d flushes, want about once every 92", coldLeast, coldMost, flushes)
 	}
 }
+
+// TestLogGens follows the generation counts through a restore, two
+// flushes and a drop: the oldest generation a restore needs moves on once
+// no live group's latest record is in it, and the records beyond a bound
+// name the generations whose groups are stale.
+func TestLogGens(t *testing.T) {
+	g := newLogGens()
+	for range 5 {
+		g.restored() // a restore read 5 records, holding groups a and b
+	}
+	a, b := &keyState{gen: restoredGen}, &keyState{gen: restoredGen}
+	g.add(a.gen)
+	g.add(b.gen)
+	if g.cur() != 1 || g.start() != restoredGen {
+		t.Fatalf("after the restore: cur %d, start %d; want 1, 0", g.cur(), g.start())
+	}
+	g.move(a)
+	g.next(2) // a and the meta record
+	if g.start() != restoredGen {
+		t.Fatalf("b is still in the restored generation: start %d", g.start())
+	}
+	if got := g.staleBelow(6, 0); got != 1 {
+		t.Errorf("bound 6 over 5 + 2 records: stale below %d, want 1", got)
+	}
+	if got := g.staleBelow(10, 0); got != g.start() {
+		t.Errorf("bound 10 over 7 records: stale below %d, want none (%d)", got, g.start())
+	}
+	g.move(b) // rewritten by the cleaning
+	g.next(2)
+	if g.start() != 1 {
+		t.Fatalf("the restored generation holds no group: start %d, want 1", g.start())
+	}
+	g.remove(a.gen) // a dropped: its tombstone is in generation 3
+	g.next(2)
+	if g.start() != 2 || g.cur() != 4 {
+		t.Fatalf("generation 1 held only a: start %d, cur %d; want 2, 4", g.start(), g.cur())
+	}
+}
