@@ -160,7 +160,10 @@ func (e *Engine) LogStart() uint64 { return e.gens.start() }
 // committed, the records before it in the changelog partition are no
 // longer needed (Windower deletes them), so the changelog stays about as
 // large as the state without waiting for the broker's compaction. It
-// clears what changed, as WriteChanges does.
+// clears what changed, as WriteChanges does. The window stage no longer
+// asks the engine for snapshots (it cleans its changelog instead, see
+// LogStart): this writes what earlier versions wrote, which restores must
+// still read, and the restore tests write it.
 func (e *Engine) WriteSnapshot(emit func(Change)) {
 	n := 0
 	w := changeWriter{emit: func(c Change) { n++; emit(c) }}

@@ -515,38 +515,36 @@ func (w *Windower) flushTask(ctx context.Context, sess *kgo.GroupTransactSession
 	// One timestamp for the flush's records: franz-go would read the
 	// clock for each.
 	stamp := time.UnixMilli(now)
+	n := 0
+	// emit writes a changelog record; the first one's promise is first
+	// (where the truncation after the commit may cut), if not nil.
+	emit := func(first func(*kgo.Record, error)) func(Change) {
+		return func(c Change) {
+			promise := w.produced
+			if n == 0 && first != nil {
+				promise = first
+			}
+			n++
+			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value, Timestamp: stamp}, promise)
+		}
+	}
 	if c, ok := t.op.(logCleaner); ok {
 		g := &genStart{gen: c.LogGen()}
 		g.at.Store(-1)
 		t.gens = append(t.gens, g)
-		first := func(r *kgo.Record, err error) {
+		t.op.WriteChanges(emit(func(r *kgo.Record, err error) {
 			w.produced(r, err)
 			if err == nil {
 				g.at.Store(r.Offset)
 			}
-		}
-		promise := first
-		t.op.WriteChanges(func(c Change) {
-			sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value, Timestamp: stamp}, promise)
-			promise = w.produced
-		})
+		}))
 		return fired
 	}
-	snapshot := t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin)
-	n := 0
-	emit := func(c Change) {
-		promise := w.produced
-		if snapshot && n == 0 {
-			promise = t.snapPromise
-		}
-		n++
-		sess.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: c.Key, Value: c.Value, Timestamp: stamp}, promise)
-	}
-	if snapshot {
-		t.op.WriteSnapshot(emit)
+	if t.sinceSnap >= max(snapshotRatio*t.op.Groups(), snapshotMin) {
+		t.op.WriteSnapshot(emit(t.snapPromise))
 		t.sinceSnap = 0
 	} else {
-		t.op.WriteChanges(emit)
+		t.op.WriteChanges(emit(nil))
 	}
 	t.sinceSnap += n
 	return fired
