@@ -158,11 +158,12 @@ const maxPollWait = 100 * time.Millisecond
 // one transaction when it read something.
 func (l *taskLoop) session(ctx context.Context) error {
 	cfg, st := l.cfg, l.st
-	sess, err := cfg.Cluster.session(cfg.Plan, l.name, cfg.worker, append(append(l.asg.opts(), kgo.ConsumeTopics(l.topics...)), l.opts...)...)
+	gs, err := cfg.Cluster.session(cfg.Plan, l.name, cfg.worker, cfg.Logger, append(append(l.asg.opts(), kgo.ConsumeTopics(l.topics...)), l.opts...)...)
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
+	defer gs.Close()
+	sess := gs.GroupTransactSession
 	cl := sess.Client()
 	if err := st.open(ctx, cl); err != nil {
 		return err

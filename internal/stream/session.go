@@ -41,9 +41,49 @@ type Cluster struct {
 // Cluster.TxnTimeout.
 const defaultTxnTimeout = 40 * time.Second
 
+// groupSession is a stage worker's transactional consumer. Its Close
+// does not wait on the group's coordinator for longer than closeGrace.
+type groupSession struct {
+	*kgo.GroupTransactSession
+	cancel context.CancelFunc // the client's context
+	log    *slog.Logger
+}
+
+// closeGrace bounds how long Close waits for the client to leave its group
+// before it cancels the client's requests.
+//
+// franz-go's Close waits for a join in flight to finish, and that join
+// cannot be canceled but by the client's context. When a process stops
+// while a stage's group rebalances, the coordinator holds the join of one
+// of its workers until every member has joined, up to the rebalance
+// timeout, and the worker that stopped before it is a static member that
+// does not leave: it never joins. The cut-short leave loses nothing: a
+// worker's transaction has ended before Close, and a static member does not
+// send a leave (TestWorkersStop).
+const closeGrace = 2 * time.Second
+
+// Close closes the client, canceling its requests after closeGrace.
+func (s *groupSession) Close() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.GroupTransactSession.Close()
+	}()
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("a stage worker's group leave waited on a rebalance in progress; closing it without waiting further", "waited", closeGrace)
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+}
+
 // session starts a transactional consumer in group for a worker of a stage
 // of plan.
-func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, log *slog.Logger, extra ...kgo.Opt) (*groupSession, error) {
 	group := "pulse." + plan.Name + "." + stage
 	member := group + "." + c.Node + workerSuffix(worker)
 	opts := append([]kgo.Opt{}, c.Opts...)
@@ -76,11 +116,15 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, extra ..
 	if c.TxnTimeout > 0 {
 		opts = append(opts, kgo.TransactionTimeout(c.TxnTimeout))
 	}
+	cctx, cancel := context.WithCancel(context.Background())
+	opts = append(opts, kgo.WithContext(cctx))
 	opts = append(opts, extra...)
-	s, err := kgo.NewGroupTransactSession(opts...)
+	ts, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("start %s stage of pipeline %s: %w", stage, plan.Name, err)
 	}
+	s := &groupSession{GroupTransactSession: ts, cancel: cancel, log: log.With("group", group, "member", member)}
 	// Claim the transactional id now rather than at the first produce:
 	// that aborts the transaction a killed predecessor left open. Its
 	// uncommitted group offsets would otherwise keep this member from
