@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -207,4 +208,24 @@ func (s *SQLStore) create(ctx context.Context, tx txn, id outputID, sch *stream.
 		return nil, fmt.Errorf("record table %s in pulse_tables: %w", name, err)
 	}
 	return t, nil
+}
+
+// TableInfo names the current table of an output.
+type TableInfo struct {
+	Name, Pipeline, Output string
+}
+
+// Tables returns the current table of every output, by name.
+func (s *SQLStore) Tables(ctx context.Context) ([]TableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadCatalog(ctx); err != nil {
+		return nil, err
+	}
+	var out []TableInfo
+	for _, t := range s.tables {
+		out = append(out, TableInfo{t.name, t.pipeline, t.output})
+	}
+	slices.SortFunc(out, func(a, b TableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
