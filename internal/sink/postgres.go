@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,19 +98,24 @@ func connectError(where string, err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("cannot reach PostgreSQL at %s: %w: check that the server runs and that the host and port in --db are right", where, unwrapConnect(err))
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %s: check that the server runs and that the host and port in --db are right", where, connectCause(err))
 	}
-	return fmt.Errorf("connect to PostgreSQL at %s: %w", where, unwrapConnect(err))
+	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, connectCause(err))
 }
 
-// unwrapConnect drops pgconn's "failed to connect to ..." wrapping, which
-// repeats what where says.
-func unwrapConnect(err error) error {
+// connectCause is the first cause of a failed connect, without pgconn's
+// "failed to connect to ..." wrapping, which repeats what where says,
+// nor the same cause again from each attempt (with and without TLS).
+func connectCause(err error) string {
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && ce.Unwrap() != nil {
-		return ce.Unwrap()
+		err = ce.Unwrap()
 	}
-	return err
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // pgConn is a pgx pool as a conn.
