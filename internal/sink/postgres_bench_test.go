@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,4 +116,56 @@ func mkCity(sch *stream.Schema, i, batch int) stream.Result {
 		r.Values[j] = event.NumberValue(float64(i*j + batch))
 	}
 	return r
+}
+
+// BenchmarkPostgresParallel writes new windows from two goroutines at
+// once, each its own keys and offsets (as two partitions' batches), to
+// see what a second connection adds.
+func BenchmarkPostgresParallel(b *testing.B) {
+	for _, writers := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s, err := OpenPostgres(context.Background(), pgSchema(b), PostgresOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			name, sch := citySchema(b)
+			const n = 1000
+			mk := func(w, batch int) []Write {
+				out := make([]Write, n)
+				for i := range out {
+					r := mkCity(sch, w*n+i, 2*batch)
+					out[i] = Write{Pipeline: name, Schema: sch, Result: r}
+				}
+				return out
+			}
+			ctx := context.Background()
+			if err := Commit(ctx, s, mk(0, 0), nil); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			began := time.Now()
+			var wg sync.WaitGroup
+			errs := make(chan error, writers)
+			per := (b.N + writers - 1) / writers
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range per {
+						if err := Commit(ctx, s, mk(w, i+1), map[TopicPartition]int64{{"city.sensor_1m", int32(w)}: int64(i)}); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(per*writers*n)/time.Since(began).Seconds(), "rows/s")
+		})
+	}
 }
