@@ -45,6 +45,7 @@ type runFlags struct {
 	demoSensors, demoZones, partitions, workers       int
 	maxBody, maxInflight, maxLag                      int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
+	retentionEvery                                    time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	stallTimeout, restoreTimeout                      time.Duration
@@ -87,6 +88,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.BoolVar(&f.builtin, "builtin", true, "run the built-in pipelines (city) besides those of --pipelines; --builtin=false runs only yours")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
+	fs.DurationVar(&f.retentionEvery, "retention-interval", time.Minute, "how often stored results older than their output's retention are deleted (in batches of 1,000 rows)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
@@ -262,6 +264,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	// worker is a component of /readyz.
 	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
 	reg.Add("sqlite sink", feed.Health)
+	if ret := sink.NewRetention(sink.RetentionConfig{Store: store, Plans: plans, Metrics: metrics, Logger: log, Every: f.retentionEvery}); !ret.Empty() {
+		pipeComps = append(pipeComps, lifecycle.Component{Name: "retention", Run: ret.Run})
+	}
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
 	stage := func(name string, run func(context.Context) error, check health.Check) lifecycle.Component {
