@@ -22,7 +22,7 @@ func TestParseRetention(t *testing.T) {
 }
 
 func TestOutputRetention(t *testing.T) {
-	p, err := Parse("t.yaml", []byte(minimal + "    retention: 30d\n"))
+	p, err := Parse("t.yaml", []byte(minimal+"    retention: 30d\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
