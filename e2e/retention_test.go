@@ -31,7 +31,7 @@ func TestRetention(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "temps.yaml"), []byte(tempsPipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := newInstance(t, "--pipelines", dir, "--builtin=false", "--retention-interval", "500ms").start(t)
+	p := newInstance(t, "--pipelines", dir, "--builtin=false", "--sink-retention-interval", "500ms").start(t)
 	now := time.Now().Truncate(time.Minute)
 	old := now.Add(-3 * time.Hour)
 	ev := func(id string, at time.Time) string { return fmt.Sprintf(`{"id":%q,"at":%d}`, id, at.UnixMilli()) }

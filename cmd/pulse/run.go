@@ -88,7 +88,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.BoolVar(&f.builtin, "builtin", true, "run the built-in pipelines (city) besides those of --pipelines; --builtin=false runs only yours")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
-	fs.DurationVar(&f.retentionEvery, "retention-interval", time.Minute, "how often stored results older than their output's retention are deleted (in batches of 1,000 rows)")
+	fs.DurationVar(&f.retentionEvery, "sink-retention-interval", time.Minute, "how often stored results older than their output's retention are deleted (in batches of 1,000 rows)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
