@@ -62,6 +62,7 @@ type runFlags struct {
 	httpBodyTimeout, httpWriteTimeout                 time.Duration
 	httpMinBodyRate                                   int64
 	httpAllowHosts, debugListen                       string
+	db                                                string
 }
 
 // runFlagSet defines the flags of pulse run, to be parsed into f.
@@ -84,6 +85,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
 	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight(), "bytes ingest requests in flight may hold (bodies plus about 250 bytes per event) until the broker acknowledges them; beyond it requests are answered 503 with Retry-After at once, their bodies discarded (default: 1/32 of the memory Pulse may use, between 32 MiB and 128 MiB; 0: no bound)")
 	fs.Int64Var(&f.maxLag, "max-lag", 0, "when the pipelines' consumer lag is above this many records, ingest answers 503 with Retry-After (0: no bound)")
+	fs.StringVar(&f.db, "db", "", dbUsage)
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
 	fs.BoolVar(&f.builtin, "builtin", true, "run the built-in pipelines (city) besides those of --pipelines; --builtin=false runs only yours")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
@@ -242,11 +244,14 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	reg.Add("kafka", kafka.Health)
 	reg.Add("topics", kafka.topicsHealth)
 
-	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
+	// The result store: --db, or SQLite in the data dir; its migrations
+	// run as it opens (docs/storage.md).
+	store, err := sink.Open(ctx, f.db, f.dataDir)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	log.Info("result store open", "db", store.Dialect())
 
 	node, err := nodeID(f.dataDir, f.nodeID)
 	if err != nil {

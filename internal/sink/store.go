@@ -12,7 +12,7 @@ import (
 // time), and the offsets of the result topics it has read up to, changed
 // together in one transaction, so that a feed that seeks to the stored
 // offsets on start stores every result exactly once whatever crashes.
-// SQLite implements it; PostgreSQL and Parquet stores are to.
+// SQLStore implements it in SQLite and PostgreSQL.
 
 // TopicPartition names one partition of a topic.
 type TopicPartition struct {
@@ -85,9 +85,6 @@ type Query struct {
 type Row struct {
 	stream.Result
 	Schema *stream.Schema
-	// groupKey is the stored key as event.JoinKey encodes it, set by
-	// Query.
-	groupKey string
 }
 
 // Apply writes r to a by its kind: a delete deletes, anything else
