@@ -26,8 +26,9 @@ func retentionPlan(keep time.Duration) *pipeline.Plan {
 // zone's results and runs a round 30 minutes after the first with a
 // retention of 20 minutes and batches of 3 rows: the sensor's 10 oldest
 // minutes go, in 4 deletes, the rest and the zone's (no retention) stay.
-func TestRetentionDeletesExpired(t *testing.T) {
-	s, _ := openTest(t)
+func TestRetentionDeletesExpired(t *testing.T) { eachStore(t, testRetentionDeletesExpired) }
+
+func testRetentionDeletesExpired(t *testing.T, s testStore) {
 	var rs []stream.Result
 	for i := range int64(25) {
 		rs = append(rs, result("sensor_1m", "S-1", t0+i*minute, 10), result("zone_1m", "Z-1", t0+i*minute, 10))
