@@ -259,7 +259,10 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
-	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low})
+	// Processes writing one PostgreSQL database share its partitions;
+	// a SQLite file is each process's own.
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low,
+		Shared: store.Dialect() == "postgres", SessionTimeout: f.sessionTimeout})
 	keeper.OnRecreate(feed.TopicRecreated)
 	// The ingest producer refuses to write to a topic created again under
 	// the name of one it wrote to, until it forgets the old one.

@@ -35,14 +35,24 @@ type FeedConfig struct {
 	// with what it read until Hold reports false (a disk low on space,
 	// see internal/diskguard). Nil never holds.
 	Hold func() bool
+	// Shared makes the feed share the store with the other Pulse
+	// processes that write it (a PostgreSQL database): the Store must be
+	// a Claimer (feed_group.go). Without it the feed reads every
+	// partition itself.
+	Shared bool
+	// SessionTimeout is a shared feed's consumer group session timeout
+	// (0: franz-go's).
+	SessionTimeout time.Duration
 }
 
 // Feed fills a store from the result topics. It reads committed records
 // only, decodes each with its output's schema and applies it by its kind
 // (an insert or update upserts, a delete deletes), and commits the
 // offsets it consumed in the same batch as the rows, seeking to them on
-// start: every final result is stored exactly once, whatever crashes. Every Pulse process feeds its
-// own store from all partitions, so each holds every result.
+// start: every final result is stored exactly once, whatever crashes.
+// Unshared, every Pulse process feeds its own store from all partitions,
+// so each holds every result; shared (FeedConfig.Shared), the processes
+// writing one database split the partitions (feed_group.go).
 type Feed struct {
 	cfg     FeedConfig
 	targets map[string]target // by topic
@@ -57,6 +67,9 @@ type Feed struct {
 	// name is the store's database, in metrics and logs: sqlite or
 	// postgres.
 	name string
+	// claims are a shared feed's claims of its partitions (feed_group.go).
+	claims    *claims
+	claimWarn *ratelog.Logger
 }
 
 // preparer is a store that makes its tables for the plans' outputs
@@ -77,7 +90,8 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite"}
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite",
+		claimWarn: ratelog.New(cfg.Logger, claimWarnEvery)}
 	if d, ok := cfg.Store.(interface{ Dialect() string }); ok {
 		f.name = d.Dialect()
 	}
@@ -160,23 +174,110 @@ func (f *Feed) run(ctx context.Context) error {
 			return err
 		}
 	}
-	offsets, err := f.cfg.Store.Offsets(ctx)
-	if err != nil {
-		return err
-	}
 	var topics []string
 	for t := range f.targets {
 		topics = append(topics, t)
 	}
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, f.cfg.Opts...),
+	opts := append(append([]kgo.Opt{}, f.cfg.Opts...),
 		kgo.ClientID("pulse-sink-"+f.name),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(32<<20),
-	)...)
+	)
+	shared := f.cfg.Shared
+	if shared {
+		claimer, ok := f.cfg.Store.(Claimer)
+		if !ok {
+			return fmt.Errorf("%s sink: the store cannot be shared by several processes", f.name)
+		}
+		g, err := f.groupOpts(ctx, claimer, topics)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, g...)
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("%s sink client: %w", f.name, err)
 	}
 	defer cl.Close()
+	if shared {
+		// A poll blocks rebalances until AllowRebalance, and Close
+		// waits for them: a run that ends after a poll allows them.
+		defer cl.AllowRebalance()
+	} else if err := f.assign(ctx, cl, topics); err != nil {
+		return err
+	}
+	f.ready.Store(true)
+	defer f.ready.Store(false)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-f.kick:
+			stop()
+		case <-pctx.Done():
+		}
+	}()
+	for {
+		fetches := cl.PollRecords(pctx, 20000)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pctx.Err() != nil {
+			return errRecreated
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if err := f.storeAll(ctx, fetches.Records()); err != nil {
+			return err
+		}
+		if shared {
+			cl.AllowRebalance()
+		}
+	}
+}
+
+// storeAll stores the records of one poll.
+func (f *Feed) storeAll(ctx context.Context, recs []*kgo.Record) error {
+	// Once a minute every window of a busy output fires at once: tens of
+	// thousands of results. They are stored in chunks, each followed by a
+	// pause as long as it took, so that the feed takes at most about half
+	// a core and the pipeline stages sharing the machine keep their
+	// latency. Each chunk commits with the offsets of its own records, so
+	// a crash between chunks loses nothing.
+	if len(recs) > 0 {
+		f.hold(ctx)
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), feedChunk)
+		began := time.Now()
+		if err := f.store(ctx, recs[:n]); err != nil {
+			return err
+		}
+		if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
+			select {
+			case <-ctx.Done(): // the rest is stored at once
+			case <-time.After(time.Since(began)):
+			}
+		}
+	}
+	return nil
+}
+
+// assign assigns an unshared feed every partition of topics, from the
+// offsets the store holds (or the start of a topic created again).
+func (f *Feed) assign(ctx context.Context, cl *kgo.Client, topics []string) error {
+	offsets, err := f.cfg.Store.Offsets(ctx)
+	if err != nil {
+		return err
+	}
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("describe result topics: %w", err)
@@ -214,58 +315,7 @@ func (f *Feed) run(ctx context.Context) error {
 		f.cfg.Logger.Warn("result topics were created again: reading them from the start", "topics", len(fresh))
 	}
 	cl.AddConsumePartitions(assign)
-	f.ready.Store(true)
-	defer f.ready.Store(false)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-f.kick:
-			stop()
-		case <-pctx.Done():
-		}
-	}()
-	for {
-		fetches := cl.PollRecords(pctx, 20000)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if pctx.Err() != nil {
-			return errRecreated
-		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return ferr
-		}
-		// Once a minute every window of a busy output fires at once:
-		// tens of thousands of results. They are stored in chunks, each
-		// followed by a pause as long as it took, so that the feed takes
-		// at most about half a core and the pipeline stages sharing the
-		// machine keep their latency. Each chunk commits with the offsets
-		// of its own records, so a crash between chunks loses nothing.
-		recs := fetches.Records()
-		if len(recs) > 0 {
-			f.hold(ctx)
-		}
-		for len(recs) > 0 {
-			n := min(len(recs), feedChunk)
-			began := time.Now()
-			if err := f.store(ctx, recs[:n]); err != nil {
-				return err
-			}
-			if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
-				select {
-				case <-ctx.Done(): // the rest is stored at once
-				case <-time.After(time.Since(began)):
-				}
-			}
-		}
-	}
+	return nil
 }
 
 // hold waits while Hold reports true, or until ctx ends.
@@ -294,7 +344,11 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 	a := f.cfg.Store.Appender(cctx)
 	var up, del, malformed int
 	for _, rec := range recs {
-		a.SetOffset(TopicPartition{rec.Topic, rec.Partition}, rec.Offset+1)
+		tp := TopicPartition{rec.Topic, rec.Partition}
+		a.SetOffset(tp, rec.Offset+1)
+		if err := f.fence(a, tp); err != nil {
+			return errors.Join(err, a.Rollback())
+		}
 		tg := f.targets[rec.Topic]
 		r, err := tg.dec.Decode(rec.Key, rec.Value, kindOf(rec))
 		if err != nil {

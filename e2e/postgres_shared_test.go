@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pulsehq/pulse/internal/checkfor"
+)
+
+// pgDatabase creates a database of its own for a test on the server the
+// PG* environment variables name, dropped at the test's end, and returns
+// its URL (the rest of the connection comes from PG*, which the pulse
+// processes inherit). Without PG* the test skips, except in CI, where it
+// fails: run the tests under pg_virtualenv (make test does).
+func pgDatabase(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("PGHOST") == "" && os.Getenv("PGDATABASE") == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no PostgreSQL: PGHOST and PGDATABASE are unset; run the tests under pg_virtualenv (make test does)")
+		}
+		t.Skip("no PostgreSQL (PGHOST unset): run under pg_virtualenv to test against one")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, "")
+	if err != nil {
+		t.Fatalf("connect to the PostgreSQL of PG*: %v", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	crand.Read(b)
+	name := "pulse_e2e_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, "")
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return "postgres:///" + name
+}
+
+// TestSharedPostgresPaused runs two Pulse processes that store their
+// results in one PostgreSQL database, so that they split its result
+// partitions between them, and pauses one (SIGSTOP) past its session
+// timeout while readings arrive: the other claims its partitions and
+// stores their results. The paused one is resumed, more readings arrive,
+// and the stored results equal the batch computation, row for row.
+func TestSharedPostgresPaused(t *testing.T) {
+	db := pgDatabase(t)
+	total := 120_000
+	if testing.Short() {
+		total = 30_000
+	}
+	groups := []string{"--session-timeout", "6s", "--transaction-timeout", "6s", "--db", db}
+	first := newInstance(t, groups...)
+	first.bin = pulseFastBin
+	a := first.start(t)
+	second := newInstance(t, append([]string{"--brokers", a.kafka}, groups...)...)
+	second.kafka = ""
+	second.bin = pulseFastBin
+	b := second.start(t)
+
+	feed := &airFeed{prefix: "pg", sensors: 500, zones: 20, base: time.Date(2026, 5, 2, 7, 0, 0, 0, time.UTC),
+		step: 4 * time.Millisecond, rng: rand.New(rand.NewPCG(3, 3)), want: map[string]*aggregate{}}
+	feed.post(a, 0, total/3)
+	// Both store results: each was given some of the result partitions.
+	for _, p := range []*proc{a, b} {
+		waitMetric(t, p, `pulse_sink_rows_total{outcome="upserted",sink="postgres"}`, 1)
+	}
+	claimsBefore := strings.Count(a.log.String(), "result partitions claimed")
+
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	feed.post(a, total/3, 2*total/3)
+	// B's session times out: A claims its partitions too.
+	checkfor.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		if n := strings.Count(a.log.String(), "result partitions claimed"); n <= claimsBefore {
+			return fmt.Errorf("A claimed partitions %d times, as before B was paused", n)
+		}
+		return nil
+	})
+	// B stays paused until A has stored results since.
+	upserted := `pulse_sink_rows_total{outcome="upserted",sink="postgres"}`
+	before, _ := strconv.ParseFloat(metricValue(t, a, upserted), 64)
+	waitMetric(t, a, upserted, before+1)
+	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+
+	feed.post(b, 2*total/3, total)
+	end := feed.maxTS.Truncate(time.Minute).Add(time.Minute)
+	a.mustPost([]byte(sentinel("pg", end.Add(time.Minute)).json()))
+	query := "to=" + end.Format(time.RFC3339) + "&limit=1000000"
+	compare(t, a.waitResults(query, len(feed.want)), feed.want)
+	compare(t, b.waitResults(query, len(feed.want)), feed.want)
+	for _, line := range strings.Split(b.log.String(), "\n") {
+		if strings.Contains(line, "claimed") || strings.Contains(line, "sink failed") {
+			t.Logf("B: %s", line)
+		}
+	}
+	b.stop()
+	a.stop()
+}
