@@ -252,7 +252,7 @@ func TestDashboardBrowser(t *testing.T) {
 	// window.
 	waitFor(t, bctx, "zone-01 selected with its history charted", func(p pageInfo) bool {
 		n, _ := strconv.Atoi(p.ChartPoints)
-		return p.Tiles[0].Selected && p.ChartTitle == "zone-01" && p.ChartCanvases > 0 && p.ChartVisible && n >= 20
+		return p.Tiles[0].Selected && p.ChartTitle == "zone-01" && p.ChartCanvases > 0 && p.ChartVisible && n >= 14
 	})
 
 	// The board changes: the tiles follow, colours included.
@@ -274,7 +274,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	waitFor(t, bctx, "zone-03 selected with its history charted", func(p pageInfo) bool {
 		n, _ := strconv.Atoi(p.ChartPoints)
-		return p.Tiles[2].Selected && !p.Tiles[0].Selected && p.ChartTitle == "zone-03" && p.ChartCanvases > 0 && p.ChartVisible && n >= 20
+		return p.Tiles[2].Selected && !p.Tiles[0].Selected && p.ChartTitle == "zone-03" && p.ChartCanvases > 0 && p.ChartVisible && n >= 14
 	})
 
 	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
