@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/pulsehq/pulse/internal/browsertest"
 	"github.com/pulsehq/pulse/internal/checkfor"
+	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
@@ -39,6 +42,46 @@ func (f *failingStore) Query(ctx context.Context, q sink.Query) ([]sink.Row, err
 		return nil, errInjected
 	}
 	return f.Querier.Query(ctx, q)
+}
+
+// final is a final window of zone like result's, made from one template
+// so that 10,000 of them do not parse the pipeline file 10,000 times.
+func final(t *testing.T, zone string, start time.Time, v zoneValues) stream.Result {
+	templateOnce.Do(func() { template = result(t, "", 0, zoneValues{}) })
+	r := template
+	r.Key = []string{zone}
+	r.Start, r.End, r.Final = start.UnixMilli(), start.Add(time.Minute).UnixMilli(), true
+	r.Values = slices.Clone(template.Values)
+	for i, name := range r.Names {
+		switch name {
+		case "speed_kmh_avg":
+			r.Values[i] = event.NumberValue(v.speed)
+		case "pm25_avg":
+			r.Values[i] = event.NumberValue(v.pm25)
+		case "temp_c_avg":
+			r.Values[i] = event.NumberValue(v.temp)
+		}
+	}
+	return r
+}
+
+var (
+	templateOnce sync.Once
+	template     stream.Result
+)
+
+// screenshot saves the page as the test artifact name.
+func screenshot(t *testing.T, bctx context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := artifactPath(t, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }
 
 // rangeInfo is what the chart panel shows, read in one evaluation.
@@ -116,13 +159,10 @@ func TestDashboardRangeBrowser(t *testing.T) {
 	var finals []stream.Result
 	for i := week; i >= 1; i-- {
 		v := zoneValues{speed: 40 + 18*math.Sin(float64(i)/90), pm25: 20 + 10*math.Cos(float64(i)/300), temp: 20 + 5*math.Sin(float64(i)/720)}
-		finals = append(finals, result(t, "zone-01", cur.Add(-time.Duration(i)*time.Minute).UnixMilli(), v))
+		finals = append(finals, final(t, "zone-01", cur.Add(-time.Duration(i)*time.Minute), v))
 	}
 	for i := 30; i >= 1; i-- {
-		finals = append(finals, result(t, "zone-02", cur.Add(-time.Duration(i)*time.Minute).UnixMilli(), zoneValues{30, 10, 15}))
-	}
-	for i := range finals {
-		finals[i].Final = true
+		finals = append(finals, final(t, "zone-02", cur.Add(-time.Duration(i)*time.Minute), zoneValues{30, 10, 15}))
 	}
 	sq, err := sink.OpenSQLite(filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
@@ -252,6 +292,7 @@ func TestDashboardRangeBrowser(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("7 days: %d points drawn in %d px", r.Drawn, r.Width)
+	screenshot(t, bctx, "dashboard-range-7d.png")
 	if r.RowsCount != "rows 1–12 of 10,080" {
 		t.Errorf("table count %q, want rows 1–12 of 10,080", r.RowsCount)
 	}
@@ -299,6 +340,7 @@ func TestDashboardRangeBrowser(t *testing.T) {
 		return nil
 	}
 	wait("the custom range", checkCustom)
+	screenshot(t, bctx, "dashboard-range-custom.png")
 
 	// The tiles stay live while the chart holds still.
 	setLive(77)
@@ -389,4 +431,14 @@ func TestDashboardRangeBrowser(t *testing.T) {
 		}
 		return showing("15m", 15, minute(-14), minute(0), 1)(r)
 	})
+
+	// The open window closes: its final is stored, the next minute opens.
+	// The trailing range moves on, reads the new final and charts the new
+	// open window.
+	commitResults(t, sq, plan, final(t, "zone-01", cur, zoneValues{50, 12, 21}))
+	next := cur.Add(time.Minute)
+	board.Set("city", "zone_1m", 0, stream.Live{Watermark: next.Add(-5 * time.Second).UnixMilli(), Results: []stream.Result{
+		result(t, "zone-01", next.UnixMilli(), zoneValues{52, 12, 21}),
+	}})
+	wait("the next minute", showing("15m", 15, minute(-13), minute(1), 1))
 }
