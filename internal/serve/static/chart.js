@@ -6,9 +6,17 @@ const HEIGHT = 180;
 const DAY = 24 * 60 * 60 * 1000;
 const pad = (n) => String(n).padStart(2, '0');
 
-// timeLabel formats an axis tick: the clock, with the date once the range
-// spans more than a day.
+// timeLabel formats an axis tick: the clock, or at midnight the date
+// when the range spans more than a day.
 function timeLabel(ms, span) {
+  const d = new Date(ms);
+  if (span > DAY && d.getHours() === 0 && d.getMinutes() === 0) return pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+  return pad(d.getHours()) + ':' + pad(d.getMinutes());
+}
+
+// cursorLabel formats the time under the cursor, with the date for a
+// range of more than a day.
+function cursorLabel(ms, span) {
   const d = new Date(ms);
   const clock = pad(d.getHours()) + ':' + pad(d.getMinutes());
   return span > DAY ? pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + clock : clock;
@@ -60,13 +68,13 @@ export function makeCharts(root, metrics, xRange) {
         { label: m.label, stroke: m.color, width: 2, fill: m.color + '1f', spanGaps: false,
           points: { size: 5, fill: m.color }, value: (u, v) => fmt(v) },
       ],
-      axes: [axis(null), axis(m)],
+      axes: [{ ...axis(null), space: 60 }, axis(m)], // 60 px between time ticks
       hooks: {
         setCursor: [(u) => {
           const i = u.cursor.idx;
           const ys = u.data[1];
           const v = i == null ? lastValue(ys) : ys[i];
-          head.textContent = v == null ? '' : fmt(v) + (i == null ? '' : ' at ' + timeLabel(u.data[0][i] * 1000, span()));
+          head.textContent = v == null ? '' : fmt(v) + (i == null ? '' : ' at ' + cursorLabel(u.data[0][i] * 1000, span()));
         }],
       },
     }, [[], []], box.querySelector('.plot'));
