@@ -22,7 +22,8 @@ import (
 
 // FeedConfig configures a Feed.
 type FeedConfig struct {
-	// Store receives the rows and offsets (the SQLite store).
+	// Store receives the rows and offsets (a SQLStore: SQLite or
+	// PostgreSQL).
 	Store Store
 	// Plans whose outputs list the sqlite sink are fed.
 	Plans []*pipeline.Plan
@@ -53,6 +54,15 @@ type Feed struct {
 	mu        sync.Mutex
 	recreated map[string]bool
 	kick      chan struct{}
+	// name is the store's database, in metrics and logs: sqlite or
+	// postgres.
+	name string
+}
+
+// preparer is a store that makes its tables for the plans' outputs
+// before the first batch (SQLStore.Prepare).
+type preparer interface {
+	Prepare(ctx context.Context, plans []*pipeline.Plan) error
 }
 
 // target is an output whose result topic the feed reads.
@@ -67,7 +77,10 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1)}
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite"}
+	if d, ok := cfg.Store.(interface{ Dialect() string }); ok {
+		f.name = d.Dialect()
+	}
 	for _, p := range cfg.Plans {
 		for i := range p.Outputs {
 			o := &p.Outputs[i]
@@ -134,7 +147,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		if time.Since(began) > time.Minute {
 			retry.Reset()
 		}
-		warn.Error(msg, "sqlite sink failed; starting it again", "err", err)
+		warn.Error(msg, f.name+" sink failed; starting it again", "err", err)
 		if !retry.Wait(ctx) {
 			return nil
 		}
@@ -142,6 +155,11 @@ func (f *Feed) Run(ctx context.Context) error {
 }
 
 func (f *Feed) run(ctx context.Context) error {
+	if p, ok := f.cfg.Store.(preparer); ok {
+		if err := p.Prepare(ctx, f.cfg.Plans); err != nil {
+			return err
+		}
+	}
 	offsets, err := f.cfg.Store.Offsets(ctx)
 	if err != nil {
 		return err
@@ -151,12 +169,12 @@ func (f *Feed) run(ctx context.Context) error {
 		topics = append(topics, t)
 	}
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, f.cfg.Opts...),
-		kgo.ClientID("pulse-sink-sqlite"),
+		kgo.ClientID("pulse-sink-"+f.name),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(32<<20),
 	)...)
 	if err != nil {
-		return fmt.Errorf("sqlite sink client: %w", err)
+		return fmt.Errorf("%s sink client: %w", f.name, err)
 	}
 	defer cl.Close()
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
@@ -263,8 +281,7 @@ func (f *Feed) hold(ctx context.Context) {
 // errRecreated ends a run of the feed to read recreated topics afresh.
 var errRecreated = errors.New("result topics were created again")
 
-// feedChunk is how many result records one SQLite transaction stores at
-// most.
+// feedChunk is how many result records one transaction stores at most.
 const feedChunk = 1000
 
 // store writes the results of recs and their offsets in one
@@ -298,10 +315,10 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 		return err
 	}
 	if m := f.cfg.Metrics; m != nil {
-		m.SinkRows.WithLabelValues("sqlite", "upserted").Add(float64(up))
-		m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(del))
+		m.SinkRows.WithLabelValues(f.name, "upserted").Add(float64(up))
+		m.SinkRows.WithLabelValues(f.name, "retracted").Add(float64(del))
 		if malformed > 0 {
-			m.SinkRows.WithLabelValues("sqlite", "malformed").Add(float64(malformed))
+			m.SinkRows.WithLabelValues(f.name, "malformed").Add(float64(malformed))
 		}
 	}
 	return nil
