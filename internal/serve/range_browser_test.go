@@ -103,6 +103,8 @@ type rangeInfo struct {
 	EmptyText   string   `json:"emptyText"`
 	ErrorShown  bool     `json:"errorShown"`
 	ErrorText   string   `json:"errorText"`
+	StatusShown bool     `json:"statusShown"`
+	StatusText  string   `json:"statusText"`
 	NoteShown   bool     `json:"noteShown"`
 	NoteText    string   `json:"noteText"`
 	CustomShown bool     `json:"customShown"`
@@ -131,6 +133,7 @@ const readRange = `(() => {
     first: c.dataset.first || '', last: c.dataset.last || '', pages: +(c.dataset.pages || 0),
     chartShown: shown('chart'), emptyShown: shown('chart-empty'), emptyText: text('chart-empty'),
     errorShown: shown('chart-error'), errorText: text('chart-error'),
+    statusShown: shown('chart-status'), statusText: text('chart-status'),
     noteShown: shown('range-note'), noteText: text('range-note'),
     customShown: shown('range-custom'), from: $('range-from').value, to: $('range-to').value,
     rowsTotal: +(rows.dataset.total || 0), rowsShown: trs.length,
@@ -254,8 +257,8 @@ func TestDashboardRangeBrowser(t *testing.T) {
 				return fmt.Errorf("windows %s to %s, want %s to %s", r.First, r.Last, first, last)
 			case r.Pages != pages:
 				return fmt.Errorf("%d pages read, want %d", r.Pages, pages)
-			case !r.ChartShown || r.EmptyShown || r.ErrorShown:
-				return fmt.Errorf("chart shown %v, empty state %v, error %v", r.ChartShown, r.EmptyShown, r.ErrorShown)
+			case !r.ChartShown || r.EmptyShown || r.ErrorShown || r.StatusShown:
+				return fmt.Errorf("chart shown %v, empty state %v, error %v, status %q", r.ChartShown, r.EmptyShown, r.ErrorShown, r.StatusText)
 			case r.Drawn <= 0 || r.Drawn > points || r.Drawn > 2*r.Width:
 				return fmt.Errorf("%d points drawn in %d px, want 1 to min(%d, 2 per pixel)", r.Drawn, r.Width, points)
 			case r.RowsShown != min(points, 12) || r.FirstRow != last:
@@ -303,6 +306,23 @@ func TestDashboardRangeBrowser(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A range longer than the page reads at most is cut after the page
+	// that reaches the limit, and says so.
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`import('/sources.js').then((m) => (m.limits.maxRows = 5000))`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("lower the row limit: %v", err)
+	}
+	click(`#range-presets button[data-range="7d"]`)
+	wait("the first page of 7 days and a note", func(r rangeInfo) error {
+		if r.State != "ready" || r.Pages != 1 || r.Points != 10_001 || r.First != minute(-week+1) || r.Last != minute(0) ||
+			!r.StatusShown || r.StatusText != "showing the first 10,000 stored rows of this range: pick a shorter one to see the rest" {
+			return errors.New("want one page, the open window and the note")
+		}
+		return nil
+	})
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`import('/sources.js').then((m) => (m.limits.maxRows = 200000))`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("restore the row limit: %v", err)
+	}
 
 	// A custom range is fixed: two hours three days ago, typed in the
 	// browser's local time, in the URL as UTC; live updates pause.

@@ -343,7 +343,7 @@ function updatePanel() {
   const status = $('chart-status');
   status.hidden = !state.loading && !state.truncated;
   status.textContent = state.loading ? 'loading stored results…' :
-    state.truncated ? `showing the first ${sources.MAX_ROWS.toLocaleString('en-US')} rows of this range: pick a shorter one to see the rest` : '';
+    state.truncated ? `showing the first ${state.stored.length.toLocaleString('en-US')} stored rows of this range: pick a shorter one to see the rest` : '';
   const empty = $('chart-empty');
   empty.hidden = rows.length > 0 || state.loading || state.error != null;
   empty.textContent = state.selected == null ? 'Select a zone to chart it.' : 'No stored results in this range.';

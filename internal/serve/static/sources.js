@@ -4,9 +4,10 @@
 // Today there is one, the results API; raw events from the history API
 // can be added as a second source of the same shape.
 
-// MAX_ROWS bounds what one load reads (20 pages of the results API): a
-// longer range is cut there, and the load says so.
-export const MAX_ROWS = 200000;
+// limits.maxRows bounds what one load reads (20 pages of the results
+// API): a longer range is cut after the page that reaches it, and the
+// load says so.
+export const limits = { maxRows: 200000 };
 
 // apiError turns an error answer of the API into an Error with the
 // server's own message.
@@ -24,7 +25,7 @@ async function apiError(res) {
 // pages reads url and every page after it (the answer's "next" token
 // passed back as after=), until the answer is complete or maxRows rows
 // were read.
-export async function pages(url, { signal, maxRows = MAX_ROWS } = {}) {
+export async function pages(url, { signal, maxRows = limits.maxRows } = {}) {
   const rows = [];
   let n = 0;
   let next = null;
