@@ -113,7 +113,7 @@ func TestSharedPostgresPaused(t *testing.T) {
 	compare(t, a.waitResults(query, len(feed.want)), feed.want)
 	compare(t, b.waitResults(query, len(feed.want)), feed.want)
 	for _, line := range strings.Split(b.log.String(), "\n") {
-		if strings.Contains(line, "claimed") || strings.Contains(line, "sink failed") {
+		if strings.Contains(line, "claimed") || strings.Contains(line, "sink failed") || strings.Contains(line, "works again") {
 			t.Logf("B: %s", line)
 		}
 	}

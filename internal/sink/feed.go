@@ -70,6 +70,7 @@ type Feed struct {
 	// claims are a shared feed's claims of its partitions (feed_group.go).
 	claims    *claims
 	claimWarn *ratelog.Logger
+	out       *outage // used by Run's goroutine only
 }
 
 // preparer is a store that makes its tables for the plans' outputs
@@ -95,6 +96,7 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if d, ok := cfg.Store.(interface{ Dialect() string }); ok {
 		f.name = d.Dialect()
 	}
+	f.out = &outage{name: f.name, log: cfg.Logger, metrics: cfg.Metrics, now: time.Now}
 	for _, p := range cfg.Plans {
 		for i := range p.Outputs {
 			o := &p.Outputs[i]
@@ -138,14 +140,14 @@ func (f *Feed) TopicRecreated(topic string) {
 }
 
 // Run consumes until ctx ends; what it read is committed when it returns.
-// A failure starts it again after a backoff, each cause logged once per
-// interval.
+// A failure starts it again after a backoff, from the offsets stored with
+// the last batch; an outage is logged when it begins and when it ends
+// (feed_outage.go).
 func (f *Feed) Run(ctx context.Context) error {
 	if len(f.targets) == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	warn := ratelog.New(f.cfg.Logger, 10*time.Second)
 	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		began := time.Now()
@@ -161,7 +163,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		if time.Since(began) > time.Minute {
 			retry.Reset()
 		}
-		warn.Error(msg, f.name+" sink failed; starting it again", "err", err)
+		f.out.failed(err)
 		if !retry.Wait(ctx) {
 			return nil
 		}
@@ -207,6 +209,7 @@ func (f *Feed) run(ctx context.Context) error {
 	} else if err := f.assign(ctx, cl, topics); err != nil {
 		return err
 	}
+	f.out.ok()
 	f.ready.Store(true)
 	defer f.ready.Store(false)
 	pctx, stop := context.WithCancel(ctx)
