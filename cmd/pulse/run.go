@@ -270,8 +270,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	board := &stream.Board{}
 	// The pipelines start once Kafka answers and the topics exist; each
 	// worker is a component of /readyz.
-	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
-	reg.Add("sqlite sink", feed.Health)
+	sinkName := store.Dialect() + " sink" // "sqlite sink", "postgres sink"
+	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: sinkName, Run: kafka.after(feed.Run)}}
+	reg.Add(sinkName, feed.Health)
 	if ret := sink.NewRetention(sink.RetentionConfig{Store: store, Plans: plans, Metrics: metrics, Logger: log, Every: f.retentionEvery}); !ret.Empty() {
 		pipeComps = append(pipeComps, lifecycle.Component{Name: "retention", Run: ret.Run})
 	}
