@@ -120,3 +120,35 @@ func TestSharedPostgresPaused(t *testing.T) {
 	b.stop()
 	a.stop()
 }
+
+// TestCrashExactPostgres is TestCrashExact with the results in
+// PostgreSQL: 5 times, once the sink is storing the results of a chunk of
+// readings, pulse is killed (kill -9) at a random moment and started
+// again; the stored rows equal the batch computation, row for row.
+func TestCrashExactPostgres(t *testing.T) {
+	db := pgDatabase(t)
+	total, kills := 300_000, 5
+	if testing.Short() {
+		total = 60_000
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	feed := &airFeed{prefix: "cp", sensors: 1000, zones: 40, base: time.Date(2026, 5, 4, 7, 0, 0, 0, time.UTC),
+		step: 2 * time.Millisecond, rng: rng, want: map[string]*aggregate{}}
+	in := newInstance(t, "--db", db)
+	in.bin = pulseFastBin
+	p := in.start(t)
+	upserted := `pulse_sink_rows_total{outcome="upserted",sink="postgres"}`
+	chunk := total / kills
+	for k := range kills {
+		feed.post(p, k*chunk, (k+1)*chunk)
+		// Kill while the sink stores: after its first rows of this life.
+		waitMetric(t, p, upserted, 1)
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		p.kill()
+		p = in.start(t)
+	}
+	end := feed.maxTS.Truncate(time.Minute).Add(time.Minute)
+	p.mustPost([]byte(sentinel("cp", end.Add(time.Minute)).json()))
+	compare(t, p.waitResults("to="+end.Format(time.RFC3339)+"&limit=1000000", len(feed.want)), feed.want)
+	p.stop()
+}
