@@ -1,61 +1,16 @@
 package e2e
 
 import (
-	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pulsehq/pulse/internal/checkfor"
 )
-
-// pgDatabase creates a database of its own for a test on the server the
-// PG* environment variables name, dropped at the test's end, and returns
-// its URL (the rest of the connection comes from PG*, which the pulse
-// processes inherit). Without PG* the test skips, except in CI, where it
-// fails: run the tests under pg_virtualenv (make test does).
-func pgDatabase(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("PGHOST") == "" && os.Getenv("PGDATABASE") == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no PostgreSQL: PGHOST and PGDATABASE are unset; run the tests under pg_virtualenv (make test does)")
-		}
-		t.Skip("no PostgreSQL (PGHOST unset): run under pg_virtualenv to test against one")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, "")
-	if err != nil {
-		t.Fatalf("connect to the PostgreSQL of PG*: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	crand.Read(b)
-	name := "pulse_e2e_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, "")
-		if err != nil {
-			t.Logf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-	return "postgres:///" + name
-}
 
 // TestSharedPostgresPaused runs two Pulse processes that store their
 // results in one PostgreSQL database, so that they split its result
@@ -64,7 +19,7 @@ func pgDatabase(t *testing.T) string {
 // stores their results. The paused one is resumed, more readings arrive,
 // and the stored results equal the batch computation, row for row.
 func TestSharedPostgresPaused(t *testing.T) {
-	db := pgDatabase(t)
+	db, _ := pgSchema(t)
 	total := 120_000
 	if testing.Short() {
 		total = 30_000
@@ -126,7 +81,7 @@ func TestSharedPostgresPaused(t *testing.T) {
 // readings, pulse is killed (kill -9) at a random moment and started
 // again; the stored rows equal the batch computation, row for row.
 func TestCrashExactPostgres(t *testing.T) {
-	db := pgDatabase(t)
+	db, conn := pgSchema(t)
 	total, kills := 300_000, 5
 	if testing.Short() {
 		total = 60_000
@@ -151,4 +106,6 @@ func TestCrashExactPostgres(t *testing.T) {
 	p.mustPost([]byte(sentinel("cp", end.Add(time.Minute)).json()))
 	compare(t, p.waitResults("to="+end.Format(time.RFC3339)+"&limit=1000000", len(feed.want)), feed.want)
 	p.stop()
+	// The typed rows, read with SQL, are the same.
+	compare(t, append(storedRows(t, conn, "sensor_1m", "sensor_id", end), storedRows(t, conn, "zone_1m", "zone", end)...), feed.want)
 }

@@ -77,20 +77,31 @@ func (s *SQLStore) lookup(ctx context.Context, pipelineName string, sch *stream.
 // Pulse kept in window_results into them (migrate.go). The feed calls it
 // on start; writing a batch prepares a table it finds missing too.
 func (s *SQLStore) Prepare(ctx context.Context, plans []*pipeline.Plan) error {
+	var outs []storedSchema
 	for _, p := range plans {
 		for i := range p.Outputs {
-			o := &p.Outputs[i]
-			if !storedOutput(o) {
-				continue
+			if o := &p.Outputs[i]; storedOutput(o) {
+				outs = append(outs, storedSchema{p.Name, stream.SchemaOf(o)})
 			}
-			sch := stream.SchemaOf(o)
-			t, err := s.ensure(ctx, p.Name, sch)
-			if err != nil {
-				return err
-			}
-			if err := s.moveLegacy(ctx, t, p.Name, sch); err != nil {
-				return err
-			}
+		}
+	}
+	return s.prepare(ctx, outs)
+}
+
+// storedSchema is an output whose results are stored.
+type storedSchema struct {
+	pipeline string
+	schema   *stream.Schema
+}
+
+func (s *SQLStore) prepare(ctx context.Context, outs []storedSchema) error {
+	for _, o := range outs {
+		t, err := s.ensure(ctx, o.pipeline, o.schema)
+		if err != nil {
+			return err
+		}
+		if err := s.moveLegacy(ctx, t, o.pipeline, o.schema); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,10 +1,6 @@
 package sink
 
-import (
-	"context"
-
-	"github.com/pulsehq/pulse/internal/pipeline"
-)
+import "context"
 
 // The store's logic talks to its database through these few calls, so
 // that it is written once for SQLite (database/sql, sqlite.go) and
@@ -25,9 +21,9 @@ type txn interface {
 	rollback(ctx context.Context) error
 }
 
-// copier is a txn that bulk-loads rows into a table (PostgreSQL's COPY).
+// copier is a txn that bulk-loads rows (PostgreSQL's COPY FROM STDIN).
 type copier interface {
-	copyRows(ctx context.Context, table string, cols []pipeline.Column, rows [][]any) error
+	copyData(ctx context.Context, copySQL string, data []byte) error
 }
 
 // rows is the result of a query.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"sync"
@@ -71,7 +72,16 @@ type Feed struct {
 	claims    *claims
 	claimWarn *ratelog.Logger
 	out       *outage // used by Run's goroutine only
+	// writers is how many transactions a chunk is stored in at once,
+	// each with the partitions it holds (one for SQLite, whose writes
+	// are serial).
+	writers int
 }
+
+// pgWriters is how many transactions at once store a chunk in
+// PostgreSQL: the server spreads them over its cores (docs/benchmarks.md,
+// "SQL result tables").
+const pgWriters = 4
 
 // preparer is a store that makes its tables for the plans' outputs
 // before the first batch (SQLStore.Prepare).
@@ -91,10 +101,13 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite",
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite", writers: 1,
 		claimWarn: ratelog.New(cfg.Logger, claimWarnEvery)}
 	if d, ok := cfg.Store.(interface{ Dialect() string }); ok {
 		f.name = d.Dialect()
+	}
+	if f.name == "postgres" {
+		f.writers = pgWriters
 	}
 	f.out = &outage{name: f.name, log: cfg.Logger, metrics: cfg.Metrics, now: time.Now}
 	for _, p := range cfg.Plans {
@@ -259,7 +272,7 @@ func (f *Feed) storeAll(ctx context.Context, recs []*kgo.Record) error {
 		f.hold(ctx)
 	}
 	for len(recs) > 0 {
-		n := min(len(recs), feedChunk)
+		n := min(len(recs), feedChunk*f.writers)
 		began := time.Now()
 		if err := f.store(ctx, recs[:n]); err != nil {
 			return err
@@ -334,51 +347,96 @@ func (f *Feed) hold(ctx context.Context) {
 // errRecreated ends a run of the feed to read recreated topics afresh.
 var errRecreated = errors.New("result topics were created again")
 
-// feedChunk is how many result records one transaction stores at most.
+// feedChunk is how many result records one transaction stores at most
+// (of writers at once).
 const feedChunk = 1000
 
-// store writes the results of recs and their offsets in one
-// transaction, each by its kind: an insert or update upserts its row, a
-// delete deletes it. The commit is not cut short by shutdown: what was
-// read is stored, or nothing is.
+// store writes the results of recs and their offsets, each by its kind:
+// an insert or update upserts its row, a delete deletes it. With several
+// writers the partitions are spread over as many transactions, written
+// at once, each holding all the records it has of its partitions and
+// their offsets: each commits exactly once on its own. The commits are
+// not cut short by shutdown: what was read is stored, or nothing is.
 func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	a := f.cfg.Store.Appender(cctx)
-	var up, del, malformed int
+	groups := make([]feedGroup, f.writers)
 	for _, rec := range recs {
 		tp := TopicPartition{rec.Topic, rec.Partition}
-		a.SetOffset(tp, rec.Offset+1)
-		if err := f.fence(a, tp); err != nil {
-			return errors.Join(err, a.Rollback())
+		g := &groups[slot(tp, len(groups))]
+		if g.offsets == nil {
+			g.offsets = map[TopicPartition]int64{}
+		}
+		g.offsets[tp] = rec.Offset + 1
+		if f.claims != nil {
+			e, ok := f.claims.epoch(tp)
+			if !ok {
+				return fmt.Errorf("%w (%s/%d was not claimed by this process)", ErrFenced, tp.Topic, tp.Partition)
+			}
+			if g.epochs == nil {
+				g.epochs = map[TopicPartition]int64{}
+			}
+			g.epochs[tp] = e
 		}
 		tg := f.targets[rec.Topic]
 		r, err := tg.dec.Decode(rec.Key, rec.Value, kindOf(rec))
 		if err != nil {
-			malformed++
+			g.malformed++
 			f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			continue
 		}
-		if err := Apply(a, tg.pipeline, tg.schema, &r); err != nil {
-			return errors.Join(err, a.Rollback())
-		}
+		g.writes = append(g.writes, Write{Pipeline: tg.pipeline, Schema: tg.schema, Result: r})
 		if r.Deleted() {
-			del++
+			g.del++
 		} else {
-			up++
+			g.up++
 		}
 	}
-	if err := a.Commit(); err != nil {
-		return err
-	}
-	if m := f.cfg.Metrics; m != nil {
-		m.SinkRows.WithLabelValues(f.name, "upserted").Add(float64(up))
-		m.SinkRows.WithLabelValues(f.name, "retracted").Add(float64(del))
-		if malformed > 0 {
-			m.SinkRows.WithLabelValues(f.name, "malformed").Add(float64(malformed))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i := range groups {
+		if groups[i].offsets == nil {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := &groups[i]
+			if errs[i] = CommitFenced(cctx, f.cfg.Store, g.writes, g.offsets, g.epochs); errs[i] == nil {
+				f.count(g)
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// feedGroup is what one transaction of a chunk stores.
+type feedGroup struct {
+	writes             []Write
+	offsets            map[TopicPartition]int64
+	epochs             map[TopicPartition]int64 // a shared feed's claims of them
+	up, del, malformed int
+}
+
+// slot spreads partitions over n transactions.
+func slot(tp TopicPartition, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(tp.Topic))
+	return int((h.Sum32() + uint32(tp.Partition)) % uint32(n))
+}
+
+// count adds a committed group to the metrics.
+func (f *Feed) count(g *feedGroup) {
+	m := f.cfg.Metrics
+	if m == nil {
+		return
+	}
+	m.SinkRows.WithLabelValues(f.name, "upserted").Add(float64(g.up))
+	m.SinkRows.WithLabelValues(f.name, "retracted").Add(float64(g.del))
+	if g.malformed > 0 {
+		m.SinkRows.WithLabelValues(f.name, "malformed").Add(float64(g.malformed))
+	}
 }
 
 // kindOf returns the value of rec's kind header, nil without one.

@@ -99,18 +99,5 @@ func (f *Feed) groupOpts(ctx context.Context, cl Claimer, topics []string) ([]kg
 	return opts, nil
 }
 
-// fence fences a's offsets of a shared feed with this process's claims.
-func (f *Feed) fence(a Appender, tp TopicPartition) error {
-	if f.claims == nil {
-		return nil
-	}
-	e, ok := f.claims.epoch(tp)
-	if !ok {
-		return fmt.Errorf("%w (%s/%d was not claimed by this process)", ErrFenced, tp.Topic, tp.Partition)
-	}
-	a.Fence(tp, e)
-	return nil
-}
-
 // claimWarnEvery bounds the log lines of failed claims.
 const claimWarnEvery = 10 * time.Second

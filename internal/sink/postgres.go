@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,15 +9,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/pulsehq/pulse/internal/pipeline"
-	"github.com/pulsehq/pulse/internal/stream"
 )
 
 // Postgres is the production result store: a SQLStore in PostgreSQL
@@ -47,6 +45,19 @@ func OpenPostgres(ctx context.Context, url string, opt PostgresOptions) (*Postgr
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "pulse"
+	// A batch's rows and offsets commit together, so a commit that a
+	// server crash loses takes its offsets with it and the feed reads
+	// those results again: exactly once needs no flush before the
+	// commit returns; the flush took 3 to 20 ms of the about 100 ms
+	// of a 5,000-row batch here (docs/storage.md). The URL's own
+	// setting wins.
+	if _, ok := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !ok {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// The feed's writers (pgWriters) and the results API's queries.
+		cfg.MaxConns = 2 * pgWriters
+	}
 	where := pgWhere(cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -92,19 +103,24 @@ func connectError(where string, err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("cannot reach PostgreSQL at %s: %w: check that the server runs and that the host and port in --db are right", where, unwrapConnect(err))
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %s: check that the server runs and that the host and port in --db are right", where, connectCause(err))
 	}
-	return fmt.Errorf("connect to PostgreSQL at %s: %w", where, unwrapConnect(err))
+	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, connectCause(err))
 }
 
-// unwrapConnect drops pgconn's "failed to connect to ..." wrapping, which
-// repeats what where says.
-func unwrapConnect(err error) error {
+// connectCause is the first cause of a failed connect, without pgconn's
+// "failed to connect to ..." wrapping, which repeats what where says,
+// nor the same cause again from each attempt (with and without TLS).
+func connectCause(err error) string {
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && ce.Unwrap() != nil {
-		return ce.Unwrap()
+		err = ce.Unwrap()
 	}
-	return err
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // pgConn is a pgx pool as a conn.
@@ -141,51 +157,42 @@ func (t pgTx) query(ctx context.Context, q string, args ...any) (rows, error) {
 func (t pgTx) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgTx) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
-// copyRows copies rows into table by COPY (binary): a decimal's text is
-// sent as a pgtype.Numeric.
-func (t pgTx) copyRows(ctx context.Context, table string, cols []pipeline.Column, rows [][]any) error {
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name
-		if c.Type != pipeline.TypeDecimal {
-			continue
-		}
-		for _, r := range rows {
-			if s, ok := r[i].(string); ok {
-				var n pgtype.Numeric
-				if err := n.Scan(s); err != nil {
-					return fmt.Errorf("decimal %s = %q: %w", c.Name, s, err)
-				}
-				r[i] = n
-			}
-		}
-	}
-	n, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, names, pgx.CopyFromRows(rows))
-	if err == nil && n != int64(len(rows)) {
-		err = fmt.Errorf("copied %d rows of %d", n, len(rows))
-	}
+// copyData runs copySQL (COPY ... FROM STDIN) with data.
+func (t pgTx) copyData(ctx context.Context, copySQL string, data []byte) error {
+	_, err := t.tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copySQL)
 	return err
 }
 
-// copyMerge upserts rows (unique by identity) into t: COPY into a
-// temporary staging table like t, then one INSERT ... SELECT ... ON
-// CONFLICT from it. The staging table is the session's, emptied at
-// every commit, and named after t's columns, so that a column added
-// since gets a new one.
-func (s *SQLStore) copyMerge(ctx context.Context, tx txn, cp copier, t *table, sch *stream.Schema, rows [][]any) error {
+// copyMerge upserts the rows of b (unique by identity) into t: COPY
+// into a temporary staging table like t, then one INSERT ... SELECT ...
+// ON CONFLICT from it. The rows are written straight from the results in
+// COPY's binary format (pgcopy.go). The staging table is the session's,
+// emptied at every commit, and named after t's columns, so that a column
+// added since gets a new one.
+func (s *SQLStore) copyMerge(ctx context.Context, tx txn, cp copier, t *table, b *tableBatch) error {
 	h := sha256.Sum256([]byte(t.name + "\x00" + t.checked))
-	stage := "pulse_stage_" + hex.EncodeToString(h[:8])
-	if err := tx.exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+quote(stage)+" (LIKE "+quote(t.name)+") ON COMMIT DELETE ROWS"); err != nil {
+	stage := quote("pulse_stage_" + hex.EncodeToString(h[:8]))
+	if err := tx.exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+quote(t.name)+") ON COMMIT DELETE ROWS"); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
-	}
-	if err := cp.copyRows(ctx, stage, t.write, rows); err != nil {
-		return fmt.Errorf("copy into the staging table: %w", err)
 	}
 	names := make([]string, len(t.write))
 	for i, c := range t.write {
 		names[i] = c.Name
 	}
 	cols := quoteList(names)
-	return tx.exec(ctx, "INSERT INTO "+quote(t.name)+" ("+cols+") SELECT "+cols+" FROM "+quote(stage)+
+	buf := append(make([]byte, 0, 64<<10), copyHeader...)
+	for i := range b.ops {
+		if op := &b.ops[i]; !op.del {
+			var err error
+			if buf, err = appendCopyRow(buf, b.schema, &op.r); err != nil {
+				return err
+			}
+		}
+	}
+	buf = append(buf, copyTrailer...)
+	if err := cp.copyData(ctx, "COPY "+stage+" ("+cols+") FROM STDIN (FORMAT binary)", buf); err != nil {
+		return fmt.Errorf("copy into the staging table: %w", err)
+	}
+	return tx.exec(ctx, "INSERT INTO "+quote(t.name)+" ("+cols+") SELECT "+cols+" FROM "+stage+
 		" ON CONFLICT ("+quoteList(t.pk)+") "+upsertSet(t))
 }

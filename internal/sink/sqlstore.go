@@ -109,11 +109,11 @@ type tableBatch struct {
 	dels   int
 }
 
-// rowOp is the last change of one row: its arguments, every column in
-// the schema's order for an upsert, its identity for a delete.
+// rowOp is the last change of one row. The result is kept as given (its
+// slices are not copied) until Commit encodes it.
 type rowOp struct {
-	del  bool
-	args []any
+	del bool
+	r   stream.Result
 }
 
 var errSpent = errors.New("sql sink: the batch was committed or rolled back already: start another with Appender")
@@ -134,21 +134,20 @@ func (a *sqlAppender) add(pipelineName string, s *stream.Schema, r *stream.Resul
 			a.batches = append(a.batches, b)
 		}
 	}
-	args := rowArgs(a.s.d, s, r, del)
 	a.key = strconv.AppendInt(append(append(a.key[:0], event.JoinKey(r.Key)...), 0), r.Start, 10)
-	op := rowOp{del: del, args: args}
-	if i, ok := b.at[string(a.key)]; ok {
-		if b.ops[i].del != del {
-			b.dels += map[bool]int{true: 1, false: -1}[del]
-		}
-		b.ops[i] = op
-		return nil
+	op := rowOp{del: del, r: *r}
+	i, ok := b.at[string(a.key)]
+	if !ok {
+		i = len(b.ops)
+		b.at[string(a.key)] = i
+		b.ops = append(b.ops, rowOp{})
+	} else if b.ops[i].del {
+		b.dels--
 	}
-	b.at[string(a.key)] = len(b.ops)
-	b.ops = append(b.ops, op)
 	if del {
 		b.dels++
 	}
+	b.ops[i] = op
 	return nil
 }
 
@@ -258,25 +257,30 @@ func (a *sqlAppender) Commit() error {
 
 // writeBatch deletes and upserts the rows of one table.
 func (s *SQLStore) writeBatch(ctx context.Context, tx txn, t *table, b *tableBatch) error {
-	dels := make([][]any, 0, b.dels)
-	ups := make([][]any, 0, len(b.ops)-b.dels)
-	for _, op := range b.ops {
-		if op.del {
-			dels = append(dels, op.args)
-		} else {
-			ups = append(ups, op.args)
+	if b.dels > 0 {
+		dels := make([][]any, 0, b.dels)
+		for i := range b.ops {
+			if op := &b.ops[i]; op.del {
+				dels = append(dels, rowArgs(s.d, b.schema, &op.r, true))
+			}
+		}
+		if err := s.chunks(ctx, tx, t, false, t.ids, dels); err != nil {
+			return fmt.Errorf("delete results of %s/%s from %s: %w", b.id.pipeline, b.id.output, t.name, err)
 		}
 	}
-	if err := s.chunks(ctx, tx, t, false, t.ids, dels); err != nil {
-		return fmt.Errorf("delete results of %s/%s from %s: %w", b.id.pipeline, b.id.output, t.name, err)
-	}
-	if len(ups) == 0 {
+	if len(b.ops) == b.dels {
 		return nil
 	}
 	var err error
 	if cp, ok := tx.(copier); ok && s.copyUpserts {
-		err = s.copyMerge(ctx, tx, cp, t, b.schema, ups)
+		err = s.copyMerge(ctx, tx, cp, t, b)
 	} else {
+		ups := make([][]any, 0, len(b.ops)-b.dels)
+		for i := range b.ops {
+			if op := &b.ops[i]; !op.del {
+				ups = append(ups, rowArgs(s.d, b.schema, &op.r, false))
+			}
+		}
 		err = s.chunks(ctx, tx, t, true, len(b.schema.Columns), ups)
 	}
 	if err != nil {

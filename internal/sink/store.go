@@ -138,7 +138,16 @@ func WritesOf(pipeline string, s *stream.Schema, results ...stream.Result) []Wri
 
 // Commit applies writes and offsets to st as one batch.
 func Commit(ctx context.Context, st Appendable, writes []Write, offsets map[TopicPartition]int64) error {
+	return CommitFenced(ctx, st, writes, offsets, nil)
+}
+
+// CommitFenced is Commit with the offset of each partition in epochs
+// written only while its claim still holds that epoch (Appender.Fence).
+func CommitFenced(ctx context.Context, st Appendable, writes []Write, offsets, epochs map[TopicPartition]int64) error {
 	a := st.Appender(ctx)
+	for tp, e := range epochs {
+		a.Fence(tp, e)
+	}
 	for i := range writes {
 		w := &writes[i]
 		if err := Apply(a, w.Pipeline, w.Schema, &w.Result); err != nil {

@@ -33,12 +33,6 @@ func openTest(t *testing.T) (*SQLite, string) {
 	return s, path
 }
 
-// storeQuerier is a result store the tests write and read.
-type storeQuerier interface {
-	Store
-	Querier
-}
-
 // result returns a final of output over key for the one-minute window
 // starting at start, aggregating the given speeds (count, avg, max).
 func result(output, key string, start int64, speeds ...float64) stream.Result {

@@ -20,11 +20,13 @@ type testStore struct {
 }
 
 // eachStore runs f against a new SQLite store and a new PostgreSQL store
-// (in a schema of its own), as subtests: the contract's assertions are
-// the same for both.
+// (in a schema of its own), the latter writing upserts both ways (COPY
+// and a merge, multi-row upserts), as subtests: the contract's
+// assertions are the same for all.
 func eachStore(t *testing.T, f func(t *testing.T, s testStore)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, sqliteStore(t)) })
-	t.Run("postgres", func(t *testing.T) { f(t, pgStore(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, pgStore(t, PostgresOptions{})) })
+	t.Run("postgres_multirow", func(t *testing.T) { f(t, pgStore(t, PostgresOptions{MultiRowUpserts: true})) })
 }
 
 func sqliteStore(t *testing.T) testStore {
@@ -90,12 +92,12 @@ func pgSchema(t testing.TB) string {
 	return "search_path=" + schema
 }
 
-func pgStore(t *testing.T) testStore {
+func pgStore(t *testing.T, opt PostgresOptions) testStore {
 	dsn := pgSchema(t)
 	var open func(t *testing.T) testStore
 	open = func(t *testing.T) testStore {
 		t.Helper()
-		s, err := OpenPostgres(context.Background(), dsn, PostgresOptions{})
+		s, err := OpenPostgres(context.Background(), dsn, opt)
 		if err != nil {
 			t.Fatalf("OpenPostgres: %v", err)
 		}
