@@ -217,7 +217,7 @@ func (a *Archiver) session(ctx context.Context) (err error) {
 				return err
 			}
 			touched[r] = true
-			if r.end >= 0 && r.next >= r.end {
+			if (r.end >= 0 && r.next >= r.end) || (r.end < 0 && a.full(r)) {
 				if err := a.complete(ctx, r); err != nil {
 					return err
 				}

@@ -62,10 +62,15 @@ func (a *Archiver) due(r *roll, now time.Time) bool {
 		return true
 	case len(r.files) == 0:
 		return false
-	case r.rows >= a.cfg.Roll.Rows, r.bytes >= a.cfg.Roll.Bytes, len(r.files) >= a.cfg.Roll.Files:
+	case a.full(r):
 		return true
 	}
 	return now.Sub(r.started) >= a.cfg.Roll.Age
+}
+
+// full reports whether r reached its bound of rows, bytes or files.
+func (a *Archiver) full(r *roll) bool {
+	return r.rows >= a.cfg.Roll.Rows || r.bytes >= a.cfg.Roll.Bytes || len(r.files) >= a.cfg.Roll.Files
 }
 
 // flush writes the rows buffered in r's files.
