@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ type S3Config struct {
 	Spool string
 	// Transport, when not nil, carries the requests (tests).
 	Transport http.RoundTripper
+	// MaxRetries bounds the client's own retries of a request (default
+	// 3); past them the archiver's backoff takes over.
+	MaxRetries int
 }
 
 // S3FromEnv fills in what AWS tools read from the environment:
@@ -94,7 +98,7 @@ func NewS3(cfg S3Config) (*S3Store, error) {
 	if cfg.AccessKey != "" {
 		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
 	}
-	opts := &minio.Options{Creds: creds, Secure: eu.Scheme == "https", Region: cfg.Region, Transport: cfg.Transport}
+	opts := &minio.Options{Creds: creds, Secure: eu.Scheme == "https", Region: cfg.Region, Transport: cfg.Transport, MaxRetries: cmp.Or(cfg.MaxRetries, 3)}
 	if cfg.Endpoint != "" {
 		opts.BucketLookup = minio.BucketLookupPath // S3-compatible servers: bucket in the path
 	}
