@@ -35,16 +35,13 @@ func Codec(name string) (compress.Codec, error) {
 }
 
 // fileWriter writes one archive file into a temporary file of the spool.
-// Rows are buffered per poll (pending) and written in one call.
+// Rows are buffered per poll and written in one call.
 type fileWriter struct {
-	part    Part
-	tmp     string
-	f       *os.File
-	w       *parquet.Writer
-	ncols   int
-	pending []parquet.Value // rows not written yet, ncols values each
-	rowsBuf []parquet.Row
-	rows    int
+	part Part
+	tmp  string
+	f    *os.File
+	w    rowWriter
+	rows int
 }
 
 type writerOptions struct {
@@ -52,43 +49,28 @@ type writerOptions struct {
 	rowGroupRows int
 }
 
-func newFileWriter(spool string, part Part, s *parquet.Schema, o writerOptions) (*fileWriter, error) {
+func newFileWriter(spool string, part Part, c codec, o writerOptions) (*fileWriter, error) {
 	f, err := os.CreateTemp(spool, fmt.Sprintf("%s-p%03d-*%s%s", part.Stream, part.Partition, Ext, tmpExt))
 	if err != nil {
 		return nil, fmt.Errorf("create archive file in %s: %w", spool, err)
 	}
-	w := parquet.NewWriter(f, s,
+	w := c.newWriter(f,
 		parquet.Compression(o.codec),
 		parquet.MaxRowsPerRowGroup(int64(o.rowGroupRows)),
 		parquet.PageBufferSize(128<<10),
 		parquet.WriteBufferSize(256<<10),
 		parquet.CreatedBy("pulse", "", ""),
 	)
-	return &fileWriter{part: part, tmp: f.Name(), f: f, w: w, ncols: len(s.Columns())}, nil
-}
-
-// add buffers a row; its values must stay valid until flush.
-func (fw *fileWriter) add(row parquet.Row) {
-	fw.pending = append(fw.pending, row...)
+	return &fileWriter{part: part, tmp: f.Name(), f: f, w: w}, nil
 }
 
 // flush writes the buffered rows.
 func (fw *fileWriter) flush() error {
-	n := len(fw.pending) / fw.ncols
-	if n == 0 {
-		return nil
-	}
-	fw.rowsBuf = fw.rowsBuf[:0]
-	for i := 0; i < n; i++ {
-		fw.rowsBuf = append(fw.rowsBuf, fw.pending[i*fw.ncols:(i+1)*fw.ncols:(i+1)*fw.ncols])
-	}
-	if _, err := fw.w.WriteRows(fw.rowsBuf); err != nil {
+	n, err := fw.w.flush()
+	fw.rows += n
+	if err != nil {
 		return fmt.Errorf("write %s: %w", fw.tmp, err)
 	}
-	fw.rows += n
-	clear(fw.pending) // drop references to the records
-	fw.pending = fw.pending[:0]
-	clear(fw.rowsBuf)
 	return nil
 }
 

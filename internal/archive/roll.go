@@ -33,7 +33,7 @@ func (a *Archiver) add(r *roll, rec *kgo.Record) error {
 	}
 	r.next = rec.Offset + 1
 	r.bytes += int64(len(rec.Value))
-	row, ms, err := r.src.codec.row(rec)
+	ms, err := r.src.codec.parse(rec)
 	if err != nil {
 		r.src.skipped(a, rec, err)
 		return nil
@@ -44,13 +44,13 @@ func (a *Archiver) add(r *roll, rec *kgo.Record) error {
 		if len(r.files) == 0 {
 			r.started = a.now()
 		}
-		fw, err = newFileWriter(a.store.SpoolDir(), Part{Stream: r.src.Stream, Hour: h, Partition: r.part, From: r.from}, r.src.codec.schema(), a.wopts)
+		fw, err = newFileWriter(a.store.SpoolDir(), Part{Stream: r.src.Stream, Hour: h, Partition: r.part, From: r.from}, r.src.codec, a.wopts)
 		if err != nil {
 			return err
 		}
 		r.files[hourKey(h)] = fw
 	}
-	fw.add(row)
+	fw.w.add()
 	r.rows++
 	return nil
 }
