@@ -83,6 +83,9 @@ func checkFiles(t *testing.T, st Store, stream string, maxGroup int64) {
 				t.Errorf("%s: metadata %s = %q, want %q", n, k, kv[k], v)
 			}
 		}
+		if len(pf.ColumnIndexes()) != len(pf.Schema().Columns())*len(pf.Metadata().RowGroups) {
+			t.Errorf("%s: %d page indexes, want one per column and row group", n, len(pf.ColumnIndexes()))
+		}
 		ti, _ := pf.Schema().Lookup(ColEventTime)
 		oi, _ := pf.Schema().Lookup(ColOffset)
 		for _, rg := range pf.Metadata().RowGroups {
