@@ -22,6 +22,7 @@ type archiveFlags struct {
 	target, dir, compression string
 	rollAge                  time.Duration
 	rollRows, rowGroup       int
+	workers                  int
 	rollBytes                byteSize
 }
 
@@ -34,6 +35,7 @@ func (a *archiveFlags) define(fs *flag.FlagSet) {
 	a.rollBytes = byteSize(archive.DefaultRoll.Bytes)
 	fs.Var(&a.rollBytes, "archive-roll-bytes", "bytes of events (as received) of one topic partition after which its archive files are completed")
 	fs.IntVar(&a.rowGroup, "archive-row-group", 122_880, "most rows of a Parquet row group in the archive")
+	fs.IntVar(&a.workers, "archive-workers", 1, "goroutines encoding archive files, each for a share of the partitions (more use more cores)")
 }
 
 // archiveComponent returns the archiver of the plans' streams, started
@@ -60,9 +62,9 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 	if err != nil {
 		return nil, err
 	}
-	if a.rollAge <= 0 || a.rollRows < 1 || a.rollBytes < 1 || a.rowGroup < 1 {
-		return nil, fmt.Errorf("--archive-roll-age %s, --archive-roll-rows %d, --archive-roll-bytes %s, --archive-row-group %d: use positive values",
-			a.rollAge, a.rollRows, a.rollBytes.String(), a.rowGroup)
+	if a.rollAge <= 0 || a.rollRows < 1 || a.rollBytes < 1 || a.rowGroup < 1 || a.workers < 1 {
+		return nil, fmt.Errorf("--archive-roll-age %s, --archive-roll-rows %d, --archive-roll-bytes %s, --archive-row-group %d, --archive-workers %d: use positive values",
+			a.rollAge, a.rollRows, a.rollBytes.String(), a.rowGroup, a.workers)
 	}
 	var sources []archive.Source
 	for _, s := range streamsOf(plans) {
@@ -71,7 +73,7 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 	}
 	arch, err := archive.New(archive.Config{
 		Sources: sources, Kafka: kafka, Store: store, Compression: a.compression, RowGroupRows: a.rowGroup,
-		Roll: archive.Roll{Rows: a.rollRows, Bytes: int64(a.rollBytes), Age: a.rollAge}, Hold: hold,
+		Roll: archive.Roll{Rows: a.rollRows, Bytes: int64(a.rollBytes), Age: a.rollAge}, Hold: hold, Workers: a.workers,
 		Registerer: m.Registry, Logger: log,
 	})
 	if err != nil {

@@ -26,7 +26,7 @@ func TestArchiveCity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, stop := start(t, Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Rows: 400, Age: 100 * time.Millisecond}, RowGroupRows: 100})
+	a, stop := start(t, Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Rows: 400, Age: 100 * time.Millisecond}, RowGroupRows: 100, Workers: 2})
 	checkfor.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return exactlyOnce(readArrow(t, st, "city"), in) })
 	stop()
 	checkExactlyOnce(t, readArrow(t, st, "city"), in)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +51,10 @@ type Config struct {
 	// Tick is the longest a poll waits for records before the rolls'
 	// age is checked (default 1 s).
 	Tick time.Duration
+	// Workers is the number of goroutines archiving, each the partitions
+	// p with p % Workers == its number, with a Kafka client of its own
+	// (default 1).
+	Workers int
 }
 
 // stream is one archived stream in a session.
@@ -77,11 +81,17 @@ type Archiver struct {
 	rlog  *ratelog.Logger
 	m     *metrics
 	now   func() time.Time
-	retry backoff.Backoff
 
-	failing atomic.Bool
-	// progress, when not nil, is told every published roll (tests).
-	progress func(stream string, partition int32, from, to int64)
+	mu      sync.Mutex
+	failing int // workers failing
+}
+
+// worker archives one share of the partitions.
+type worker struct {
+	a       *Archiver
+	id, n   int
+	retry   backoff.Backoff
+	failing bool
 }
 
 // New returns an Archiver; it registers its metrics with cfg.Registerer.
@@ -103,6 +113,7 @@ func New(cfg Config) (*Archiver, error) {
 		Files: cmp.Or(cfg.Roll.Files, def.Files), Age: cmp.Or(cfg.Roll.Age, def.Age)}
 	cfg.RowGroupRows = cmp.Or(cfg.RowGroupRows, 122_880)
 	cfg.Tick = cmp.Or(cfg.Tick, time.Second)
+	cfg.Workers = max(cfg.Workers, 1)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
@@ -112,51 +123,75 @@ func New(cfg Config) (*Archiver, error) {
 		return nil, fmt.Errorf("archive metrics: %w", err)
 	}
 	return &Archiver{cfg: cfg, store: cfg.Store, wopts: writerOptions{codec: codec, rowGroupRows: cfg.RowGroupRows},
-		log: cfg.Logger, rlog: ratelog.New(cfg.Logger, time.Minute), m: m, now: time.Now,
-		retry: backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}}, nil
+		log: cfg.Logger, rlog: ratelog.New(cfg.Logger, time.Minute), m: m, now: time.Now}, nil
 }
 
 // Run archives until ctx ends, then publishes what it holds. An error of
 // the store or of Kafka stops archiving: it logs once, sets
 // pulse_archive_failing, and tries again from the files published.
 func (a *Archiver) Run(ctx context.Context) error {
-	_ = backoff.Retry(ctx, &a.retry, a.session, func(err error, wait time.Duration) {
-		a.m.errors.Inc()
-		a.m.failing.Set(1)
-		a.failing.Store(true)
-		a.rlog.Error("archive", "archiving stopped; retrying from the last published file (the events wait in Kafka)",
-			"store", a.store.String(), "err", err, "next_try_in", wait.Round(time.Millisecond))
-	})
+	// Before any worker writes: what is in the spool was left by a
+	// process that stopped while writing.
+	_ = backoff.Retry(ctx, &backoff.Backoff{Min: time.Second, Max: 30 * time.Second}, func(context.Context) error {
+		n, err := cleanSpool(a.store.SpoolDir())
+		if n > 0 {
+			a.log.Info("removed unfinished archive files of an earlier run", "files", n, "dir", a.store.SpoolDir())
+		}
+		return err
+	}, func(err error, _ time.Duration) { a.rlog.Error("archive", "cannot clean the archive spool; retrying", "err", err) })
+	var wg sync.WaitGroup
+	for i := range a.cfg.Workers {
+		w := &worker{a: a, id: i, n: a.cfg.Workers, retry: backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}}
+		wg.Go(func() {
+			_ = backoff.Retry(ctx, &w.retry, w.session, w.failed)
+		})
+	}
+	wg.Wait()
 	return nil
 }
 
+// failed notes a failed session.
+func (w *worker) failed(err error, wait time.Duration) {
+	a := w.a
+	a.m.errors.Inc()
+	if !w.failing {
+		w.failing = true
+		a.mu.Lock()
+		a.failing++
+		a.m.failing.Set(1)
+		a.mu.Unlock()
+	}
+	a.rlog.Error("archive", "archiving stopped; retrying from the last published file (the events wait in Kafka)",
+		"store", a.store.String(), "err", err, "next_try_in", wait.Round(time.Millisecond))
+}
+
 // published notes a published roll.
-func (a *Archiver) published(stream string, part int32, from, to int64) {
-	a.retry.Reset()
-	if a.failing.Swap(false) {
+func (w *worker) published() {
+	w.retry.Reset()
+	if !w.failing {
+		return
+	}
+	w.failing = false
+	a := w.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failing--; a.failing == 0 {
 		a.m.failing.Set(0)
 		a.rlog.Resolved("archive")
 		a.log.Info("archiving works again", "store", a.store.String())
-	}
-	if a.progress != nil {
-		a.progress(stream, part, from, to)
 	}
 }
 
 // session archives from the files published until ctx ends (nil) or a
 // write fails (the error); the caller starts a new session then.
-func (a *Archiver) session(ctx context.Context) (err error) {
+func (w *worker) session(ctx context.Context) (err error) {
+	a := w.a
 	if s3, ok := a.store.(*S3Store); ok {
 		if err := s3.checkBucket(ctx); err != nil {
 			return err
 		}
 	}
-	if n, err := cleanSpool(a.store.SpoolDir()); err != nil {
-		return err
-	} else if n > 0 {
-		a.log.Info("removed unfinished archive files of an earlier run", "files", n, "dir", a.store.SpoolDir())
-	}
-	streams, offsets, err := a.resume(ctx)
+	streams, offsets, err := w.resume(ctx)
 	if err != nil {
 		return err
 	}
@@ -264,7 +299,8 @@ func (a *Archiver) complete(ctx context.Context, r *roll) error {
 // resume derives from the published files where every partition
 // continues: at the start of its last roll, which it writes again, up to
 // the roll's end (see the package documentation).
-func (a *Archiver) resume(ctx context.Context) ([]*stream, map[string]map[int32]kgo.Offset, error) {
+func (w *worker) resume(ctx context.Context) ([]*stream, map[string]map[int32]kgo.Offset, error) {
+	a := w.a
 	topics := make([]string, 0, len(a.cfg.Sources))
 	for _, src := range a.cfg.Sources {
 		topics = append(topics, src.Topic)
@@ -293,7 +329,10 @@ func (a *Archiver) resume(ctx context.Context) ([]*stream, map[string]map[int32]
 		s := &stream{Source: src, codec: c, m: a.m.stream(src.Stream), rolls: map[int32]*roll{}}
 		offsets[src.Topic] = map[int32]kgo.Offset{}
 		for _, p := range d.Partitions.Numbers() {
-			r := &roll{src: s, part: p, from: -1, next: -1, end: -1, files: map[int64]*fileWriter{}}
+			if int(p)%w.n != w.id {
+				continue // another worker's
+			}
+			r := &roll{w: w, src: s, part: p, from: -1, next: -1, end: -1, files: map[int64]*fileWriter{}}
 			if lr, ok := last[p]; ok {
 				r.from, r.next, r.end = lr.From, lr.From, lr.To
 				offsets[src.Topic][p] = kgo.NewOffset().At(lr.From)

@@ -39,7 +39,7 @@ func BenchmarkArchiveCity(b *testing.B) {
 			start, cpu0 := time.Now(), cpuTime()
 			off := int64(0)
 			for n := 0; n < b.N; n++ {
-				r := &roll{src: s, part: 0, from: -1, next: -1, end: -1, files: map[int64]*fileWriter{}}
+				r := &roll{w: &worker{a: a, n: 1}, src: s, part: 0, from: -1, next: -1, end: -1, files: map[int64]*fileWriter{}}
 				for i, rec := range recs {
 					rec.Offset = off
 					off++

@@ -13,6 +13,7 @@ import (
 // publications: the offsets [from, next), one file per hour of event
 // time. All files of a roll carry the roll's range.
 type roll struct {
+	w       *worker
 	src     *stream
 	part    int32
 	from    int64 // first offset of the roll; -1 until the first record
@@ -118,7 +119,7 @@ func (a *Archiver) publish(ctx context.Context, r *roll) error {
 		r.src.m.bytes.Add(float64(size))
 	}
 	r.src.m.events.Add(float64(rows))
-	a.published(r.src.Stream, r.part, r.from, r.next)
+	r.w.published()
 	r.from, r.end, r.rows, r.bytes = r.next, -1, 0, 0
 	return nil
 }

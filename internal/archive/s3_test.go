@@ -64,7 +64,7 @@ func TestS3Faults(t *testing.T) {
 	st := s3Store(t, endpoint, "s3://pulse/history/raw")
 	in := cityEvents(1500, true, 4)
 	produce(t, opts, "city", in)
-	a, stop := start(t, Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Rows: 200, Age: 50 * time.Millisecond}})
+	a, stop := start(t, Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Rows: 200, Age: 50 * time.Millisecond}, Workers: 3})
 	checkfor.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return exactlyOnce(readArrow(t, st, "city"), in) })
 
 	srv.failing.Store(true)
