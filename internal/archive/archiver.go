@@ -138,7 +138,9 @@ func (a *Archiver) Run(ctx context.Context) error {
 			a.log.Info("removed unfinished archive files of an earlier run", "files", n, "dir", a.store.SpoolDir())
 		}
 		return err
-	}, func(err error, _ time.Duration) { a.rlog.Error("archive", "cannot clean the archive spool; retrying", "err", err) })
+	}, func(err error, _ time.Duration) {
+		a.rlog.Error("archive", "cannot clean the archive spool; retrying", "err", err)
+	})
 	var wg sync.WaitGroup
 	for i := range a.cfg.Workers {
 		w := &worker{a: a, id: i, n: a.cfg.Workers, retry: backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}}
