@@ -63,6 +63,7 @@ type runFlags struct {
 	httpMinBodyRate                                   int64
 	httpAllowHosts, debugListen                       string
 	db                                                string
+	archive                                           archiveFlags
 }
 
 // runFlagSet defines the flags of pulse run, to be parsed into f.
@@ -118,6 +119,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.StringVar(&f.httpAllowHosts, "http-allow-host", "", "comma separated Host names the HTTP server answers besides localhost and IP addresses (DNS rebinding protection, enforced on a loopback --http or whenever this is set); * answers every name")
 	fs.IntVar(&f.liveMaxClients, "live-max-clients", 64, "most live views (dashboards' Server-Sent Events streams) open at once; past it a new one gets 503 with Retry-After")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "address of a separate listener serving Go's profiler under /debug/pprof/, e.g. 127.0.0.1:6060 (default: no profiler)")
+	f.archive.define(fs)
 	return fs
 }
 
@@ -308,6 +310,11 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return nil
 	}})
 	comps = append(comps, pipeComps...)
+	archiver, err := archiveComponent(f, plans, cluster.Opts, metrics, log, disk.Low, kafka.after)
+	if err != nil {
+		return err
+	}
+	comps = append(comps, archiver...)
 
 	comps = append(comps, lifecycle.Component{Name: "ingest breaker", Run: func(ctx context.Context) error {
 		return breaker.Run(ctx, producer.Ping)
