@@ -45,6 +45,7 @@ type runFlags struct {
 	demoSensors, demoZones, partitions, workers       int
 	maxBody, maxInflight, maxLag                      int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
+	retentionEvery                                    time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	stallTimeout, restoreTimeout                      time.Duration
@@ -62,6 +63,7 @@ type runFlags struct {
 	httpMinBodyRate                                   int64
 	httpAllowHosts, debugListen                       string
 	db                                                string
+	archive                                           archiveFlags
 }
 
 // runFlagSet defines the flags of pulse run, to be parsed into f.
@@ -89,6 +91,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.BoolVar(&f.builtin, "builtin", true, "run the built-in pipelines (city) besides those of --pipelines; --builtin=false runs only yours")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
+	fs.DurationVar(&f.retentionEvery, "sink-retention-interval", time.Minute, "how often stored results older than their output's retention are deleted (in batches of 1,000 rows)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
@@ -116,6 +119,7 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.StringVar(&f.httpAllowHosts, "http-allow-host", "", "comma separated Host names the HTTP server answers besides localhost and IP addresses (DNS rebinding protection, enforced on a loopback --http or whenever this is set); * answers every name")
 	fs.IntVar(&f.liveMaxClients, "live-max-clients", 64, "most live views (dashboards' Server-Sent Events streams) open at once; past it a new one gets 503 with Retry-After")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "address of a separate listener serving Go's profiler under /debug/pprof/, e.g. 127.0.0.1:6060 (default: no profiler)")
+	f.archive.define(fs)
 	return fs
 }
 
@@ -257,7 +261,10 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
-	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low})
+	// Processes writing one PostgreSQL database share its partitions;
+	// a SQLite file is each process's own.
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low,
+		Shared: store.Dialect() == "postgres", SessionTimeout: f.sessionTimeout})
 	keeper.OnRecreate(feed.TopicRecreated)
 	// The ingest producer refuses to write to a topic created again under
 	// the name of one it wrote to, until it forgets the old one.
@@ -265,8 +272,12 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	board := &stream.Board{}
 	// The pipelines start once Kafka answers and the topics exist; each
 	// worker is a component of /readyz.
-	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
-	reg.Add("sqlite sink", feed.Health)
+	sinkName := store.Dialect() + " sink" // "sqlite sink", "postgres sink"
+	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: sinkName, Run: kafka.after(feed.Run)}}
+	reg.Add(sinkName, feed.Health)
+	if ret := sink.NewRetention(sink.RetentionConfig{Store: store, Plans: plans, Metrics: metrics, Logger: log, Every: f.retentionEvery}); !ret.Empty() {
+		pipeComps = append(pipeComps, lifecycle.Component{Name: "retention", Run: ret.Run})
+	}
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
 	stage := func(name string, run func(context.Context) error, check health.Check) lifecycle.Component {
@@ -299,6 +310,11 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return nil
 	}})
 	comps = append(comps, pipeComps...)
+	archiver, err := archiveComponent(f, plans, cluster.Opts, metrics, log, disk.Low, kafka.after)
+	if err != nil {
+		return err
+	}
+	comps = append(comps, archiver...)
 
 	comps = append(comps, lifecycle.Component{Name: "ingest breaker", Run: func(ctx context.Context) error {
 		return breaker.Run(ctx, producer.Ping)

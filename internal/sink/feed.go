@@ -36,14 +36,24 @@ type FeedConfig struct {
 	// with what it read until Hold reports false (a disk low on space,
 	// see internal/diskguard). Nil never holds.
 	Hold func() bool
+	// Shared makes the feed share the store with the other Pulse
+	// processes that write it (a PostgreSQL database): the Store must be
+	// a Claimer (feed_group.go). Without it the feed reads every
+	// partition itself.
+	Shared bool
+	// SessionTimeout is a shared feed's consumer group session timeout
+	// (0: franz-go's).
+	SessionTimeout time.Duration
 }
 
 // Feed fills a store from the result topics. It reads committed records
 // only, decodes each with its output's schema and applies it by its kind
 // (an insert or update upserts, a delete deletes), and commits the
 // offsets it consumed in the same batch as the rows, seeking to them on
-// start: every final result is stored exactly once, whatever crashes. Every Pulse process feeds its
-// own store from all partitions, so each holds every result.
+// start: every final result is stored exactly once, whatever crashes.
+// Unshared, every Pulse process feeds its own store from all partitions,
+// so each holds every result; shared (FeedConfig.Shared), the processes
+// writing one database split the partitions (feed_group.go).
 type Feed struct {
 	cfg     FeedConfig
 	targets map[string]target // by topic
@@ -58,6 +68,10 @@ type Feed struct {
 	// name is the store's database, in metrics and logs: sqlite or
 	// postgres.
 	name string
+	// claims are a shared feed's claims of its partitions (feed_group.go).
+	claims    *claims
+	claimWarn *ratelog.Logger
+	out       *outage // used by Run's goroutine only
 	// writers is how many transactions a chunk is stored in at once,
 	// each with the partitions it holds (one for SQLite, whose writes
 	// are serial).
@@ -89,13 +103,15 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite", writers: 1}
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite", writers: 1,
+		claimWarn: ratelog.New(cfg.Logger, claimWarnEvery)}
 	if d, ok := cfg.Store.(interface{ Dialect() string }); ok {
 		f.name = d.Dialect()
 	}
 	if f.name == "postgres" {
 		f.writers = pgWriters
 	}
+	f.out = &outage{name: f.name, log: cfg.Logger, metrics: cfg.Metrics, now: time.Now}
 	for _, p := range cfg.Plans {
 		for i := range p.Outputs {
 			o := &p.Outputs[i]
@@ -143,14 +159,14 @@ func (f *Feed) TopicRecreated(topic string) {
 }
 
 // Run consumes until ctx ends; what it read is committed when it returns.
-// A failure starts it again after a backoff, each cause logged once per
-// interval.
+// A failure starts it again after a backoff, from the offsets stored with
+// the last batch; an outage is logged when it begins and when it ends
+// (feed_outage.go).
 func (f *Feed) Run(ctx context.Context) error {
 	if len(f.targets) == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	warn := ratelog.New(f.cfg.Logger, 10*time.Second)
 	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		began := time.Now()
@@ -166,7 +182,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		if time.Since(began) > time.Minute {
 			retry.Reset()
 		}
-		warn.Error(msg, f.name+" sink failed; starting it again", "err", err)
+		f.out.failed(err)
 		if !retry.Wait(ctx) {
 			return nil
 		}
@@ -179,23 +195,94 @@ func (f *Feed) run(ctx context.Context) error {
 			return err
 		}
 	}
-	offsets, err := f.cfg.Store.Offsets(ctx)
-	if err != nil {
-		return err
-	}
 	var topics []string
 	for t := range f.targets {
 		topics = append(topics, t)
 	}
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, f.cfg.Opts...),
+	opts := append(append([]kgo.Opt{}, f.cfg.Opts...),
 		kgo.ClientID("pulse-sink-"+f.name),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(32<<20),
-	)...)
+	)
+	shared := f.cfg.Shared
+	if shared {
+		claimer, ok := f.cfg.Store.(Claimer)
+		if !ok {
+			return fmt.Errorf("%s sink: the store cannot be shared by several processes", f.name)
+		}
+		g, err := f.groupOpts(ctx, claimer, topics)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, g...)
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("%s sink client: %w", f.name, err)
 	}
 	defer cl.Close()
+	if shared {
+		// A poll blocks rebalances until AllowRebalance, and Close
+		// waits for them: a run that ends after a poll allows them.
+		defer cl.AllowRebalance()
+	} else if err := f.assign(ctx, cl, topics); err != nil {
+		return err
+	}
+	f.out.ok()
+	f.ready.Store(true)
+	defer f.ready.Store(false)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-f.kick:
+			stop()
+		case <-pctx.Done():
+		}
+	}()
+	for {
+		fetches := cl.PollRecords(pctx, 20000)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pctx.Err() != nil {
+			return errRecreated
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if err := f.storeAll(ctx, fetches.Records()); err != nil {
+			return err
+		}
+		if shared {
+			cl.AllowRebalance()
+		}
+	}
+}
+
+// storeAll stores the records of one poll, in paced chunks, each with
+// its own offsets (store).
+func (f *Feed) storeAll(ctx context.Context, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	f.hold(ctx)
+	return f.store(ctx, recs)
+}
+
+// assign assigns an unshared feed every partition of topics, from the
+// offsets the store holds (or the start of a topic created again).
+func (f *Feed) assign(ctx context.Context, cl *kgo.Client, topics []string) error {
+	offsets, err := f.cfg.Store.Offsets(ctx)
+	if err != nil {
+		return err
+	}
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("describe result topics: %w", err)
@@ -233,43 +320,7 @@ func (f *Feed) run(ctx context.Context) error {
 		f.cfg.Logger.Warn("result topics were created again: reading them from the start", "topics", len(fresh))
 	}
 	cl.AddConsumePartitions(assign)
-	f.ready.Store(true)
-	defer f.ready.Store(false)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-f.kick:
-			stop()
-		case <-pctx.Done():
-		}
-	}()
-	for {
-		fetches := cl.PollRecords(pctx, 20000)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if pctx.Err() != nil {
-			return errRecreated
-		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return ferr
-		}
-		// Stored in paced chunks, each with its own offsets (store).
-		recs := fetches.Records()
-		if len(recs) > 0 {
-			f.hold(ctx)
-			if err := f.store(ctx, recs); err != nil {
-				return err
-			}
-		}
-	}
+	return nil
 }
 
 // hold waits while Hold reports true, or until ctx ends.
@@ -331,10 +382,13 @@ func (f *Feed) write(ctx context.Context, i int, recs []*kgo.Record) error {
 	for len(recs) > 0 {
 		n := min(len(recs), feedChunk)
 		began := time.Now()
-		g := f.decode(recs[:n], i)
+		g, err := f.decode(recs[:n], i)
+		if err != nil {
+			return err
+		}
 		busy := time.Since(began)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := Commit(cctx, f.cfg.Store, g.writes, g.offsets)
+		err = CommitFenced(cctx, f.cfg.Store, g.writes, g.offsets, g.epochs)
 		cancel()
 		if err != nil {
 			return err
@@ -353,11 +407,23 @@ func (f *Feed) write(ctx context.Context, i int, recs []*kgo.Record) error {
 	return nil
 }
 
-// decode reads recs with the decoders of writer i.
-func (f *Feed) decode(recs []*kgo.Record, i int) feedGroup {
+// decode reads recs with the decoders of writer i. A shared feed fences
+// the batch with its claims of the records' partitions.
+func (f *Feed) decode(recs []*kgo.Record, i int) (feedGroup, error) {
 	g := feedGroup{offsets: map[TopicPartition]int64{}}
 	for _, rec := range recs {
-		g.offsets[TopicPartition{rec.Topic, rec.Partition}] = rec.Offset + 1
+		tp := TopicPartition{rec.Topic, rec.Partition}
+		g.offsets[tp] = rec.Offset + 1
+		if f.claims != nil {
+			e, ok := f.claims.epoch(tp)
+			if !ok {
+				return g, fmt.Errorf("%w (%s/%d was not claimed by this process)", ErrFenced, tp.Topic, tp.Partition)
+			}
+			if g.epochs == nil {
+				g.epochs = map[TopicPartition]int64{}
+			}
+			g.epochs[tp] = e
+		}
 		tg := f.targets[rec.Topic]
 		r, err := tg.decs[i].Decode(rec.Key, rec.Value, kindOf(rec))
 		if err != nil {
@@ -372,13 +438,14 @@ func (f *Feed) decode(recs []*kgo.Record, i int) feedGroup {
 			g.up++
 		}
 	}
-	return g
+	return g, nil
 }
 
 // feedGroup is what one transaction stores.
 type feedGroup struct {
 	writes             []Write
 	offsets            map[TopicPartition]int64
+	epochs             map[TopicPartition]int64 // a shared feed's claims of them
 	up, del, malformed int
 }
 

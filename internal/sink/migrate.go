@@ -23,6 +23,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "catalog pulse_tables and offsets pulse_offsets", createCatalog},
 	{2, "window_results of Pulse before typed tables: keys, offsets", legacyResults},
+	{3, "claims of result partitions: pulse_offsets.epoch, pulse_instance", createClaims},
 }
 
 func createCatalog(ctx context.Context, tx txn, d dialect) error {

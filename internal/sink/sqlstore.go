@@ -60,7 +60,7 @@ func (s *SQLStore) Close() error { return s.c.close() }
 // Offsets returns the next offset to read of every result partition the
 // store has read from.
 func (s *SQLStore) Offsets(ctx context.Context) (map[TopicPartition]int64, error) {
-	rs, err := s.c.query(ctx, `SELECT topic, partition, next FROM pulse_offsets WHERE sink = `+s.d.param(1, ""), s.sink)
+	rs, err := s.c.query(ctx, `SELECT topic, partition, next FROM pulse_offsets WHERE next >= 0 AND sink = `+s.d.param(1, ""), s.sink)
 	if err != nil {
 		return nil, fmt.Errorf("load sink offsets: %w", err)
 	}
@@ -94,6 +94,7 @@ type sqlAppender struct {
 	batches  []*tableBatch
 	byOutput map[outputID]*tableBatch
 	offsets  map[TopicPartition]int64
+	epochs   map[TopicPartition]int64 // Fence: claims the offsets' writes hold
 	spent    bool
 	key      []byte
 }
@@ -196,6 +197,13 @@ func (a *sqlAppender) Delete(pipelineName string, s *stream.Schema, r *stream.Re
 
 func (a *sqlAppender) SetOffset(tp TopicPartition, next int64) { a.offsets[tp] = next }
 
+func (a *sqlAppender) Fence(tp TopicPartition, epoch int64) {
+	if a.epochs == nil {
+		a.epochs = map[TopicPartition]int64{}
+	}
+	a.epochs[tp] = epoch
+}
+
 func (a *sqlAppender) Rollback() error {
 	a.spent, a.batches, a.byOutput, a.offsets = true, nil, nil, nil
 	return nil
@@ -240,7 +248,21 @@ func (s *SQLStore) commit(ctx context.Context, a *sqlAppender, tables []*table, 
 			return err
 		}
 	}
-	if err := s.writeOffsets(ctx, tx, a.offsets); err != nil {
+	plain, fenced := a.offsets, map[TopicPartition]int64{}
+	if len(a.epochs) > 0 {
+		plain = map[TopicPartition]int64{}
+		for tp, next := range a.offsets {
+			if _, ok := a.epochs[tp]; ok {
+				fenced[tp] = next
+			} else {
+				plain[tp] = next
+			}
+		}
+	}
+	if err := s.writeFencedOffsets(ctx, tx, fenced, a.epochs); err != nil {
+		return err
+	}
+	if err := s.writeOffsets(ctx, tx, plain); err != nil {
 		return err
 	}
 	if err := tx.commit(ctx); err != nil {
