@@ -24,8 +24,10 @@ run demo:
 
 # The test command CI runs: unit, semantics, fuzz seeds, end-to-end (binary,
 # kcat, headless Chromium), all with the race detector.
+# PostgreSQL tests run against the server of the PG* variables or, without
+# them, a throwaway cluster pg_virtualenv starts (scripts/with-postgres.sh).
 test:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	scripts/with-postgres.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)

@@ -19,6 +19,7 @@ Usage:
   pulse loadgen city [flags]   send generated city readings to a running Pulse
   pulse pipeline validate FILE...  check pipeline files, reporting every error with its line
   pulse pipeline list [--pipelines DIR]  list the built-in pipelines and those in DIR
+  pulse db migrate [flags]     run the result database's migrations alone (--db URL)
   pulse version                print the version (also pulse --version)
 
 Run "pulse <command> --help" for the flags of a command.
@@ -55,6 +56,8 @@ func command(ctx context.Context, stdout, stderr io.Writer, args []string) error
 		return loadgenCmd(ctx, args[1:])
 	case "pipeline":
 		return pipelineMain(ctx, stdout, stderr, args[1:])
+	case "db":
+		return dbMain(ctx, stdout, stderr, args[1:])
 	case "version", "-version", "--version":
 		fs := flag.NewFlagSet("pulse version", flag.ContinueOnError)
 		fs.SetOutput(stderr)

@@ -45,6 +45,7 @@ type runFlags struct {
 	demoSensors, demoZones, partitions, workers       int
 	maxBody, maxInflight, maxLag                      int64
 	disorder, idleTimeout, checkpointEvery            time.Duration
+	retentionEvery                                    time.Duration
 	liveEvery, livePush, produceTimeout, maxFuture    time.Duration
 	shuffleEvery, sessionTimeout, txnTimeout          time.Duration
 	stallTimeout, restoreTimeout                      time.Duration
@@ -61,6 +62,7 @@ type runFlags struct {
 	httpBodyTimeout, httpWriteTimeout                 time.Duration
 	httpMinBodyRate                                   int64
 	httpAllowHosts, debugListen                       string
+	db                                                string
 	archive                                           archiveFlags
 }
 
@@ -84,10 +86,12 @@ func runFlagSet(f *runFlags) *flag.FlagSet {
 	fs.Int64Var(&f.maxBody, "max-body", 10<<20, "largest ingest request body in bytes, before and after gzip decompression")
 	fs.Int64Var(&f.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight(), "bytes ingest requests in flight may hold (bodies plus about 250 bytes per event) until the broker acknowledges them; beyond it requests are answered 503 with Retry-After at once, their bodies discarded (default: 1/32 of the memory Pulse may use, between 32 MiB and 128 MiB; 0: no bound)")
 	fs.Int64Var(&f.maxLag, "max-lag", 0, "when the pipelines' consumer lag is above this many records, ingest answers 503 with Retry-After (0: no bound)")
+	fs.StringVar(&f.db, "db", "", dbUsage)
 	fs.StringVar(&f.pipelinesDir, "pipelines", "", "directory of pipeline files (*.yaml) to run besides the built-in ones")
 	fs.BoolVar(&f.builtin, "builtin", true, "run the built-in pipelines (city) besides those of --pipelines; --builtin=false runs only yours")
 	fs.DurationVar(&f.disorder, "max-out-of-orderness", 0, "override every pipeline's event_time.max_out_of_orderness (how far behind the newest event time an event may arrive)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "override every pipeline's event_time.idle_timeout (a partition without events this long stops holding the watermark back)")
+	fs.DurationVar(&f.retentionEvery, "sink-retention-interval", time.Minute, "how often stored results older than their output's retention are deleted (in batches of 1,000 rows)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-interval", time.Second, "how often the window stage commits final results, state changelog and offsets in one Kafka transaction")
 	fs.DurationVar(&f.shuffleEvery, "shuffle-interval", 10*time.Millisecond, "how often the shuffle stage commits its transaction: the longest an event waits before the window stage sees it")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 10*time.Second, "how long the consumer groups wait for a silent Pulse process before moving its partitions to the others")
@@ -242,11 +246,14 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	reg.Add("kafka", kafka.Health)
 	reg.Add("topics", kafka.topicsHealth)
 
-	store, err := sink.OpenSQLite(filepath.Join(f.dataDir, "results.db"))
+	// The result store: --db, or SQLite in the data dir; its migrations
+	// run as it opens (docs/storage.md).
+	store, err := sink.Open(ctx, f.db, f.dataDir)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	log.Info("result store open", "db", store.Dialect())
 
 	node, err := nodeID(f.dataDir, f.nodeID)
 	if err != nil {
@@ -254,7 +261,10 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	}
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
-	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low})
+	// Processes writing one PostgreSQL database share its partitions;
+	// a SQLite file is each process's own.
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low,
+		Shared: store.Dialect() == "postgres", SessionTimeout: f.sessionTimeout})
 	keeper.OnRecreate(feed.TopicRecreated)
 	// The ingest producer refuses to write to a topic created again under
 	// the name of one it wrote to, until it forgets the old one.
@@ -262,8 +272,12 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	board := &stream.Board{}
 	// The pipelines start once Kafka answers and the topics exist; each
 	// worker is a component of /readyz.
-	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: "sqlite sink", Run: kafka.after(feed.Run)}}
-	reg.Add("sqlite sink", feed.Health)
+	sinkName := store.Dialect() + " sink" // "sqlite sink", "postgres sink"
+	pipeComps := []lifecycle.Component{{Name: "topics", Run: kafka.Run}, {Name: sinkName, Run: kafka.after(feed.Run)}}
+	reg.Add(sinkName, feed.Health)
+	if ret := sink.NewRetention(sink.RetentionConfig{Store: store, Plans: plans, Metrics: metrics, Logger: log, Every: f.retentionEvery}); !ret.Empty() {
+		pipeComps = append(pipeComps, lifecycle.Component{Name: "retention", Run: ret.Run})
+	}
 	// Window stages start before shuffle stages, so they stop after them.
 	var shuffles []lifecycle.Component
 	stage := func(name string, run func(context.Context) error, check health.Check) lifecycle.Component {

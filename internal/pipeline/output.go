@@ -14,7 +14,7 @@ import (
 const MaxHops = 1000
 
 var (
-	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "live", "events", "detect"}
+	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "retention", "live", "events", "detect"}
 	windowKinds = []string{"tumbling", "hopping", "session"}
 	hoppingKeys = []string{"size", "slide"}
 	sessionKeys = []string{"gap"}
@@ -145,6 +145,9 @@ func (p *parser) output(n *yaml.Node, path, pipeline string) (Output, bool) {
 			}
 			return s, ok
 		})
+	}
+	if v, ok := m["retention"]; ok && !isNull(v) {
+		o.Retention, _ = p.retention(v, join(path, "retention"))
 	}
 	if v, ok := m["live"]; ok {
 		o.Live, _ = p.boolean(v, join(path, "live"))

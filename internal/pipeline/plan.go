@@ -151,6 +151,9 @@ type Output struct {
 	Topic string
 	// Sinks names the stores that keep the results ("sqlite").
 	Sinks []string
+	// Retention is how long the stores keep a result, counted from its
+	// window start (or time) to the clock; 0 keeps results forever.
+	Retention time.Duration
 	// Live makes the output available to live views (SSE, dashboard).
 	Live bool
 

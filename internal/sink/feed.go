@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"sync"
@@ -22,7 +23,8 @@ import (
 
 // FeedConfig configures a Feed.
 type FeedConfig struct {
-	// Store receives the rows and offsets (the SQLite store).
+	// Store receives the rows and offsets (a SQLStore: SQLite or
+	// PostgreSQL).
 	Store Store
 	// Plans whose outputs list the sqlite sink are fed.
 	Plans []*pipeline.Plan
@@ -34,14 +36,24 @@ type FeedConfig struct {
 	// with what it read until Hold reports false (a disk low on space,
 	// see internal/diskguard). Nil never holds.
 	Hold func() bool
+	// Shared makes the feed share the store with the other Pulse
+	// processes that write it (a PostgreSQL database): the Store must be
+	// a Claimer (feed_group.go). Without it the feed reads every
+	// partition itself.
+	Shared bool
+	// SessionTimeout is a shared feed's consumer group session timeout
+	// (0: franz-go's).
+	SessionTimeout time.Duration
 }
 
 // Feed fills a store from the result topics. It reads committed records
 // only, decodes each with its output's schema and applies it by its kind
 // (an insert or update upserts, a delete deletes), and commits the
 // offsets it consumed in the same batch as the rows, seeking to them on
-// start: every final result is stored exactly once, whatever crashes. Every Pulse process feeds its
-// own store from all partitions, so each holds every result.
+// start: every final result is stored exactly once, whatever crashes.
+// Unshared, every Pulse process feeds its own store from all partitions,
+// so each holds every result; shared (FeedConfig.Shared), the processes
+// writing one database split the partitions (feed_group.go).
 type Feed struct {
 	cfg     FeedConfig
 	targets map[string]target // by topic
@@ -53,6 +65,28 @@ type Feed struct {
 	mu        sync.Mutex
 	recreated map[string]bool
 	kick      chan struct{}
+	// name is the store's database, in metrics and logs: sqlite or
+	// postgres.
+	name string
+	// claims are a shared feed's claims of its partitions (feed_group.go).
+	claims    *claims
+	claimWarn *ratelog.Logger
+	out       *outage // used by Run's goroutine only
+	// writers is how many transactions a chunk is stored in at once,
+	// each with the partitions it holds (one for SQLite, whose writes
+	// are serial).
+	writers int
+}
+
+// pgWriters is how many transactions at once store a chunk in
+// PostgreSQL: the server spreads them over its cores (docs/benchmarks.md,
+// "SQL result tables").
+const pgWriters = 4
+
+// preparer is a store that makes its tables for the plans' outputs
+// before the first batch (SQLStore.Prepare).
+type preparer interface {
+	Prepare(ctx context.Context, plans []*pipeline.Plan) error
 }
 
 // target is an output whose result topic the feed reads.
@@ -67,7 +101,15 @@ func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1)}
+	f := &Feed{cfg: cfg, targets: map[string]target{}, recreated: map[string]bool{}, kick: make(chan struct{}, 1), name: "sqlite", writers: 1,
+		claimWarn: ratelog.New(cfg.Logger, claimWarnEvery)}
+	if d, ok := cfg.Store.(interface{ Dialect() string }); ok {
+		f.name = d.Dialect()
+	}
+	if f.name == "postgres" {
+		f.writers = pgWriters
+	}
+	f.out = &outage{name: f.name, log: cfg.Logger, metrics: cfg.Metrics, now: time.Now}
 	for _, p := range cfg.Plans {
 		for i := range p.Outputs {
 			o := &p.Outputs[i]
@@ -111,14 +153,14 @@ func (f *Feed) TopicRecreated(topic string) {
 }
 
 // Run consumes until ctx ends; what it read is committed when it returns.
-// A failure starts it again after a backoff, each cause logged once per
-// interval.
+// A failure starts it again after a backoff, from the offsets stored with
+// the last batch; an outage is logged when it begins and when it ends
+// (feed_outage.go).
 func (f *Feed) Run(ctx context.Context) error {
 	if len(f.targets) == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	warn := ratelog.New(f.cfg.Logger, 10*time.Second)
 	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for {
 		began := time.Now()
@@ -134,7 +176,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		if time.Since(began) > time.Minute {
 			retry.Reset()
 		}
-		warn.Error(msg, "sqlite sink failed; starting it again", "err", err)
+		f.out.failed(err)
 		if !retry.Wait(ctx) {
 			return nil
 		}
@@ -142,23 +184,116 @@ func (f *Feed) Run(ctx context.Context) error {
 }
 
 func (f *Feed) run(ctx context.Context) error {
-	offsets, err := f.cfg.Store.Offsets(ctx)
-	if err != nil {
-		return err
+	if p, ok := f.cfg.Store.(preparer); ok {
+		if err := p.Prepare(ctx, f.cfg.Plans); err != nil {
+			return err
+		}
 	}
 	var topics []string
 	for t := range f.targets {
 		topics = append(topics, t)
 	}
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, f.cfg.Opts...),
-		kgo.ClientID("pulse-sink-sqlite"),
+	opts := append(append([]kgo.Opt{}, f.cfg.Opts...),
+		kgo.ClientID("pulse-sink-"+f.name),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(32<<20),
-	)...)
+	)
+	shared := f.cfg.Shared
+	if shared {
+		claimer, ok := f.cfg.Store.(Claimer)
+		if !ok {
+			return fmt.Errorf("%s sink: the store cannot be shared by several processes", f.name)
+		}
+		g, err := f.groupOpts(ctx, claimer, topics)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, g...)
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("sqlite sink client: %w", err)
+		return fmt.Errorf("%s sink client: %w", f.name, err)
 	}
 	defer cl.Close()
+	if shared {
+		// A poll blocks rebalances until AllowRebalance, and Close
+		// waits for them: a run that ends after a poll allows them.
+		defer cl.AllowRebalance()
+	} else if err := f.assign(ctx, cl, topics); err != nil {
+		return err
+	}
+	f.out.ok()
+	f.ready.Store(true)
+	defer f.ready.Store(false)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-f.kick:
+			stop()
+		case <-pctx.Done():
+		}
+	}()
+	for {
+		fetches := cl.PollRecords(pctx, 20000)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pctx.Err() != nil {
+			return errRecreated
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if err := f.storeAll(ctx, fetches.Records()); err != nil {
+			return err
+		}
+		if shared {
+			cl.AllowRebalance()
+		}
+	}
+}
+
+// storeAll stores the records of one poll.
+func (f *Feed) storeAll(ctx context.Context, recs []*kgo.Record) error {
+	// Once a minute every window of a busy output fires at once: tens of
+	// thousands of results. They are stored in chunks, each followed by a
+	// pause as long as it took, so that the feed takes at most about half
+	// a core and the pipeline stages sharing the machine keep their
+	// latency. Each chunk commits with the offsets of its own records, so
+	// a crash between chunks loses nothing.
+	if len(recs) > 0 {
+		f.hold(ctx)
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), feedChunk*f.writers)
+		began := time.Now()
+		if err := f.store(ctx, recs[:n]); err != nil {
+			return err
+		}
+		if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
+			select {
+			case <-ctx.Done(): // the rest is stored at once
+			case <-time.After(time.Since(began)):
+			}
+		}
+	}
+	return nil
+}
+
+// assign assigns an unshared feed every partition of topics, from the
+// offsets the store holds (or the start of a topic created again).
+func (f *Feed) assign(ctx context.Context, cl *kgo.Client, topics []string) error {
+	offsets, err := f.cfg.Store.Offsets(ctx)
+	if err != nil {
+		return err
+	}
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("describe result topics: %w", err)
@@ -196,58 +331,7 @@ func (f *Feed) run(ctx context.Context) error {
 		f.cfg.Logger.Warn("result topics were created again: reading them from the start", "topics", len(fresh))
 	}
 	cl.AddConsumePartitions(assign)
-	f.ready.Store(true)
-	defer f.ready.Store(false)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		select {
-		case <-f.kick:
-			stop()
-		case <-pctx.Done():
-		}
-	}()
-	for {
-		fetches := cl.PollRecords(pctx, 20000)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if pctx.Err() != nil {
-			return errRecreated
-		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				ferr = fmt.Errorf("read %s partition %d: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return ferr
-		}
-		// Once a minute every window of a busy output fires at once:
-		// tens of thousands of results. They are stored in chunks, each
-		// followed by a pause as long as it took, so that the feed takes
-		// at most about half a core and the pipeline stages sharing the
-		// machine keep their latency. Each chunk commits with the offsets
-		// of its own records, so a crash between chunks loses nothing.
-		recs := fetches.Records()
-		if len(recs) > 0 {
-			f.hold(ctx)
-		}
-		for len(recs) > 0 {
-			n := min(len(recs), feedChunk)
-			began := time.Now()
-			if err := f.store(ctx, recs[:n]); err != nil {
-				return err
-			}
-			if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
-				select {
-				case <-ctx.Done(): // the rest is stored at once
-				case <-time.After(time.Since(began)):
-				}
-			}
-		}
-	}
+	return nil
 }
 
 // hold waits while Hold reports true, or until ctx ends.
@@ -263,48 +347,96 @@ func (f *Feed) hold(ctx context.Context) {
 // errRecreated ends a run of the feed to read recreated topics afresh.
 var errRecreated = errors.New("result topics were created again")
 
-// feedChunk is how many result records one SQLite transaction stores at
-// most.
+// feedChunk is how many result records one transaction stores at most
+// (of writers at once).
 const feedChunk = 1000
 
-// store writes the results of recs and their offsets in one
-// transaction, each by its kind: an insert or update upserts its row, a
-// delete deletes it. The commit is not cut short by shutdown: what was
-// read is stored, or nothing is.
+// store writes the results of recs and their offsets, each by its kind:
+// an insert or update upserts its row, a delete deletes it. With several
+// writers the partitions are spread over as many transactions, written
+// at once, each holding all the records it has of its partitions and
+// their offsets: each commits exactly once on its own. The commits are
+// not cut short by shutdown: what was read is stored, or nothing is.
 func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	a := f.cfg.Store.Appender(cctx)
-	var up, del, malformed int
+	groups := make([]feedGroup, f.writers)
 	for _, rec := range recs {
-		a.SetOffset(TopicPartition{rec.Topic, rec.Partition}, rec.Offset+1)
+		tp := TopicPartition{rec.Topic, rec.Partition}
+		g := &groups[slot(tp, len(groups))]
+		if g.offsets == nil {
+			g.offsets = map[TopicPartition]int64{}
+		}
+		g.offsets[tp] = rec.Offset + 1
+		if f.claims != nil {
+			e, ok := f.claims.epoch(tp)
+			if !ok {
+				return fmt.Errorf("%w (%s/%d was not claimed by this process)", ErrFenced, tp.Topic, tp.Partition)
+			}
+			if g.epochs == nil {
+				g.epochs = map[TopicPartition]int64{}
+			}
+			g.epochs[tp] = e
+		}
 		tg := f.targets[rec.Topic]
 		r, err := tg.dec.Decode(rec.Key, rec.Value, kindOf(rec))
 		if err != nil {
-			malformed++
+			g.malformed++
 			f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			continue
 		}
-		if err := Apply(a, tg.pipeline, tg.schema, &r); err != nil {
-			return errors.Join(err, a.Rollback())
-		}
+		g.writes = append(g.writes, Write{Pipeline: tg.pipeline, Schema: tg.schema, Result: r})
 		if r.Deleted() {
-			del++
+			g.del++
 		} else {
-			up++
+			g.up++
 		}
 	}
-	if err := a.Commit(); err != nil {
-		return err
-	}
-	if m := f.cfg.Metrics; m != nil {
-		m.SinkRows.WithLabelValues("sqlite", "upserted").Add(float64(up))
-		m.SinkRows.WithLabelValues("sqlite", "retracted").Add(float64(del))
-		if malformed > 0 {
-			m.SinkRows.WithLabelValues("sqlite", "malformed").Add(float64(malformed))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i := range groups {
+		if groups[i].offsets == nil {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := &groups[i]
+			if errs[i] = CommitFenced(cctx, f.cfg.Store, g.writes, g.offsets, g.epochs); errs[i] == nil {
+				f.count(g)
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// feedGroup is what one transaction of a chunk stores.
+type feedGroup struct {
+	writes             []Write
+	offsets            map[TopicPartition]int64
+	epochs             map[TopicPartition]int64 // a shared feed's claims of them
+	up, del, malformed int
+}
+
+// slot spreads partitions over n transactions.
+func slot(tp TopicPartition, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(tp.Topic))
+	return int((h.Sum32() + uint32(tp.Partition)) % uint32(n))
+}
+
+// count adds a committed group to the metrics.
+func (f *Feed) count(g *feedGroup) {
+	m := f.cfg.Metrics
+	if m == nil {
+		return
+	}
+	m.SinkRows.WithLabelValues(f.name, "upserted").Add(float64(g.up))
+	m.SinkRows.WithLabelValues(f.name, "retracted").Add(float64(g.del))
+	if g.malformed > 0 {
+		m.SinkRows.WithLabelValues(f.name, "malformed").Add(float64(g.malformed))
+	}
 }
 
 // kindOf returns the value of rec's kind header, nil without one.

@@ -64,13 +64,18 @@ func record(s *stream.Schema, topic string, part int32, r *stream.Result) *kgo.R
 	return &kgo.Record{Topic: topic, Partition: part, Key: k, Value: v, Headers: h}
 }
 
+// TestFeedStoresEveryResultOnce stores more results than one chunk,
+// from two partitions: into PostgreSQL by several transactions at once.
 func TestFeedStoresEveryResultOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, store testStore) { testFeedStoresEveryResultOnce(t, store) })
+}
+
+func testFeedStoresEveryResultOnce(t *testing.T, store testStore) {
 	const n = 2*feedChunk + 500
 	plan, opts := resultsBroker(t, n)
 	o := plan.Outputs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	store, _ := openTest(t)
 	feed := NewFeed(FeedConfig{Store: store, Plans: []*pipeline.Plan{plan}, Opts: opts})
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -82,7 +82,12 @@ func TestFeedKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []stream.Result{a1up, b1, c2} // by window start, then key
-	store, _ := openTest(t)
+	eachStore(t, func(t *testing.T, store testStore) { testFeedKinds(t, ctx, store, plan, opts, want) })
+}
+
+func testFeedKinds(t *testing.T, ctx context.Context, store testStore, plan *pipeline.Plan, opts []kgo.Opt, want []stream.Result) {
+	o := &plan.Outputs[0]
+	s := stream.SchemaOf(o)
 	run := func(what string) {
 		t.Helper()
 		feed := NewFeed(FeedConfig{Store: store, Plans: []*pipeline.Plan{plan}, Opts: opts})

@@ -1,77 +1,170 @@
 package sink
 
 import (
-	"database/sql"
+	"context"
 	"fmt"
 	"strings"
 
-	"github.com/pulsehq/pulse/internal/event"
+	"github.com/pulsehq/pulse/internal/pipeline"
 )
 
-// keysVersion is the PRAGMA user_version of a store whose group_key
-// column is encoded by event.JoinKey.
-const keysVersion = 1
+// Versioned migrations of the store's own tables, run on open (and by
+// pulse db migrate), each once, in order, in its own transaction with
+// its row in pulse_schema_migrations. The output tables themselves are
+// made by Prepare from the pipelines' schemas (catalog.go).
 
-// migrateKeys rewrites the group keys that Pulse before event.JoinKey
-// stored unescaped, once per database. Only keys whose fields hold the
-// separator or escape byte differ; a multi-field key that does not split
-// into its fields was ambiguous and stays as it is (Query splits it at its
-// first separators).
-func migrateKeys(db *sql.DB) error {
-	var version int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if version >= keysVersion {
-		return nil
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		return fmt.Errorf("begin key migration: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	rows, err := tx.Query(`SELECT rowid, group_by, group_key FROM window_results
-		WHERE instr(group_key, char(30)) > 0 OR instr(group_key, char(31)) > 0`)
-	if err != nil {
-		return fmt.Errorf("find keys to migrate: %w", err)
-	}
-	type change struct {
-		rowid int64
-		key   string
-	}
-	var changes []change
-	for rows.Next() {
-		var id int64
-		var groupBy, key string
-		if err := rows.Scan(&id, &groupBy, &key); err != nil {
-			rows.Close()
-			return fmt.Errorf("read key to migrate: %w", err)
+// migration is one step of the store's schema.
+type migration struct {
+	version int
+	name    string
+	run     func(ctx context.Context, tx txn, d dialect) error
+}
+
+var migrations = []migration{
+	{1, "catalog pulse_tables and offsets pulse_offsets", createCatalog},
+	{2, "window_results of Pulse before typed tables: keys, offsets", legacyResults},
+	{3, "claims of result partitions: pulse_offsets.epoch, pulse_instance", createClaims},
+}
+
+func createCatalog(ctx context.Context, tx txn, d dialect) error {
+	ts := d.columnType(pipeline.TypeTimestamp)
+	for _, stmt := range []string{
+		`CREATE TABLE pulse_tables (
+	table_name TEXT PRIMARY KEY,
+	pipeline   TEXT NOT NULL,
+	output     TEXT NOT NULL,
+	version    INTEGER NOT NULL,
+	kind       TEXT NOT NULL,
+	columns    TEXT NOT NULL,
+	current    INTEGER NOT NULL,
+	created_at ` + ts + ` NOT NULL,
+	UNIQUE (pipeline, output, version)
+)`,
+		`CREATE TABLE pulse_offsets (
+	sink       TEXT NOT NULL,
+	topic      TEXT NOT NULL,
+	partition  INTEGER NOT NULL,
+	next       BIGINT NOT NULL,
+	updated_at ` + ts + ` NOT NULL,
+	PRIMARY KEY (sink, topic, partition)
+)`,
+	} {
+		if err := tx.exec(ctx, stmt); err != nil {
+			return err
 		}
-		n := 0
-		if groupBy != "" {
-			n = strings.Count(groupBy, ",") + 1
-		}
-		if fields, ok := event.SplitLegacyKey(key, n); ok {
-			if enc := event.JoinKey(fields); enc != key {
-				changes = append(changes, change{id, enc})
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find keys to migrate: %w", err)
-	}
-	for _, c := range changes {
-		// OR IGNORE: a row already under the new key is the newer one.
-		if _, err := tx.Exec(`UPDATE OR IGNORE window_results SET group_key = ? WHERE rowid = ?`, c.key, c.rowid); err != nil {
-			return fmt.Errorf("migrate key: %w", err)
-		}
-	}
-	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, keysVersion)); err != nil {
-		return fmt.Errorf("record schema version: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit key migration: %w", err)
 	}
 	return nil
+}
+
+// Migrate runs the migrations the database lacks. Open runs it; pulse
+// db migrate runs it alone.
+func (s *SQLStore) migrate(ctx context.Context) error {
+	if err := s.execAlone(ctx, `CREATE TABLE IF NOT EXISTS pulse_schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at `+s.d.columnType(pipeline.TypeTimestamp)+` NOT NULL
+)`); err != nil {
+		return fmt.Errorf("create pulse_schema_migrations: %w", err)
+	}
+	for _, m := range migrations {
+		if err := s.apply(ctx, m); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// execAlone runs one statement in a transaction of its own, serialized
+// with other processes' schema changes.
+func (s *SQLStore) execAlone(ctx context.Context, stmt string) error {
+	tx, err := s.c.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	if l := s.d.lock(); l != "" {
+		if err := tx.exec(ctx, l); err != nil {
+			return err
+		}
+	}
+	if err := tx.exec(ctx, stmt); err != nil {
+		return err
+	}
+	return tx.commit(ctx)
+}
+
+// apply runs m unless the database has it, and checks that the database
+// is not from a newer Pulse.
+func (s *SQLStore) apply(ctx context.Context, m migration) error {
+	tx, err := s.c.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	if l := s.d.lock(); l != "" {
+		if err := tx.exec(ctx, l); err != nil {
+			return err
+		}
+	}
+	var latest int64
+	if err := scanOne(ctx, tx, `SELECT COALESCE(MAX(version), 0) FROM pulse_schema_migrations`, &latest); err != nil {
+		return err
+	}
+	if known := migrations[len(migrations)-1].version; latest > int64(known) {
+		return fmt.Errorf("the database has schema version %d, this Pulse knows versions up to %d: run a newer Pulse", latest, known)
+	}
+	var n int64
+	if err := scanOne(ctx, tx, `SELECT COUNT(*) FROM pulse_schema_migrations WHERE version = `+s.d.param(1, ""), &n, int64(m.version)); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if err := m.run(ctx, tx, s.d); err != nil {
+		return err
+	}
+	if err := tx.exec(ctx, `INSERT INTO pulse_schema_migrations (version, name, applied_at) VALUES (`+
+		s.d.param(1, "")+`, `+s.d.param(2, "")+`, `+s.d.param(3, "")+`)`, int64(m.version), m.name, s.d.timeArg(now().UnixMilli())); err != nil {
+		return err
+	}
+	return tx.commit(ctx)
+}
+
+// Migrations returns the versions and names of the migrations the
+// database has, in order.
+func (s *SQLStore) Migrations(ctx context.Context) ([]string, error) {
+	rs, err := s.c.query(ctx, `SELECT version, name FROM pulse_schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("read pulse_schema_migrations: %w", err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var v int64
+		var name string
+		if err := rs.Scan(&v, &name); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%d %s", v, name))
+	}
+	return out, rs.Err()
+}
+
+// scanOne runs a query of one row and scans it into dest.
+func scanOne(ctx context.Context, tx txn, q string, dest any, args ...any) error {
+	rs, err := tx.query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	if !rs.Next() {
+		if err := rs.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s: no row", strings.Fields(q)[0])
+	}
+	if err := rs.Scan(dest); err != nil {
+		return err
+	}
+	return rs.Err()
 }

@@ -12,7 +12,7 @@ import (
 // time), and the offsets of the result topics it has read up to, changed
 // together in one transaction, so that a feed that seeks to the stored
 // offsets on start stores every result exactly once whatever crashes.
-// SQLite implements it; PostgreSQL and Parquet stores are to.
+// SQLStore implements it in SQLite and PostgreSQL.
 
 // TopicPartition names one partition of a topic.
 type TopicPartition struct {
@@ -40,6 +40,10 @@ type Appender interface {
 	Delete(pipeline string, s *stream.Schema, r *stream.Result) error
 	// SetOffset records next as the offset to resume tp from.
 	SetOffset(tp TopicPartition, next int64)
+	// Fence makes Commit write tp's offset only while tp is still claimed
+	// with epoch (Claimer): if another writer claimed it since, Commit
+	// fails with ErrFenced and writes nothing.
+	Fence(tp TopicPartition, epoch int64)
 	// Commit applies the batch in the order it was given.
 	Commit() error
 	// Rollback discards the batch.
@@ -55,6 +59,26 @@ type Appendable interface {
 type Store interface {
 	OffsetReader
 	Appendable
+}
+
+// ErrFenced is the error of a Commit whose claim on a partition another
+// writer has taken since (Claimer): the batch wrote nothing.
+var ErrFenced = errors.New("another process claimed a result partition of this batch since (it took the partition over in a rebalance): the batch was not written")
+
+// A Claimer is a store that several processes may write at once, each
+// the partitions its consumer group gave it. A partition's writer claims
+// it first, and its batches commit only while no other writer has
+// claimed it since: a writer that was paused (SIGSTOP, a long GC, a
+// network partition) past its group session cannot overwrite the rows of
+// the writer that took its partitions over.
+type Claimer interface {
+	// Instance identifies the database: processes that write the same
+	// database share one consumer group named after it.
+	Instance(ctx context.Context) (string, error)
+	// Claim makes the caller the writer of tps. It returns the offset to
+	// resume each from (absent: none stored) and the epoch of each claim,
+	// for Appender.Fence.
+	Claim(ctx context.Context, tps []TopicPartition) (offsets, epochs map[TopicPartition]int64, err error)
 }
 
 // Querier answers the results API.
@@ -85,9 +109,6 @@ type Query struct {
 type Row struct {
 	stream.Result
 	Schema *stream.Schema
-	// groupKey is the stored key as event.JoinKey encodes it, set by
-	// Query.
-	groupKey string
 }
 
 // Apply writes r to a by its kind: a delete deletes, anything else
@@ -117,7 +138,16 @@ func WritesOf(pipeline string, s *stream.Schema, results ...stream.Result) []Wri
 
 // Commit applies writes and offsets to st as one batch.
 func Commit(ctx context.Context, st Appendable, writes []Write, offsets map[TopicPartition]int64) error {
+	return CommitFenced(ctx, st, writes, offsets, nil)
+}
+
+// CommitFenced is Commit with the offset of each partition in epochs
+// written only while its claim still holds that epoch (Appender.Fence).
+func CommitFenced(ctx context.Context, st Appendable, writes []Write, offsets, epochs map[TopicPartition]int64) error {
 	a := st.Appender(ctx)
+	for tp, e := range epochs {
+		a.Fence(tp, e)
+	}
 	for i := range writes {
 		w := &writes[i]
 		if err := Apply(a, w.Pipeline, w.Schema, &w.Result); err != nil {

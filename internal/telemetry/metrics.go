@@ -34,6 +34,10 @@ type Metrics struct {
 	TxnAborts        *prometheus.CounterVec   // pipeline, stage
 	RestoredRecords  *prometheus.CounterVec   // pipeline
 	SinkRows         *prometheus.CounterVec   // sink, outcome
+	SinkExpired      *prometheus.CounterVec   // pipeline, output
+	SinkUp           *prometheus.GaugeVec     // sink
+	SinkFailures     *prometheus.CounterVec   // sink
+	SinkRetentionErr *prometheus.CounterVec   // pipeline, output
 	TableRows        *prometheus.GaugeVec     // table
 	TableLag         *prometheus.GaugeVec     // table
 	TableInvalid     *prometheus.CounterVec   // table
@@ -126,6 +130,22 @@ func New() *Metrics {
 			Name: "pulse_sink_rows_total",
 			Help: "Result rows a sink wrote (outcome upserted) or withdrew (outcome retracted).",
 		}, []string{"sink", "outcome"}),
+		SinkExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_sink_expired_rows_total",
+			Help: "Stored result rows deleted because they were older than their output's retention.",
+		}, []string{"pipeline", "output"}),
+		SinkUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_sink_up",
+			Help: "1 while the result store's sink writes, 0 while it retries after a failure (a database that cannot be reached, a refused write).",
+		}, []string{"sink"}),
+		SinkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_sink_failures_total",
+			Help: "Failures of the result store's sink; each starts it again after a capped, jittered backoff, from the offsets stored with the last batch.",
+		}, []string{"sink"}),
+		SinkRetentionErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_sink_retention_errors_total",
+			Help: "Retention rounds of an output that failed (the store refused the delete); the next round tries again.",
+		}, []string{"pipeline", "output"}),
 		TableRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_table_rows",
 			Help: "Rows (distinct live keys) a join table holds, by table topic.",
@@ -143,7 +163,7 @@ func New() *Metrics {
 			Help: "Events of a join output whose key had no table row, by action: dropped, or written with null table fields (nulled).",
 		}, []string{"pipeline", "output", "action"}),
 	}
-	m.Registry.MustRegister(m.LiveLatency, m.StageLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows,
+	m.Registry.MustRegister(m.LiveLatency, m.StageLatency, m.WindowEvents, m.TxnAborts, m.RestoredRecords, m.SinkRows, m.SinkExpired, m.SinkRetentionErr, m.SinkUp, m.SinkFailures,
 		m.TableRows, m.TableLag, m.TableInvalid, m.JoinUnmatched,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -108,7 +108,7 @@ func writes(pipeline string, rs ...stream.Result) []Write {
 }
 
 // query runs q, over every test output unless it names some.
-func query(t *testing.T, s *SQLite, q Query) []Row {
+func query(t *testing.T, s Querier, q Query) []Row {
 	t.Helper()
 	if q.Outputs == nil {
 		q.Outputs = outs()
@@ -146,7 +146,7 @@ func fmtRows(rs []Row) string {
 	return b.String()
 }
 
-func offsetsOf(t *testing.T, s *SQLite) map[TopicPartition]int64 {
+func offsetsOf(t *testing.T, s OffsetReader) map[TopicPartition]int64 {
 	t.Helper()
 	offs, err := s.Offsets(context.Background())
 	if err != nil {
@@ -155,15 +155,16 @@ func offsetsOf(t *testing.T, s *SQLite) map[TopicPartition]int64 {
 	return offs
 }
 
-func commit(t *testing.T, s *SQLite, pipeline string, rs ...stream.Result) {
+func commit(t *testing.T, s Appendable, pipeline string, rs ...stream.Result) {
 	t.Helper()
 	if err := Commit(context.Background(), s, writes(pipeline, rs...), nil); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
 }
 
-func TestSQLiteRoundTrip(t *testing.T) {
-	s, path := openTest(t)
+func TestStoreRoundTrip(t *testing.T) { eachStore(t, testStoreRoundTrip) }
+
+func testStoreRoundTrip(t *testing.T, s testStore) {
 	ctx := context.Background()
 	if offs := offsetsOf(t, s); len(offs) != 0 {
 		t.Fatalf("a new database has offsets %v", offs)
@@ -194,21 +195,18 @@ func TestSQLiteRoundTrip(t *testing.T) {
 		t.Fatalf("offsets %v, want %v", got, want)
 	}
 
-	// Everything is there after reopening the file.
+	// Everything is there after opening the database again.
 	s.Close()
-	s2, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := s.reopen(t)
 	if got := offsetsOf(t, s2); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after reopen: offsets %v, want %v", got, want)
 	}
 	sameRows(t, query(t, s2, Query{Pipeline: "city"}), results[0], results[2], results[1])
 }
 
-func TestSQLiteUpsert(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreUpsert(t *testing.T) { eachStore(t, testStoreUpsert) }
+
+func testStoreUpsert(t *testing.T, s testStore) {
 	ctx := context.Background()
 	r := result("sensor_1m", "s-1", t0, 10, 20)
 	for i := range 3 {
@@ -243,8 +241,9 @@ func TestSQLiteUpsert(t *testing.T) {
 // TestSQLiteRetract checks that a retraction deletes exactly the row of
 // its (pipeline, output, window start, key), in order with the other
 // results of the same commit.
-func TestSQLiteRetract(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreRetract(t *testing.T) { eachStore(t, testStoreRetract) }
+
+func testStoreRetract(t *testing.T, s testStore) {
 	a := result("sessions", "u-1", t0, 1, 2)
 	b := result("sessions", "u-1", t0+3*minute, 3)
 	other := result("sessions", "u-2", t0, 4)
@@ -274,9 +273,7 @@ func TestSQLiteRetract(t *testing.T) {
 
 	// A retraction is atomic with its offsets: a failed commit keeps
 	// the row.
-	if _, err := s.db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON sink_offsets BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
-		t.Fatal(err)
-	}
+	s.failOn(t, "pulse_offsets", "INSERT", "")
 	if err := Commit(context.Background(), s, writes("clicks", retract("sessions", []string{"u-1"}, t0, 0)), map[TopicPartition]int64{{"city.sessions", 0}: 1}); err == nil {
 		t.Fatal("the failing commit returned no error")
 	}
@@ -285,8 +282,9 @@ func TestSQLiteRetract(t *testing.T) {
 
 // TestSQLiteMultiFieldKey checks group keys of several fields: stored,
 // returned and queried as their list of values.
-func TestSQLiteMultiFieldKey(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreMultiFieldKey(t *testing.T) { eachStore(t, testStoreMultiFieldKey) }
+
+func testStoreMultiFieldKey(t *testing.T, s testStore) {
 	mk := func(zone, kind string, start int64, v float64) stream.Result {
 		r := result("zone_kind", "", start, v)
 		r.GroupBy, r.Key = []string{"zone", "kind"}, []string{zone, kind}
@@ -326,8 +324,9 @@ func TestSQLiteMultiFieldKey(t *testing.T) {
 
 // TestSQLiteNoGroupBy checks an output without group_by: one row per
 // window, with no key fields.
-func TestSQLiteNoGroupBy(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreNoGroupBy(t *testing.T) { eachStore(t, testStoreNoGroupBy) }
+
+func testStoreNoGroupBy(t *testing.T, s testStore) {
 	r := result("total_1m", "", t0, 1, 2)
 	r.GroupBy, r.Key = nil, nil
 	commit(t, s, "city", r)
@@ -335,8 +334,9 @@ func TestSQLiteNoGroupBy(t *testing.T) {
 	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{}}), r)
 }
 
-func TestSQLiteQueryFilters(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreQueryFilters(t *testing.T) { eachStore(t, testStoreQueryFilters) }
+
+func testStoreQueryFilters(t *testing.T, s testStore) {
 	var all []stream.Result
 	for w := range int64(4) {
 		for _, k := range []string{"s-1", "s-2"} {
@@ -383,9 +383,9 @@ func TestSQLiteQueryFilters(t *testing.T) {
 	}
 }
 
-// TestSQLiteCommitAtomic checks that a commit that fails at any point
+// TestStoreCommitAtomic checks that a commit that fails at any point
 // leaves the rows and the offsets of the last successful commit.
-func TestSQLiteCommitAtomic(t *testing.T) {
+func TestStoreCommitAtomic(t *testing.T) {
 	first := []stream.Result{result("sensor_1m", "s-1", t0, 1), result("sensor_1m", "s-4", t0, 8)}
 	firstCP := map[TopicPartition]int64{{"city", 0}: 10}
 	second := []stream.Result{
@@ -396,58 +396,59 @@ func TestSQLiteCommitAtomic(t *testing.T) {
 	}
 	afterSecond := []stream.Result{second[0], second[2], second[3]}
 	secondCP := map[TopicPartition]int64{{"city", 0}: 20, {"city", 1}: 3}
+	const table = "city__sensor_1m"
 	tests := []struct {
-		name   string
-		inject string // SQL run before the failing commit
-		ctx    func() context.Context
+		name               string
+		table, event, when string // the write that fails
+		ctx                func() context.Context
 	}{
-		{"cancelled context", "", func() context.Context {
+		{"cancelled context", "", "", "", func() context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return ctx
 		}},
-		{"offset write fails after the rows", `CREATE TRIGGER fail BEFORE INSERT ON sink_offsets BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
-		{"third row fails", `CREATE TRIGGER fail BEFORE INSERT ON window_results WHEN NEW.group_key = 's-3' BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
-		{"retraction fails", `CREATE TRIGGER fail BEFORE DELETE ON window_results BEGIN SELECT RAISE(ABORT, 'injected'); END`, context.Background},
+		{"offset write fails after the rows", "pulse_offsets", "INSERT", "", context.Background},
+		{"third row fails", table, "INSERT", `NEW."sensor_id" = 's-3'`, context.Background},
+		{"retraction fails", table, "DELETE", "", context.Background},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := openTest(t)
-			if err := Commit(context.Background(), s, writes("city", first...), firstCP); err != nil {
-				t.Fatal(err)
-			}
-			if tt.inject != "" {
-				if _, err := s.db.Exec(tt.inject); err != nil {
+			eachStore(t, func(t *testing.T, s testStore) {
+				if err := Commit(context.Background(), s, writes("city", first...), firstCP); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := Commit(tt.ctx(), s, writes("city", second...), secondCP); err == nil {
-				t.Fatal("the failing commit returned no error")
-			}
-			sameRows(t, query(t, s, Query{Pipeline: "city"}), first...)
-			if got := offsetsOf(t, s); !reflect.DeepEqual(got, firstCP) {
-				t.Fatalf("offsets %v, want the first %v", got, firstCP)
-			}
-			// The store still works once the cause is gone.
-			if _, err := s.db.Exec(`DROP TRIGGER IF EXISTS fail`); err != nil {
-				t.Fatal(err)
-			}
-			if err := Commit(context.Background(), s, writes("city", second...), secondCP); err != nil {
-				t.Fatalf("Commit after the failure: %v", err)
-			}
-			sameRows(t, query(t, s, Query{Pipeline: "city"}), afterSecond...)
-			if got := offsetsOf(t, s); !reflect.DeepEqual(got, secondCP) {
-				t.Fatalf("offsets %v, want %v", got, secondCP)
-			}
+				if tt.table != "" {
+					s.failOn(t, tt.table, tt.event, tt.when)
+				}
+				if err := Commit(tt.ctx(), s, writes("city", second...), secondCP); err == nil {
+					t.Fatal("the failing commit returned no error")
+				}
+				sameRows(t, query(t, s, Query{Pipeline: "city"}), first...)
+				if got := offsetsOf(t, s); !reflect.DeepEqual(got, firstCP) {
+					t.Fatalf("offsets %v, want the first %v", got, firstCP)
+				}
+				// The store still works once the cause is gone.
+				if tt.table != "" {
+					s.noFail(t, tt.table)
+				}
+				if err := Commit(context.Background(), s, writes("city", second...), secondCP); err != nil {
+					t.Fatalf("Commit after the failure: %v", err)
+				}
+				sameRows(t, query(t, s, Query{Pipeline: "city"}), afterSecond...)
+				if got := offsetsOf(t, s); !reflect.DeepEqual(got, secondCP) {
+					t.Fatalf("offsets %v, want %v", got, secondCP)
+				}
+			})
 		})
 	}
 }
 
-// TestSQLiteKeysWithSeparator: a value holding the byte that joined the
+// TestStoreKeysWithSeparator: a value holding the byte that joined the
 // fields of a key came back cut at it, and two different keys shared a
 // row.
-func TestSQLiteKeysWithSeparator(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreKeysWithSeparator(t *testing.T) { eachStore(t, testStoreKeysWithSeparator) }
+
+func testStoreKeysWithSeparator(t *testing.T, s testStore) {
 	mk := func(a, b string, v float64) stream.Result {
 		r := result("pair", "", t0, v)
 		r.GroupBy, r.Key = []string{"a", "b"}, []string{a, b}
@@ -457,80 +458,34 @@ func TestSQLiteKeysWithSeparator(t *testing.T) {
 	x, y := mk("a\x1fb", "c", 1), mk("a", "b\x1fc", 2)
 	z := mk("e\x1e", "\x1ef", 3)
 	commit(t, s, "city", x, y, z, one)
-	sameRows(t, query(t, s, Query{Pipeline: "city"}), x, y, z, one)
+	// Ordered by the fields, one after the other.
+	sameRows(t, query(t, s, Query{Pipeline: "city"}), y, x, z, one)
 	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"a\x1fb", "c"}}), x)
 	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"a", "b\x1fc"}}), y)
 	sameRows(t, query(t, s, Query{Pipeline: "city", Key: []string{"s\x1f1"}}), one)
 }
 
-// TestSQLiteLargeCounts: a count of a million is stored as 1000000, not
-// 1e+06.
-func TestSQLiteLargeCounts(t *testing.T) {
-	s, _ := openTest(t)
+// TestStoreLargeCounts: a count of a million is stored as the integer
+// 1000000.
+func TestStoreLargeCounts(t *testing.T) { eachStore(t, testStoreLargeCounts) }
+
+func testStoreLargeCounts(t *testing.T, s testStore) {
 	r := result("sensor_1m", "s-1", t0)
 	r.Values[0] = event.NumberValue(1404214)
 	commit(t, s, "city", r)
 	rows := query(t, s, Query{Pipeline: "city"})
-	var stored string
-	if err := s.db.QueryRow(`SELECT aggs FROM window_results`).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 1 || rows[0].Values[0] != event.NumberValue(1404214) || stored != `{"count":1404214}` {
-		t.Fatalf("stored %s as %s", fmtRows(rows), stored)
+	var stored int64
+	s.scan(t, `SELECT "count" FROM city__sensor_1m`, &stored)
+	if len(rows) != 1 || rows[0].Values[0] != event.NumberValue(1404214) || stored != 1404214 {
+		t.Fatalf("stored %s as %d", fmtRows(rows), stored)
 	}
 }
 
-// TestSQLiteMigratesKeys: keys that Pulse stored unescaped are rewritten
-// once on open, so that they read back whole and match the new rows.
-func TestSQLiteMigratesKeys(t *testing.T) {
-	s, path := openTest(t)
-	for _, row := range []struct{ output, groupBy, key string }{
-		{"sensor_1m", "sensor_id", "s\x1f1"},     // one field: the whole key
-		{"pair", "a,b", "zone-01\x1fair"},        // as before: unchanged
-		{"pair", "a,b", "x\x1fy\x1fz"},           // ambiguous: kept
-		{"zone_1m", "zone", "plain"},             // unchanged
-		{"total", "", ""},                        // no group fields
-		{"sensor_1m", "sensor_id", "e\x1ef\x1e"}, // escape byte in a field
-	} {
-		if _, err := s.db.Exec(`INSERT INTO window_results VALUES ('city', ?, ?, ?, ?, ?, '{"count":1}', 0)`,
-			row.output, row.groupBy, row.key, t0, t0+minute); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.db.Exec(`PRAGMA user_version = 0`); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err := OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	keys := map[string][]string{}
-	for _, r := range query(t, s, Query{Pipeline: "city"}) {
-		keys[r.Output+"/"+r.Cursor().Key] = r.Key
-	}
-	want := map[string][]string{
-		"sensor_1m/s\x1e\x1f1":         {"s\x1f1"},
-		"pair/zone-01\x1fair":          {"zone-01", "air"},
-		"pair/x\x1fy\x1fz":             {"x", "y\x1fz"},
-		"zone_1m/plain":                {"plain"},
-		"total/":                       nil,
-		"sensor_1m/e\x1e\x1ef\x1e\x1e": {"e\x1ef\x1e"},
-	}
-	if !reflect.DeepEqual(keys, want) {
-		t.Fatalf("keys after migration %q, want %q", keys, want)
-	}
-	rows := query(t, s, Query{Pipeline: "city", Key: []string{"s\x1f1"}})
-	if len(rows) != 1 {
-		t.Fatalf("the migrated key matches %d rows", len(rows))
-	}
-}
-
-// TestSQLiteAfter pages through the results with the cursor of each
+// TestStoreAfter pages through the results with the cursor of each
 // page's last row: every row once, in order.
-func TestSQLiteAfter(t *testing.T) {
-	s, _ := openTest(t)
+func TestStoreAfter(t *testing.T) { eachStore(t, testStoreAfter) }
+
+func testStoreAfter(t *testing.T, s testStore) {
 	var all []stream.Result
 	for w := range int64(3) {
 		for _, k := range []string{"s-1", "s-2", "s\x1f3"} {
