@@ -235,3 +235,32 @@ func TestArchiveJSON(t *testing.T) {
 		t.Errorf("events in %d hour folders, want 2 (09 and 10): %v", len(hours), hours)
 	}
 }
+
+// TestTopicCreatedAgain: an archive holding offsets that its topic no
+// longer has (the topic was deleted and created again) stops archiving
+// with the metric instead of writing the new offsets over the old files.
+func TestTopicCreatedAgain(t *testing.T) {
+	opts := cluster(t)
+	in := cityEvents(500, false, 11)
+	produce(t, opts, "city", in)
+	st, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Age: 50 * time.Millisecond}}
+	_, stop := start(t, cfg)
+	checkfor.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return exactlyOnce(readArrow(t, st, "city"), in) })
+	stop()
+
+	cfg.Kafka = cluster(t) // the same topic name, empty again
+	produce(t, cfg.Kafka, "city", cityEvents(50, false, 12))
+	a, stop := start(t, cfg)
+	checkfor.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if counter(a.m.failing) != 1 {
+			return fmt.Errorf("pulse_archive_failing = %v", counter(a.m.failing))
+		}
+		return nil
+	})
+	stop()
+	checkExactlyOnce(t, readArrow(t, st, "city"), in)
+}
