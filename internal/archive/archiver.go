@@ -249,6 +249,7 @@ func (w *worker) session(ctx context.Context) (err error) {
 				continue // a partition added since the session started: the next one reads it
 			}
 			if r.end >= 0 && rec.Offset >= r.end {
+				r.next = r.end // the log holds nothing more below end (control records)
 				if err := a.complete(ctx, r); err != nil {
 					return err
 				}
@@ -284,6 +285,10 @@ func (w *worker) session(ctx context.Context) (err error) {
 	defer cancel()
 	for _, s := range streams {
 		for _, r := range s.rolls {
+			if r.end >= 0 && r.next < r.end {
+				r.discard() // the last roll written again, not read to its end: the next start does it
+				continue
+			}
 			if err := a.complete(dctx, r); err != nil {
 				a.log.Warn("archive could not publish its last files before stopping; the next start writes them", "err", err)
 				return nil
