@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/checkfor"
 )
@@ -234,4 +235,60 @@ func TestArchiveJSON(t *testing.T) {
 	if len(hours) != 2 {
 		t.Errorf("events in %d hour folders, want 2 (09 and 10): %v", len(hours), hours)
 	}
+}
+
+// TestTopicCreatedAgain: an archive holding offsets that its topic no
+// longer has (the topic was deleted and created again) stops archiving
+// with the metric instead of writing the new offsets over the old files.
+func TestTopicCreatedAgain(t *testing.T) {
+	opts := cluster(t)
+	in := cityEvents(500, false, 11)
+	produce(t, opts, "city", in)
+	st, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Age: 50 * time.Millisecond}}
+	_, stop := start(t, cfg)
+	checkfor.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return exactlyOnce(readArrow(t, st, "city"), in) })
+	stop()
+
+	cfg.Kafka = cluster(t) // the same topic name, empty again
+	produce(t, cfg.Kafka, "city", cityEvents(50, false, 12))
+	a, stop := start(t, cfg)
+	checkfor.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if counter(a.m.failing) != 1 {
+			return fmt.Errorf("pulse_archive_failing = %v", counter(a.m.failing))
+		}
+		return nil
+	})
+	stop()
+	checkExactlyOnce(t, readArrow(t, st, "city"), in)
+}
+
+// TestRewriteKeepsRollBounds: the last roll written again after a restart
+// ends exactly where it ended, even when fetches come in small pieces and
+// the roll bounds (rows, age) would end it sooner.
+func TestRewriteKeepsRollBounds(t *testing.T) {
+	opts := cluster(t)
+	in := cityEvents(2000, false, 13)
+	produce(t, opts, "city", in)
+	st, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Sources: []Source{citySource}, Kafka: opts, Store: st, Roll: Roll{Rows: 1 << 20, Age: 500 * time.Millisecond}}
+	_, stop := start(t, cfg)
+	checkfor.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error { return exactlyOnce(readArrow(t, st, "city"), in) })
+	stop()
+	// Small fetches: the last roll comes back in many polls.
+	cfg.Kafka = append(append([]kgo.Opt(nil), opts...), kgo.FetchMaxBytes(1500), kgo.FetchMaxPartitionBytes(1500))
+	cfg.Roll = Roll{Rows: 10, Age: time.Millisecond}
+	more := cityEvents(300, false, 14)
+	produce(t, opts, "city", more)
+	in = append(in, more...)
+	_, stop = start(t, cfg)
+	checkfor.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error { return exactlyOnce(readArrow(t, st, "city"), in) })
+	stop()
+	checkFiles(t, st, "city", 122_880)
 }

@@ -57,6 +57,9 @@ type Config struct {
 	Workers int
 }
 
+// errAhead is an archive that holds offsets its topic does not have.
+var errAhead = errors.New("the archive is ahead of its topic")
+
 // stream is one archived stream in a session.
 type stream struct {
 	Source
@@ -246,6 +249,7 @@ func (w *worker) session(ctx context.Context) (err error) {
 				continue // a partition added since the session started: the next one reads it
 			}
 			if r.end >= 0 && rec.Offset >= r.end {
+				r.next = r.end // the log holds nothing more below end (control records)
 				if err := a.complete(ctx, r); err != nil {
 					return err
 				}
@@ -281,6 +285,10 @@ func (w *worker) session(ctx context.Context) (err error) {
 	defer cancel()
 	for _, s := range streams {
 		for _, r := range s.rolls {
+			if r.end >= 0 && r.next < r.end {
+				r.discard() // the last roll written again, not read to its end: the next start does it
+				continue
+			}
 			if err := a.complete(dctx, r); err != nil {
 				a.log.Warn("archive could not publish its last files before stopping; the next start writes them", "err", err)
 				return nil
@@ -312,9 +320,14 @@ func (w *worker) resume(ctx context.Context) ([]*stream, map[string]map[int32]kg
 		return nil, nil, fmt.Errorf("archive Kafka client: %w", err)
 	}
 	defer cl.Close()
-	td, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	adm := kadm.NewClient(cl)
+	td, err := adm.ListTopics(ctx, topics...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("describe topics to archive: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list end offsets of topics to archive: %w", err)
 	}
 	offsets := map[string]map[int32]kgo.Offset{}
 	var streams []*stream
@@ -336,6 +349,15 @@ func (w *worker) resume(ctx context.Context) ([]*stream, map[string]map[int32]kg
 			}
 			r := &roll{w: w, src: s, part: p, from: -1, next: -1, end: -1, files: map[int64]*fileWriter{}}
 			if lr, ok := last[p]; ok {
+				end, ok := ends.Lookup(src.Topic, p)
+				if !ok || end.Err != nil {
+					return nil, nil, fmt.Errorf("end offset of %s partition %d: %v", src.Topic, p, end.Err)
+				}
+				if end.Offset < lr.To {
+					return nil, nil, fmt.Errorf("partition %d of topic %s ends at offset %d, but the archive holds its offsets up to %d "+
+						"(was the topic deleted and created again?): move stream=%s out of the archive to archive the new topic from its start: %w",
+						p, src.Topic, end.Offset, lr.To-1, src.Stream, errAhead)
+				}
 				r.from, r.next, r.end = lr.From, lr.From, lr.To
 				offsets[src.Topic][p] = kgo.NewOffset().At(lr.From)
 			} else {

@@ -54,6 +54,10 @@
 // works again. The events wait in Kafka meanwhile (its retention bounds
 // how long an archive may stay down without losing any).
 //
+// Config.Workers goroutines share the partitions (partition % workers),
+// each with its own Kafka client, codecs and retry; the spool is cleaned
+// once before they start.
+//
 // One archiver writes one archive: give --archive to one Pulse process of
 // a cluster (two would each write rolls of their own bounds).
 package archive

@@ -59,8 +59,10 @@ func (a *Archiver) add(r *roll, rec *kgo.Record) error {
 // due reports whether r should be published now.
 func (a *Archiver) due(r *roll, now time.Time) bool {
 	switch {
-	case r.end >= 0 && r.next >= r.end:
-		return true
+	case r.end >= 0:
+		// The last roll written again ends where it ended before, never
+		// sooner: its files keep their names and rows.
+		return r.next >= r.end
 	case len(r.files) == 0:
 		return false
 	case a.full(r):
@@ -95,6 +97,9 @@ func (a *Archiver) publish(ctx context.Context, r *roll) error {
 		return nil
 	}
 	if r.end >= 0 {
+		if r.next < r.end {
+			return fmt.Errorf("archive: roll of partition %d published at offset %d before its end %d", r.part, r.next, r.end)
+		}
 		r.next = r.end
 	}
 	hours := make([]int64, 0, len(r.files))
