@@ -2,50 +2,20 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pulsehq/pulse/internal/pgtest"
 )
 
-// pgSchema creates a schema of its own for a test in the PostgreSQL of
-// the PG* environment variables, dropped at the end, and returns the
-// --db URL that uses it. Without PG* the test skips, except in CI
-// (CI=true), where it fails: run the tests under pg_virtualenv.
+// pgSchema returns the --db URL of a schema of t's own in the PG*
+// database, and a connection that reads it.
 func pgSchema(t *testing.T) (db string, conn *pgx.Conn) {
 	t.Helper()
-	set := false
-	for _, v := range []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER"} {
-		set = set || os.Getenv(v) != ""
-	}
-	if !set {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no PostgreSQL: the PG* environment variables are not set; run the tests under pg_virtualenv, e.g. pg_virtualenv go test -race -run TestPostgres ./e2e/")
-		}
-		t.Skip("no PostgreSQL (PGHOST etc. unset): run under pg_virtualenv to test against one")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, "")
-	if err != nil {
-		t.Fatalf("connect to the PostgreSQL of PG*: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "e2e_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, "SET search_path = "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(ctx)
-	})
+	schema, conn := pgtest.Schema(t)
 	return "postgres:///?search_path=" + schema, conn
 }
 

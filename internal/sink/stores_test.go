@@ -2,13 +2,10 @@ package sink
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pulsehq/pulse/internal/pgtest"
 )
 
 // testStore is a store of the contract suite, with what the tests need
@@ -44,51 +41,13 @@ func sqliteStore(t *testing.T) testStore {
 	return open(t)
 }
 
-// pgEnv reports whether the PG* environment variables name a server.
-// Without them the PostgreSQL tests skip, except in CI (CI=true), where
-// a missing server fails them.
-func pgEnv(t testing.TB) {
-	t.Helper()
-	for _, v := range []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER"} {
-		if os.Getenv(v) != "" {
-			return
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no PostgreSQL: the PG* environment variables are not set; run the tests under pg_virtualenv, e.g. pg_virtualenv go test -race ./internal/sink/...")
-	}
-	t.Skip("no PostgreSQL (PGHOST etc. unset): run under pg_virtualenv to test against one")
-}
+// pgEnv skips t without a PostgreSQL (or fails it in CI).
+func pgEnv(t testing.TB) { t.Helper(); pgtest.Require(t) }
 
-// pgSchema creates a schema of its own for a test in the database of the
-// PG* environment variables, dropped at its end, and returns the
-// connection string that uses it.
+// pgSchema returns the connection string of a schema of t's own.
 func pgSchema(t testing.TB) string {
 	t.Helper()
-	pgEnv(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, "")
-	if err != nil {
-		t.Fatalf("connect to the PostgreSQL of PG*: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, "")
-		if err != nil {
-			t.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	schema, _ := pgtest.Schema(t)
 	return "search_path=" + schema
 }
 
