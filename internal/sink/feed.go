@@ -93,7 +93,9 @@ type preparer interface {
 type target struct {
 	pipeline string
 	schema   *stream.Schema
-	dec      *stream.RecordDecoder // used by the feed's one goroutine
+	// decs holds a decoder per writer: each used by one goroutine at a
+	// time.
+	decs []*stream.RecordDecoder
 }
 
 // NewFeed returns a feed; Run starts it.
@@ -116,7 +118,11 @@ func NewFeed(cfg FeedConfig) *Feed {
 			for _, s := range o.Sinks {
 				if s == "sqlite" {
 					schema := stream.SchemaOf(o)
-					f.targets[o.Topic] = target{pipeline: p.Name, schema: schema, dec: stream.NewRecordDecoder(schema)}
+					tg := target{pipeline: p.Name, schema: schema}
+					for range f.writers {
+						tg.decs = append(tg.decs, stream.NewRecordDecoder(schema))
+					}
+					f.targets[o.Topic] = tg
 				}
 			}
 		}
@@ -260,31 +266,14 @@ func (f *Feed) run(ctx context.Context) error {
 	}
 }
 
-// storeAll stores the records of one poll.
+// storeAll stores the records of one poll, in paced chunks, each with
+// its own offsets (store).
 func (f *Feed) storeAll(ctx context.Context, recs []*kgo.Record) error {
-	// Once a minute every window of a busy output fires at once: tens of
-	// thousands of results. They are stored in chunks, each followed by a
-	// pause as long as it took, so that the feed takes at most about half
-	// a core and the pipeline stages sharing the machine keep their
-	// latency. Each chunk commits with the offsets of its own records, so
-	// a crash between chunks loses nothing.
-	if len(recs) > 0 {
-		f.hold(ctx)
+	if len(recs) == 0 {
+		return nil
 	}
-	for len(recs) > 0 {
-		n := min(len(recs), feedChunk*f.writers)
-		began := time.Now()
-		if err := f.store(ctx, recs[:n]); err != nil {
-			return err
-		}
-		if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
-			select {
-			case <-ctx.Done(): // the rest is stored at once
-			case <-time.After(time.Since(began)):
-			}
-		}
-	}
-	return nil
+	f.hold(ctx)
+	return f.store(ctx, recs)
 }
 
 // assign assigns an unshared feed every partition of topics, from the
@@ -352,26 +341,83 @@ var errRecreated = errors.New("result topics were created again")
 const feedChunk = 1000
 
 // store writes the results of recs and their offsets, each by its kind:
-// an insert or update upserts its row, a delete deletes it. With several
-// writers the partitions are spread over as many transactions, written
-// at once, each holding all the records it has of its partitions and
-// their offsets: each commits exactly once on its own. The commits are
-// not cut short by shutdown: what was read is stored, or nothing is.
+// an insert or update upserts its row, a delete deletes it. The
+// partitions are spread over the writers (one for SQLite, whose writes
+// are serial; several for PostgreSQL, whose server spreads them over its
+// cores), which work at once, each storing its records in chunks of
+// feedChunk: a transaction holds a chunk's rows and the offsets of its
+// records, so each commits exactly once on its own, and a crash between
+// chunks loses nothing. The commits are not cut short by shutdown: what
+// was read is stored, or nothing is.
 func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	groups := make([]feedGroup, f.writers)
+	parts := make([][]*kgo.Record, f.writers)
+	for _, rec := range recs {
+		i := slot(TopicPartition{rec.Topic, rec.Partition}, len(parts))
+		parts[i] = append(parts[i], rec)
+	}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		if len(part) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f.write(ctx, i, part)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// write stores one writer's records in chunks. Once a minute every
+// window of a busy output fires at once: tens of thousands of results.
+// Each chunk is followed by a pause as long as it kept this process's
+// CPU busy (all of the chunk for SQLite, which runs in the process; the
+// decoding for PostgreSQL, whose server does the rest), so that the feed
+// takes at most about half of it and the pipeline stages sharing the
+// machine keep their latency.
+func (f *Feed) write(ctx context.Context, i int, recs []*kgo.Record) error {
+	for len(recs) > 0 {
+		n := min(len(recs), feedChunk)
+		began := time.Now()
+		g, err := f.decode(recs[:n], i)
+		if err != nil {
+			return err
+		}
+		busy := time.Since(began)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err = CommitFenced(cctx, f.cfg.Store, g.writes, g.offsets, g.epochs)
+		cancel()
+		if err != nil {
+			return err
+		}
+		f.count(&g)
+		if f.name != "postgres" {
+			busy = time.Since(began)
+		}
+		if recs = recs[n:]; len(recs) > 0 && ctx.Err() == nil {
+			select {
+			case <-ctx.Done(): // the rest is stored at once
+			case <-time.After(busy):
+			}
+		}
+	}
+	return nil
+}
+
+// decode reads recs with the decoders of writer i. A shared feed fences
+// the batch with its claims of the records' partitions.
+func (f *Feed) decode(recs []*kgo.Record, i int) (feedGroup, error) {
+	g := feedGroup{offsets: map[TopicPartition]int64{}}
 	for _, rec := range recs {
 		tp := TopicPartition{rec.Topic, rec.Partition}
-		g := &groups[slot(tp, len(groups))]
-		if g.offsets == nil {
-			g.offsets = map[TopicPartition]int64{}
-		}
 		g.offsets[tp] = rec.Offset + 1
 		if f.claims != nil {
 			e, ok := f.claims.epoch(tp)
 			if !ok {
-				return fmt.Errorf("%w (%s/%d was not claimed by this process)", ErrFenced, tp.Topic, tp.Partition)
+				return g, fmt.Errorf("%w (%s/%d was not claimed by this process)", ErrFenced, tp.Topic, tp.Partition)
 			}
 			if g.epochs == nil {
 				g.epochs = map[TopicPartition]int64{}
@@ -379,7 +425,7 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 			g.epochs[tp] = e
 		}
 		tg := f.targets[rec.Topic]
-		r, err := tg.dec.Decode(rec.Key, rec.Value, kindOf(rec))
+		r, err := tg.decs[i].Decode(rec.Key, rec.Value, kindOf(rec))
 		if err != nil {
 			g.malformed++
 			f.cfg.Logger.Warn("result record skipped", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
@@ -392,26 +438,10 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 			g.up++
 		}
 	}
-	errs := make([]error, len(groups))
-	var wg sync.WaitGroup
-	for i := range groups {
-		if groups[i].offsets == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g := &groups[i]
-			if errs[i] = CommitFenced(cctx, f.cfg.Store, g.writes, g.offsets, g.epochs); errs[i] == nil {
-				f.count(g)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g, nil
 }
 
-// feedGroup is what one transaction of a chunk stores.
+// feedGroup is what one transaction stores.
 type feedGroup struct {
 	writes             []Write
 	offsets            map[TopicPartition]int64

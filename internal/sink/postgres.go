@@ -163,34 +163,61 @@ func (t pgTx) copyData(ctx context.Context, copySQL string, data []byte) error {
 	return err
 }
 
-// copyMerge upserts the rows of b (unique by identity) into t: COPY
-// into a temporary staging table like t, then one INSERT ... SELECT ...
-// ON CONFLICT from it. The rows are written straight from the results in
-// COPY's binary format (pgcopy.go). The staging table is the session's,
-// emptied at every commit, and named after t's columns, so that a column
-// added since gets a new one.
-func (s *SQLStore) copyMerge(ctx context.Context, tx txn, cp copier, t *table, b *tableBatch) error {
-	h := sha256.Sum256([]byte(t.name + "\x00" + t.checked))
-	stage := quote("pulse_stage_" + hex.EncodeToString(h[:8]))
-	if err := tx.exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+quote(t.name)+") ON COMMIT DELETE ROWS"); err != nil {
-		return fmt.Errorf("create staging table: %w", err)
-	}
+// errNotFresh is a first final copied into its table whose row was
+// there: the batch is written again by merges.
+var errNotFresh = errors.New("a first final's row is stored already")
+
+// copyMerge upserts the rows of b (unique by identity) into t. With
+// direct, the fresh rows (first finals) are copied straight into t: a
+// row that is there after all fails the copy with a unique violation,
+// errNotFresh. The others go by COPY into a temporary staging table like
+// t and one INSERT ... SELECT ... ON CONFLICT from it. Rows are written
+// straight from the results in COPY's binary format (pgcopy.go). The
+// staging table is the session's, emptied at every commit, and named
+// after t's columns, so that a column added since gets a new one.
+func (s *SQLStore) copyMerge(ctx context.Context, tx txn, cp copier, t *table, b *tableBatch, direct bool) error {
 	names := make([]string, len(t.write))
 	for i, c := range t.write {
 		names[i] = c.Name
 	}
 	cols := quoteList(names)
-	buf := append(make([]byte, 0, 64<<10), copyHeader...)
+	var fresh, merge []byte
 	for i := range b.ops {
-		if op := &b.ops[i]; !op.del {
-			var err error
-			if buf, err = appendCopyRow(buf, b.schema, &op.r); err != nil {
-				return err
-			}
+		op := &b.ops[i]
+		if op.del {
+			continue
+		}
+		dst := &merge
+		if direct && op.fresh {
+			dst = &fresh
+		}
+		if len(*dst) == 0 {
+			*dst = append(make([]byte, 0, 64<<10), copyHeader...)
+		}
+		var err error
+		if *dst, err = appendCopyRow(*dst, b.schema, &op.r); err != nil {
+			return err
 		}
 	}
-	buf = append(buf, copyTrailer...)
-	if err := cp.copyData(ctx, "COPY "+stage+" ("+cols+") FROM STDIN (FORMAT binary)", buf); err != nil {
+	if len(fresh) > 0 {
+		err := cp.copyData(ctx, "COPY "+quote(t.name)+" ("+cols+") FROM STDIN (FORMAT binary)", append(fresh, copyTrailer...))
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			return errNotFresh
+		}
+		if err != nil {
+			return fmt.Errorf("copy first finals: %w", err)
+		}
+	}
+	if len(merge) == 0 {
+		return nil
+	}
+	h := sha256.Sum256([]byte(t.name + "\x00" + t.checked))
+	stage := quote("pulse_stage_" + hex.EncodeToString(h[:8]))
+	if err := tx.exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+quote(t.name)+") ON COMMIT DELETE ROWS"); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	if err := cp.copyData(ctx, "COPY "+stage+" ("+cols+") FROM STDIN (FORMAT binary)", append(merge, copyTrailer...)); err != nil {
 		return fmt.Errorf("copy into the staging table: %w", err)
 	}
 	return tx.exec(ctx, "INSERT INTO "+quote(t.name)+" ("+cols+") SELECT "+cols+" FROM "+stage+

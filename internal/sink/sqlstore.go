@@ -110,10 +110,12 @@ type tableBatch struct {
 }
 
 // rowOp is the last change of one row. The result is kept as given (its
-// slices are not copied) until Commit encodes it.
+// slices are not copied) until Commit encodes it. A fresh row is a
+// first final (KindInsert) and the only change of its row in the batch:
+// stored exactly once, its row is not in the table yet.
 type rowOp struct {
-	del bool
-	r   stream.Result
+	del, fresh bool
+	r          stream.Result
 }
 
 var errSpent = errors.New("sql sink: the batch was committed or rolled back already: start another with Appender")
@@ -137,6 +139,7 @@ func (a *sqlAppender) add(pipelineName string, s *stream.Schema, r *stream.Resul
 	a.key = strconv.AppendInt(append(append(a.key[:0], event.JoinKey(r.Key)...), 0), r.Start, 10)
 	op := rowOp{del: del, r: *r}
 	i, ok := b.at[string(a.key)]
+	op.fresh = !ok && !del && r.Kind == stream.KindInsert
 	if !ok {
 		i = len(b.ops)
 		b.at[string(a.key)] = i
@@ -222,13 +225,26 @@ func (a *sqlAppender) Commit() error {
 		}
 		tables[i] = t
 	}
+	err := s.commit(ctx, a, tables, true)
+	if errors.Is(err, errNotFresh) {
+		// A first final whose row is there already (the result topic
+		// read again from its start): the batch again, by merges.
+		err = s.commit(ctx, a, tables, false)
+	}
+	return err
+}
+
+// commit writes the batch in one transaction. With direct, first finals
+// (fresh rows) are copied into their tables without a conflict check,
+// where the database can.
+func (s *SQLStore) commit(ctx context.Context, a *sqlAppender, tables []*table, direct bool) error {
 	tx, err := s.c.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin sink transaction: %w", err)
 	}
 	defer tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
 	for i, b := range a.batches {
-		if err := s.writeBatch(ctx, tx, tables[i], b); err != nil {
+		if err := s.writeBatch(ctx, tx, tables[i], b, direct); err != nil {
 			return err
 		}
 	}
@@ -256,7 +272,7 @@ func (a *sqlAppender) Commit() error {
 }
 
 // writeBatch deletes and upserts the rows of one table.
-func (s *SQLStore) writeBatch(ctx context.Context, tx txn, t *table, b *tableBatch) error {
+func (s *SQLStore) writeBatch(ctx context.Context, tx txn, t *table, b *tableBatch, direct bool) error {
 	if b.dels > 0 {
 		dels := make([][]any, 0, b.dels)
 		for i := range b.ops {
@@ -273,7 +289,7 @@ func (s *SQLStore) writeBatch(ctx context.Context, tx txn, t *table, b *tableBat
 	}
 	var err error
 	if cp, ok := tx.(copier); ok && s.copyUpserts {
-		err = s.copyMerge(ctx, tx, cp, t, b)
+		err = s.copyMerge(ctx, tx, cp, t, b, direct)
 	} else {
 		ups := make([][]any, 0, len(b.ops)-b.dels)
 		for i := range b.ops {
