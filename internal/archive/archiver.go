@@ -291,6 +291,11 @@ func (w *worker) session(ctx context.Context) (err error) {
 			}
 			if err := a.complete(dctx, r); err != nil {
 				a.log.Warn("archive could not publish its last files before stopping; the next start writes them", "err", err)
+				for _, s := range streams {
+					for _, r := range s.rolls {
+						r.discard()
+					}
+				}
 				return nil
 			}
 		}
