@@ -227,7 +227,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		}
 	}
 	producer, err := bus.NewClient(brokers, "pulse-ingest", append(producerBuffer(f.maxInflight),
-		kgo.ProducerLinger(2*time.Millisecond), kgo.WithHooks(breaker))...)
+		kgo.ProducerLinger(2*time.Millisecond), kgo.WithHooks(breaker), bus.Logger(log))...)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Node: node,
+	// Every client of the stages, the sink and the archive logs its
+	// warnings through Pulse's log.
+	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...), bus.Logger(log)}, Node: node,
 		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
 	// Processes writing one PostgreSQL database share its partitions;
 	// a SQLite file is each process's own.
