@@ -193,3 +193,12 @@ func Columns(s *parquet.Schema) []string {
 	}
 	return out
 }
+
+// SchemaOf returns the Parquet schema of the files of src.
+func SchemaOf(src Source) (*parquet.Schema, error) {
+	c, err := newCodec(src)
+	if err != nil {
+		return nil, err
+	}
+	return c.schema(), nil
+}

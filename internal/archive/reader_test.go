@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -16,50 +15,26 @@ import (
 var readerBase = time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC).UnixMilli()
 
 // writeArchive archives n city readings, one a second from readerBase
-// on, over partitions 0 and 1 (alternating), in rolls of roll records,
-// with row groups of 100 rows; it returns the store and every event's
-// (partition, offset, time) in archive order is not assumed: callers
-// compare sets.
+// on, over partitions 0 and 1 (alternating), in rolls of rollRows
+// records per partition and row groups of 100 rows; it returns the
+// store and the events' times.
 func writeArchive(t testing.TB, n, rollRows int) (*LocalStore, []int64) {
 	t.Helper()
 	st, err := NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Sources: []Source{citySource}, Store: st, RowGroupRows: 100, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := newCodec(citySource)
-	s := &stream{Source: citySource, codec: c, m: a.m.stream("city")}
 	times := make([]int64, n)
-	rolls := map[int32]*roll{}
-	offs := map[int32]int64{}
+	recs := make([]*kgo.Record, n)
 	for i := range n {
 		p := int32(i % 2)
-		r := rolls[p]
-		if r == nil {
-			r = &roll{w: &worker{a: a, n: 1}, src: s, part: p, from: -1, next: -1, end: -1, files: map[int64]*fileWriter{}}
-			rolls[p] = r
-		}
 		ts := readerBase + int64(i)*1000
 		times[i] = ts
 		v := fmt.Sprintf(`{"sensor_id":"S-%d","zone":"zone-%d","kind":"air","ts":%d,"pm25":%d}`, i%7, i%3, ts, i%1000)
-		rec := &kgo.Record{Key: fmt.Appendf(nil, "S-%d", i%7), Value: []byte(v), Partition: p, Offset: offs[p]}
-		offs[p]++
-		if err := a.add(r, rec); err != nil {
-			t.Fatal(err)
-		}
-		if r.rows >= rollRows {
-			if err := a.complete(context.Background(), r); err != nil {
-				t.Fatal(err)
-			}
-		}
+		recs[i] = &kgo.Record{Key: fmt.Appendf(nil, "S-%d", i%7), Value: []byte(v), Partition: p, Offset: int64(i / 2)}
 	}
-	for _, r := range rolls {
-		if err := a.complete(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
+	if err := Import(context.Background(), st, citySource, recs, rollRows, 100); err != nil {
+		t.Fatal(err)
 	}
 	return st, times
 }
