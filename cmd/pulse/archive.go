@@ -14,6 +14,7 @@ import (
 	"github.com/pulsehq/pulse/internal/archive"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/telemetry"
 )
 
@@ -39,15 +40,16 @@ func (a *archiveFlags) define(fs *flag.FlagSet) {
 }
 
 // archiveComponent returns the archiver of the plans' streams, started
-// once the topics exist (after), or nothing with --archive off.
+// once the topics exist (after), and the history API's access to its
+// files; nothing with --archive off.
 func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *telemetry.Metrics, log *slog.Logger,
-	hold func() bool, after func(func(context.Context) error) func(context.Context) error) ([]lifecycle.Component, error) {
+	hold func() bool, after func(func(context.Context) error) func(context.Context) error) ([]lifecycle.Component, *serve.History, error) {
 	a := f.archive
 	var store archive.Store
 	var err error
 	switch {
 	case a.target == "off":
-		return nil, nil
+		return nil, nil, nil
 	case a.target == "local" || a.target == "":
 		dir := a.dir
 		if dir == "" {
@@ -57,19 +59,22 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 	case strings.HasPrefix(a.target, "s3://"):
 		store, err = archive.NewS3(archive.S3FromEnv(a.target, filepath.Join(f.dataDir, "archive-spool")))
 	default:
-		return nil, fmt.Errorf("--archive %q: use local, s3://bucket/prefix or off", a.target)
+		return nil, nil, fmt.Errorf("--archive %q: use local, s3://bucket/prefix or off", a.target)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if a.rollAge <= 0 || a.rollRows < 1 || a.rollBytes < 1 || a.rowGroup < 1 || a.workers < 1 {
-		return nil, fmt.Errorf("--archive-roll-age %s, --archive-roll-rows %d, --archive-roll-bytes %s, --archive-row-group %d, --archive-workers %d: use positive values",
+		return nil, nil, fmt.Errorf("--archive-roll-age %s, --archive-roll-rows %d, --archive-roll-bytes %s, --archive-row-group %d, --archive-workers %d: use positive values",
 			a.rollAge, a.rollRows, a.rollBytes.String(), a.rowGroup, a.workers)
 	}
 	var sources []archive.Source
+	hist := &serve.History{Reader: archive.NewReader(store), Streams: map[string]archive.Source{}}
 	for _, s := range streamsOf(plans) {
-		sources = append(sources, archive.Source{Stream: s.Name, Topic: s.Name, Schema: s.Source.Schema,
-			TimeField: s.Source.TimeField, TimeFormat: s.Source.TimeFormat})
+		src := archive.Source{Stream: s.Name, Topic: s.Name, Schema: s.Source.Schema,
+			TimeField: s.Source.TimeField, TimeFormat: s.Source.TimeFormat}
+		sources = append(sources, src)
+		hist.Streams[s.Name] = src
 	}
 	arch, err := archive.New(archive.Config{
 		Sources: sources, Kafka: kafka, Store: store, Compression: a.compression, RowGroupRows: a.rowGroup,
@@ -77,8 +82,8 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 		Registerer: m.Registry, Logger: log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("archiving raw events as Parquet", "store", store.String(), "streams", len(sources))
-	return []lifecycle.Component{{Name: "archive", Run: after(arch.Run)}}, nil
+	return []lifecycle.Component{{Name: "archive", Run: after(arch.Run)}}, hist, nil
 }

@@ -38,7 +38,7 @@ func TestArchiveFlags(t *testing.T) {
 		if err := runFlagSet(&f).Parse(append([]string{"--data-dir", dir}, c.args...)); err != nil {
 			t.Fatal(err)
 		}
-		comps, err := archiveComponent(f, plans, nil, telemetry.New(), slog.New(slog.DiscardHandler), nil, after)
+		comps, hist, err := archiveComponent(f, plans, nil, telemetry.New(), slog.New(slog.DiscardHandler), nil, after)
 		switch {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.err)
@@ -46,6 +46,8 @@ func TestArchiveFlags(t *testing.T) {
 			t.Errorf("%v: %v", c.args, err)
 		case len(comps) != c.comps:
 			t.Errorf("%v: %d components, want %d", c.args, len(comps), c.comps)
+		case (hist != nil) != (c.comps > 0):
+			t.Errorf("%v: history %v with %d archive components", c.args, hist, c.comps)
 		}
 		if len(c.args) == 0 {
 			if _, err := os.Stat(filepath.Join(dir, "archive", ".spool")); err != nil {

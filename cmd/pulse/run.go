@@ -312,7 +312,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		return nil
 	}})
 	comps = append(comps, pipeComps...)
-	archiver, err := archiveComponent(f, plans, cluster.Opts, metrics, log, disk.Low, kafka.after)
+	archiver, history, err := archiveComponent(f, plans, cluster.Opts, metrics, log, disk.Low, kafka.after)
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 		Metrics: metrics, Logger: log,
 	})
 	srv, err := serve.New(serve.Config{
-		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board,
+		Addr: f.httpAddr, Ingest: ing, Pipelines: plans, Store: store, Board: board, History: history,
 		Metrics: metrics, Accepted: ing.Accepted, LiveEvery: cmp.Or(f.livePush, f.liveEvery), Logger: log,
 		Health:   reg,
 		MaxConns: f.httpMaxConns, BodyTimeout: f.httpBodyTimeout, MinBodyRate: f.httpMinBodyRate,

@@ -32,8 +32,11 @@ type Config struct {
 	Ingest    http.Handler
 	Pipelines []*pipeline.Plan
 	// Store answers the results API.
-	Store   sink.Querier
-	Board   *stream.Board
+	Store sink.Querier
+	Board *stream.Board
+	// History, when not nil, answers GET /v1/streams/{stream}/history
+	// from the Parquet archive.
+	History *History
 	Metrics *telemetry.Metrics
 	// Health holds the components /readyz reports on: ready while every
 	// one is (nil: always ready).
@@ -136,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ingest != nil {
 		mux.Handle("POST /v1/streams/{stream}/events", cfg.Ingest)
 	}
+	mux.HandleFunc("GET /v1/streams/{stream}/history", s.history)
 	mux.HandleFunc("GET /v1/pipelines", s.listPipelines)
 	mux.HandleFunc("GET /v1/pipelines/{pipeline}/results", s.results)
 	mux.HandleFunc("GET /v1/pipelines/{pipeline}/live", s.live)
