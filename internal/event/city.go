@@ -93,19 +93,56 @@ func (m Metric) Kind() Kind { return metricSpecs[m].kind }
 // Range returns the inclusive range of valid values of m.
 func (m Metric) Range() (lo, hi float64) { return metricSpecs[m].min, metricSpecs[m].max }
 
-// metricsByName maps field names to metrics.
-var metricsByName = func() map[string]Metric {
-	m := make(map[string]Metric, NumMetrics)
-	for i := range metricSpecs {
-		m[metricSpecs[i].name] = Metric(i)
-	}
-	return m
-}()
-
-// MetricByName returns the metric with the given JSON field name.
+// MetricByName returns the metric with the given JSON field name. It is
+// a switch on the length and then the name rather than a map: no hash of
+// the name, and most keys that are not metrics fail on the length or the
+// first bytes. TestMetricByNameMatchesSpecs keeps it in step with
+// metricSpecs.
 func MetricByName(name string) (Metric, bool) {
-	m, ok := metricsByName[name]
-	return m, ok
+	switch len(name) {
+	case 2:
+		if name == "o3" {
+			return O3, true
+		}
+	case 3:
+		if name == "no2" {
+			return NO2, true
+		}
+	case 4:
+		switch name {
+		case "pm25":
+			return PM25, true
+		case "pm10":
+			return PM10, true
+		}
+	case 6:
+		if name == "temp_c" {
+			return TempC, true
+		}
+	case 7:
+		switch name {
+		case "wind_ms":
+			return WindMs, true
+		case "rain_mm":
+			return RainMm, true
+		}
+	case 8:
+		if name == "humidity" {
+			return Humidity, true
+		}
+	case 9:
+		switch name {
+		case "speed_kmh":
+			return SpeedKmh, true
+		case "occupancy":
+			return Occupancy, true
+		}
+	case 13:
+		if name == "vehicle_count" {
+			return VehicleCount, true
+		}
+	}
+	return 0, false
 }
 
 // Reading is one decoded and validated city sensor reading.
@@ -142,6 +179,9 @@ type Limits struct {
 type CityParser struct {
 	p      fastjson.Parser
 	Limits Limits
+	// strs holds recent sensor_id and zone strings, so that a reading
+	// whose id was seen lately costs no allocation (see internStrings).
+	strs *internStrings
 }
 
 // ValidationError is a reading that is well-formed JSON but not a valid
@@ -170,20 +210,34 @@ func (cp *CityParser) Parse(data []byte, r *Reading) error {
 	if err != nil {
 		return &SyntaxError{Err: err}
 	}
-	return cp.fromValue(v, r)
+	// data is valid UTF-8, so every string fastjson returns from it is:
+	// an unescaped string is a part of data between two quotes, and
+	// fastjson's unescaping writes only valid UTF-8 (a lone surrogate
+	// escape is kept as its six ASCII bytes, a bad pair becomes U+FFFD).
+	// FuzzCityParse checks that Parse agrees with Validate, which checks.
+	return cp.fromValue(v, r, false)
 }
 
 // Validate checks an already parsed JSON value as a city reading, for
 // callers that parsed the record themselves (and checked it with
 // CheckUTF8: Validate checks only the text fields it reads).
-func (cp *CityParser) Validate(v *fastjson.Value, r *Reading) error { return cp.fromValue(v, r) }
+func (cp *CityParser) Validate(v *fastjson.Value, r *Reading) error {
+	return cp.fromValue(v, r, true)
+}
 
-func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
+// fromValue checks v as a city reading into r. checkText says whether the
+// text fields must be checked for UTF-8: false only when the whole input
+// was checked already.
+func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading, checkText bool) error {
 	obj, err := v.Object()
 	if err != nil {
 		return invalid("a reading must be a JSON object, got %s", v.Type())
 	}
 	*r = Reading{}
+	if cp.strs == nil {
+		cp.strs = new(internStrings)
+	}
+	var sensorID, zone []byte
 	var tsVal *fastjson.Value
 	var kindName []byte
 	var fieldErr error
@@ -194,11 +248,11 @@ func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 		}
 		switch string(key) {
 		case "sensor_id":
-			r.SensorID, fieldErr = stringField("sensor_id", val)
+			sensorID, fieldErr = stringBytes("sensor_id", val, checkText)
 		case "zone":
-			r.Zone, fieldErr = stringField("zone", val)
+			zone, fieldErr = stringBytes("zone", val, checkText)
 		case "kind":
-			kindName, fieldErr = stringBytes("kind", val)
+			kindName, fieldErr = stringBytes("kind", val, checkText)
 		case "ts":
 			tsVal = val
 		default:
@@ -211,6 +265,9 @@ func (cp *CityParser) fromValue(v *fastjson.Value, r *Reading) error {
 	if fieldErr != nil {
 		return fieldErr
 	}
+	// A field given twice counts once, with its last value, as before.
+	r.SensorID = cp.strs.sensors.get(sensorID)
+	r.Zone = cp.strs.zones.get(zone)
 	if r.SensorID == "" {
 		return invalid("missing field sensor_id: every reading names its sensor")
 	}
@@ -283,14 +340,9 @@ func kindMetricNames(k Kind) string {
 	return s
 }
 
-func stringField(name string, v *fastjson.Value) (string, error) {
-	b, err := stringBytes(name, v)
-	return string(b), err
-}
-
 // stringBytes returns the bytes of string field name, which point into
-// the parser's buffer.
-func stringBytes(name string, v *fastjson.Value) ([]byte, error) {
+// the parser's buffer. checkText says whether to check them for UTF-8.
+func stringBytes(name string, v *fastjson.Value, checkText bool) ([]byte, error) {
 	b, err := v.StringBytes()
 	if err != nil {
 		return nil, invalid("field %s must be a string, got %s", name, v.Type())
@@ -298,10 +350,42 @@ func stringBytes(name string, v *fastjson.Value) ([]byte, error) {
 	if len(b) > 256 {
 		return nil, invalid("field %s is %d bytes long, at most 256 are allowed", name, len(b))
 	}
-	if !utf8.Valid(b) {
+	if checkText && !utf8.Valid(b) {
 		return nil, invalid("field %s is not valid UTF-8: send text as UTF-8", name)
 	}
 	return b, nil
+}
+
+// internStrings keeps the sensor ids and zones of recent readings.
+type internStrings struct {
+	sensors internCache[[2048]string]
+	zones   internCache[[256]string]
+}
+
+// internCache is a direct-mapped cache of strings: a slot per hash of the
+// bytes, the newer string replacing the older on a collision. Its strings
+// are ordinary immutable Go strings, so a reading keeps them as long as
+// it likes; the cache only saves allocating and copying an id seen
+// lately. It holds at most one string per slot, of at most 256 bytes.
+type internCache[A [2048]string | [256]string] struct{ slots A }
+
+// get returns string(b), from the cache when it holds it.
+func (c *internCache[A]) get(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	// FNV-1a: ids are short, and most differ only in their last bytes.
+	h := uint32(2166136261)
+	for _, x := range b {
+		h = (h ^ uint32(x)) * 16777619
+	}
+	slot := &c.slots[int(h)&(len(c.slots)-1)]
+	if *slot == string(b) { // compares without converting
+		return *slot
+	}
+	s := string(b)
+	*slot = s
+	return s
 }
 
 // CheckUTF8 returns a *ValidationError when data, an event's JSON text,

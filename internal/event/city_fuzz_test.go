@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 var citySeeds = []string{
@@ -32,10 +34,22 @@ func FuzzCityParse(f *testing.F) {
 	for _, s := range citySeeds {
 		f.Add([]byte(s))
 	}
-	var p CityParser
+	var p, vp CityParser
+	var fj fastjson.Parser
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r Reading
 		err := p.Parse(data, &r)
+		// Parse skips the per-field UTF-8 check on checked input: it must
+		// agree with Validate, which does not skip it.
+		if CheckUTF8(data) == nil {
+			if v, perr := fj.ParseBytes(data); perr == nil {
+				var vr Reading
+				verr := vp.Validate(v, &vr)
+				if (verr == nil) != (err == nil) || (err == nil && vr != r) || (err != nil && verr.Error() != err.Error()) {
+					t.Fatalf("Parse = %+v, %v; Validate = %+v, %v", r, err, vr, verr)
+				}
+			}
+		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatalf("empty error message for %q", data)

@@ -2,6 +2,7 @@ package event
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,39 @@ func TestCityValidateUTF8(t *testing.T) {
 	var ve *ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "field sensor_id is not valid UTF-8") {
 		t.Fatalf("Validate = %v, want a *ValidationError naming sensor_id", err)
+	}
+}
+
+func TestMetricByNameMatchesSpecs(t *testing.T) {
+	for m := Metric(0); m < NumMetrics; m++ {
+		if got, ok := MetricByName(m.String()); !ok || got != m {
+			t.Errorf("MetricByName(%q) = %v, %v; want %v", m.String(), got, ok, m)
+		}
+	}
+	for _, name := range []string{"", "o", "o33", "no", "no22", "pm2", "pm255", "pm1", "temp", "temp_", "temp_cc",
+		"wind_m", "rain", "rain_mmm", "humidit", "humidityx", "speed", "speed_kmhx", "occupanc", "vehicle_coun",
+		"vehicle_countx", "sensor_id", "zone", "kind", "ts", "PM25", "firmware", "xo3", "o3 "} {
+		if m, ok := MetricByName(name); ok {
+			t.Errorf("MetricByName(%q) = %v, true; want false", name, m)
+		}
+	}
+}
+
+func TestInternCache(t *testing.T) {
+	var c internCache[[256]string]
+	if got := c.get(nil); got != "" {
+		t.Fatalf("get(nil) = %q", got)
+	}
+	b := []byte("zone-01")
+	first := c.get(b)
+	b[0] = 'Z' // the cached string must not share the caller's bytes
+	if first != "zone-01" || c.get(b) != "Zone-01" || c.get([]byte("zone-01")) != "zone-01" {
+		t.Fatalf("cache returned %q for changed bytes", first)
+	}
+	for i := range 1000 { // collisions replace slots but never return a wrong string
+		s := strconv.Itoa(i)
+		if got := c.get([]byte(s)); got != s {
+			t.Fatalf("get(%q) = %q", s, got)
+		}
 	}
 }
