@@ -44,30 +44,18 @@ type historyQuery struct {
 // whereEq is one where=COLUMN=VALUE: the column's text equals VALUE.
 type whereEq struct{ col, val string }
 
-// parseTime reads an RFC 3339 time or Unix milliseconds.
-func parseTime(name, v string) (int64, error) {
-	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return ms, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q is neither an RFC 3339 time such as 2026-01-02T15:04:05Z nor Unix milliseconds", name, v)
-	}
-	return t.UnixMilli(), nil
-}
-
 func parseHistory(src archive.Source, q url.Values, now time.Time) (historyQuery, error) {
 	hq := historyQuery{read: archive.ReadQuery{Stream: src.Stream}, limit: HistoryDefaultLimit, format: q.Get("format")}
 	var err error
 	if q.Get("from") == "" {
 		return hq, errors.New("from is required: give from=<RFC 3339 time or Unix ms> (and to=, default now)")
 	}
-	if hq.read.From, err = parseTime("from", q.Get("from")); err != nil {
+	if hq.read.From, err = parseBound("from", q.Get("from")); err != nil {
 		return hq, err
 	}
 	hq.read.To = now.UnixMilli()
 	if v := q.Get("to"); v != "" {
-		if hq.read.To, err = parseTime("to", v); err != nil {
+		if hq.read.To, err = parseBound("to", v); err != nil {
 			return hq, err
 		}
 	}

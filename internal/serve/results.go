@@ -110,13 +110,18 @@ func parseOutputs(p *pipeline.Plan, s string) ([]string, error) {
 	return names, nil
 }
 
+// parseBound reads a time bound of a query, for the results and the
+// history API alike: an RFC 3339 time or Unix milliseconds; "" is 0.
 func parseBound(name, v string) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return ms, nil
+	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return 0, fmt.Errorf("%s=%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", name, v)
+		return 0, fmt.Errorf("%s=%q is neither an RFC 3339 time such as 2026-01-02T15:04:05Z nor Unix milliseconds", name, v)
 	}
 	return t.UnixMilli(), nil
 }

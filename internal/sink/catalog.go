@@ -146,16 +146,11 @@ func (s *SQLStore) ensure(ctx context.Context, pipelineName string, sch *stream.
 // evolve brings the catalog and tables in line with sch in one
 // transaction, returning the table to write. s.mu is held.
 func (s *SQLStore) evolve(ctx context.Context, cur *table, id outputID, sch *stream.Schema) (*table, error) {
-	tx, err := s.c.begin(ctx)
+	tx, err := s.lockedTx(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin creating the table of %s/%s: %w", id.pipeline, id.output, err)
+		return nil, fmt.Errorf("begin creating the table of %s/%s (locking the table catalog): %w", id.pipeline, id.output, err)
 	}
 	defer tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	if l := s.d.lock(); l != "" {
-		if err := tx.exec(ctx, l); err != nil {
-			return nil, fmt.Errorf("lock the table catalog: %w", err)
-		}
-	}
 	var t *table
 	if cur != nil {
 		missing, why := cur.fits(sch)

@@ -74,19 +74,30 @@ func (s *SQLStore) migrate(ctx context.Context) error {
 	return nil
 }
 
+// lockedTx begins a transaction that holds the lock of schema changes
+// (dialect.lock), so that processes change the schema one at a time.
+func (s *SQLStore) lockedTx(ctx context.Context) (txn, error) {
+	tx, err := s.c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l := s.d.lock(); l != "" {
+		if err := tx.exec(ctx, l); err != nil {
+			tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the lock's error is the one to report
+			return nil, err
+		}
+	}
+	return tx, nil
+}
+
 // execAlone runs one statement in a transaction of its own, serialized
 // with other processes' schema changes.
 func (s *SQLStore) execAlone(ctx context.Context, stmt string) error {
-	tx, err := s.c.begin(ctx)
+	tx, err := s.lockedTx(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	if l := s.d.lock(); l != "" {
-		if err := tx.exec(ctx, l); err != nil {
-			return err
-		}
-	}
 	if err := tx.exec(ctx, stmt); err != nil {
 		return err
 	}
@@ -96,16 +107,11 @@ func (s *SQLStore) execAlone(ctx context.Context, stmt string) error {
 // apply runs m unless the database has it, and checks that the database
 // is not from a newer Pulse.
 func (s *SQLStore) apply(ctx context.Context, m migration) error {
-	tx, err := s.c.begin(ctx)
+	tx, err := s.lockedTx(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	if l := s.d.lock(); l != "" {
-		if err := tx.exec(ctx, l); err != nil {
-			return err
-		}
-	}
 	var latest int64
 	if err := scanOne(ctx, tx, `SELECT COALESCE(MAX(version), 0) FROM pulse_schema_migrations`, &latest); err != nil {
 		return err
