@@ -69,7 +69,7 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 			a.rollAge, a.rollRows, a.rollBytes.String(), a.rowGroup, a.workers)
 	}
 	var sources []archive.Source
-	hist := &serve.History{Reader: archive.NewReader(store), Streams: map[string]archive.Source{}}
+	hist := &serve.History{Reader: archive.NewReader(store), Streams: map[string]archive.Source{}, Kafka: kafka}
 	for _, s := range streamsOf(plans) {
 		src := archive.Source{Stream: s.Name, Topic: s.Name, Schema: s.Source.Schema,
 			TimeField: s.Source.TimeField, TimeFormat: s.Source.TimeFormat}

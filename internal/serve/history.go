@@ -1,11 +1,14 @@
 package serve
 
 import (
+	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,16 +17,31 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/archive"
 	"github.com/pulsehq/pulse/internal/event"
 )
 
-// History answers GET /v1/streams/{stream}/history from the archive.
+// History answers GET /v1/streams/{stream}/history from the archive's
+// published files, then from the tail: the records of the stream's topic
+// past the files (see archive.Tail), so a range that ended a moment ago
+// is complete.
 type History struct {
 	Reader *archive.Reader
 	// Streams are the archived streams by name.
 	Streams map[string]archive.Source
+	// Kafka are the client options reaching the streams' topics (seed
+	// brokers), for the tail. Nil: the files only (an archive read
+	// without its cluster; events not yet published are missing).
+	Kafka []kgo.Opt
+	// TailTimeout bounds one request's read of the tail (default 20 s,
+	// and at most two thirds of the server's WriteTimeout).
+	TailTimeout time.Duration
+	// TailMaxRecords bounds the records one request reads from Kafka
+	// (default archive.TailMaxRecords); a page that reaches it ends with
+	// a next token, with fewer rows than its limit if need be.
+	TailMaxRecords int64
 }
 
 // History page sizes: the default and the most rows of one answer.
@@ -35,7 +53,9 @@ const (
 // historyQuery is a parsed history request.
 type historyQuery struct {
 	read   archive.ReadQuery
-	cols   []string // leaf columns written, in schema order unless fields= orders them
+	after  historyCursor
+	schema *parquet.Schema // the archive's
+	cols   []string        // leaf columns written, in schema order unless fields= orders them
 	where  []whereEq
 	limit  int
 	format string
@@ -65,9 +85,9 @@ func parseHistory(src archive.Source, q url.Values, now time.Time) (historyQuery
 	switch hq.format {
 	case "":
 		hq.format = "json"
-	case "json", "csv":
+	case "json", "csv", "parquet":
 	default:
-		return hq, fmt.Errorf("format=%q is unknown: use json or csv", hq.format)
+		return hq, fmt.Errorf("format=%q is unknown: use json, csv or parquet", hq.format)
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -76,11 +96,10 @@ func parseHistory(src archive.Source, q url.Values, now time.Time) (historyQuery
 		}
 		hq.limit = min(n, HistoryMaxLimit)
 	}
-	schema, err := archive.SchemaOf(src)
-	if err != nil {
+	if hq.schema, err = archive.SchemaOf(src); err != nil {
 		return hq, err
 	}
-	all := archive.Columns(schema)
+	all := archive.Columns(hq.schema)
 	known := func(c string) error {
 		if !slices.Contains(all, c) {
 			return fmt.Errorf("stream %s has no column %q: its columns are %s", src.Stream, c, strings.Join(all, ", "))
@@ -90,9 +109,12 @@ func parseHistory(src archive.Source, q url.Values, now time.Time) (historyQuery
 	hq.cols = all
 	if f := q.Get("fields"); f != "" {
 		hq.cols = strings.Split(f, ",")
-		for _, c := range hq.cols {
+		for i, c := range hq.cols {
 			if err := known(c); err != nil {
 				return hq, fmt.Errorf("fields: %w", err)
+			}
+			if slices.Contains(hq.cols[:i], c) {
+				return hq, fmt.Errorf("fields: column %q is named twice: name each column once", c)
 			}
 		}
 	}
@@ -107,46 +129,113 @@ func parseHistory(src archive.Source, q url.Values, now time.Time) (historyQuery
 		hq.where = append(hq.where, whereEq{col, val})
 	}
 	if a := q.Get("after"); a != "" {
-		if hq.read.After, err = parsePosition(a); err != nil {
+		if hq.after, err = parseCursor(a); err != nil {
 			return hq, fmt.Errorf("after=%q is %v", a, err)
 		}
+		hq.read.After = hq.after.file
 	}
 	return hq, nil
 }
 
-// positionVersion leads every history token.
-const positionVersion = 1
+// historyCursor is where a history page ends and the next begins: in the
+// files at the row file, or in the tail. next holds, per partition, where
+// the tail starts (in the files: the archived ends of the first page's
+// listing, so that files published since are not read twice) or goes on
+// (in the tail). A cursor of a version 1 token has no next: the tail
+// starts at the ends of the current listing.
+type historyCursor struct {
+	tail bool
+	file archive.Position
+	next []int64
+}
 
-// positionToken encodes p as an opaque token: base64url of a version
-// byte, the file name's length and bytes, and the row.
-func positionToken(p archive.Position) string {
-	b := []byte{positionVersion}
-	b = binary.AppendUvarint(b, uint64(len(p.Name)))
-	b = append(b, p.Name...)
-	b = binary.AppendVarint(b, p.Row)
+// Token versions: 1 is a file position (tokens of earlier releases, still
+// read), 2 a cursor with the tail's offsets.
+const (
+	positionVersion = 1
+	cursorVersion   = 2
+)
+
+// cursorToken encodes c as an opaque token: base64url of the version
+// byte, 0 (files: then the file name's length and bytes, and the row) or
+// 1 (tail), and the number of partitions and their offsets.
+func cursorToken(c historyCursor) string {
+	b := []byte{cursorVersion, 0}
+	if c.tail {
+		b[1] = 1
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(c.file.Name)))
+		b = append(b, c.file.Name...)
+		b = binary.AppendVarint(b, c.file.Row)
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.next)))
+	for _, o := range c.next {
+		b = binary.AppendUvarint(b, uint64(o))
+	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 var errPosition = errors.New("not a token this API returned: pass the next value of the previous page unchanged")
 
-func parsePosition(tok string) (archive.Position, error) {
+func parseCursor(tok string) (historyCursor, error) {
+	var c historyCursor
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) == 0 || b[0] != positionVersion || len(tok) > 8<<10 {
-		return archive.Position{}, errPosition
+	if err != nil || len(b) < 2 || len(tok) > 8<<10 {
+		return c, errPosition
 	}
+	version := b[0]
 	b = b[1:]
+	switch {
+	case version == cursorVersion && b[0] == 1:
+		c.tail = true
+		b = b[1:]
+	case version == cursorVersion && b[0] == 0:
+		b = b[1:]
+		fallthrough
+	case version == positionVersion:
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return c, errPosition
+		}
+		c.file.Name = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		row, k2 := binary.Varint(b)
+		if k2 <= 0 || row < 0 {
+			return c, errPosition
+		}
+		c.file.Row = row
+		b = b[k2:]
+		if version == positionVersion {
+			if len(b) != 0 {
+				return c, errPosition
+			}
+			return c, nil
+		}
+	default:
+		return c, errPosition
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)-k) {
-		return archive.Position{}, errPosition
+		return c, errPosition
 	}
-	p := archive.Position{Name: string(b[k : k+int(n)])}
-	row, k2 := binary.Varint(b[k+int(n):])
-	if k2 <= 0 || row < 0 {
-		return archive.Position{}, errPosition
+	b = b[k:]
+	c.next = make([]int64, n)
+	for i := range c.next {
+		o, k := binary.Uvarint(b)
+		if k <= 0 || o > math.MaxInt64 {
+			return c, errPosition
+		}
+		c.next[i] = int64(o)
+		b = b[k:]
 	}
-	p.Row = row
-	return p, nil
+	if len(b) != 0 {
+		return c, errPosition
+	}
+	return c, nil
 }
+
+// errUnavailable is a stream whose topic cannot be read: a 503.
+var errUnavailable = errors.New("kafka unavailable")
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	h := s.cfg.History
@@ -164,39 +253,150 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	out := newHistoryWriter(w, hq)
-	var st archive.ReadStats
-	var idx []int   // leaf column per output column, of the current schema
-	var where []int // leaf column per where
-	var last *parquet.Schema
-	n := 0
-	next := ""
-	var at archive.Position
-	err = h.Reader.Read(r.Context(), hq.read, &st, func(sch *parquet.Schema, row parquet.Row, pos archive.Position) error {
-		if sch != last {
-			last, idx, where = sch, leafIndexes(sch, hq.cols), leafIndexes(sch, whereCols(hq.where))
+	if hq.after.tail && h.Kafka == nil {
+		badRequest(w, "after=%q continues in Kafka, which this server does not read: pass it to the server that returned it", r.URL.Query().Get("after"))
+		return
+	}
+	var tail *archive.Tail
+	if h.Kafka != nil {
+		timeout := min(cmp.Or(h.TailTimeout, 20*time.Second), s.cfg.WriteTimeout*2/3)
+		octx, cancel := context.WithTimeout(r.Context(), timeout)
+		tail, err = archive.OpenTail(octx, h.Kafka, src, timeout)
+		cancel()
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": fmt.Sprintf(
+				"stream %s is archived, but the events not yet in an archive file are in topic %s, which cannot be read now (%v): check that Kafka is up and reachable (--brokers), then retry",
+				name, src.Topic, err)})
+			return
 		}
-		for i, wc := range hq.where {
-			if valueText(nil, cell(row, where[i]), false) != wc.val {
-				return nil
-			}
+		defer tail.Close()
+	}
+	out, err := newHistoryWriter(w, hq)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "history answer: " + err.Error()})
+		return
+	}
+	hr := &historyRead{q: hq, out: out}
+	err = hr.run(r.Context(), h, tail)
+	if err != nil && !out.started {
+		code, msg := http.StatusInternalServerError, "read the archive: "+err.Error()
+		if errors.Is(err, errUnavailable) {
+			code, msg = http.StatusServiceUnavailable, fmt.Sprintf("stream %s: %v: check that Kafka is up and reachable (--brokers), then retry", name, err)
 		}
-		if n == hq.limit {
-			next = positionToken(at) // a further row exists: the page ends after the last one written
-			return archive.ErrStop
-		}
-		n++
-		at = pos
-		return out.row(row, idx)
-	})
-	if err != nil && n == 0 && !out.started {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "read the archive: " + err.Error()})
+		writeJSON(w, code, map[string]string{"error": msg})
 		return
 	}
 	if err != nil {
-		s.cfg.Logger.Warn("history read cut off", "stream", name, "err", err)
+		// The answer has begun: it ends after its last row, with the
+		// token of the position there, and the next page goes on.
+		s.cfg.Logger.Warn("history read cut off; the page ends with a next token", "stream", name, "rows", hr.n, "err", err)
+		hr.next = cursorToken(hr.at)
 	}
-	out.end(next)
+	if err := out.end(hr.next); err != nil {
+		s.cfg.Logger.Warn("history answer not completed", "stream", name, "err", err)
+	}
+}
+
+// historyRead is one page: the files, then the tail.
+type historyRead struct {
+	q     historyQuery
+	out   *historyWriter
+	n     int           // rows written
+	at    historyCursor // after the last row written
+	next  string        // the page's next token
+	idx   []int         // leaf column per output column, of the current schema
+	where []int         // leaf column per where
+	last  *parquet.Schema
+}
+
+// accept writes row, or ends the page (archive.ErrStop) with the token of
+// the last row written when it is one row more than the limit.
+func (hr *historyRead) accept(sch *parquet.Schema, row parquet.Row, at func() historyCursor) error {
+	if sch != hr.last {
+		hr.last, hr.idx, hr.where = sch, leafIndexes(sch, hr.q.cols), leafIndexes(sch, whereCols(hr.q.where))
+	}
+	for i, wc := range hr.q.where {
+		if valueText(nil, cell(row, hr.where[i]), false) != wc.val {
+			return nil
+		}
+	}
+	if hr.n == hr.q.limit {
+		hr.next = cursorToken(hr.at) // a further row exists: the page ends after the last one written
+		return archive.ErrStop
+	}
+	hr.n++
+	hr.at = at()
+	return hr.out.row(row, hr.idx)
+}
+
+func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) error {
+	q := hr.q
+	hr.at = q.after
+	start := q.after.next
+	if !q.after.tail {
+		if start == nil {
+			// The first page, or a version 1 token: the tail starts at the
+			// archived ends of this listing. Files the reader lists later
+			// (published meanwhile) hold offsets past them: the tail has
+			// those events, so their rows are skipped below.
+			names, err := h.Reader.Files(ctx, q.read.Stream, math.MinInt64, math.MaxInt64)
+			if err != nil {
+				return err
+			}
+			ends := archive.ArchivedEnds(names, q.read.Stream)
+			n := 0
+			if tail != nil {
+				n = tail.Partitions()
+			}
+			for p := range ends {
+				n = max(n, int(p)+1)
+			}
+			start = make([]int64, n)
+			for p, to := range ends {
+				start[p] = to
+			}
+			hr.at.next = start
+		}
+		var st archive.ReadStats
+		var part archive.Part
+		pname := ""
+		stopped := false
+		err := h.Reader.Read(ctx, q.read, &st, func(sch *parquet.Schema, row parquet.Row, pos archive.Position) error {
+			if pos.Name != pname {
+				var err error
+				if part, err = archive.ParsePart(pos.Name); err != nil {
+					return err
+				}
+				pname = pos.Name
+			}
+			if int(part.Partition) >= len(start) || part.From >= start[part.Partition] {
+				return nil // published after the page's listing: in the tail
+			}
+			err := hr.accept(sch, row, func() historyCursor { return historyCursor{file: pos, next: start} })
+			stopped = errors.Is(err, archive.ErrStop)
+			return err
+		})
+		if err != nil || stopped || tail == nil {
+			return err
+		}
+		hr.at = historyCursor{tail: true, next: start}
+	}
+	var st archive.TailStats
+	stopped := false
+	end, err := tail.Read(ctx, archive.TailQuery{From: q.read.From, To: q.read.To, Start: archive.TailPosition{Next: start}, MaxRecords: h.TailMaxRecords}, &st,
+		func(sch *parquet.Schema, row parquet.Row, at *archive.TailPosition) error {
+			err := hr.accept(sch, row, func() historyCursor { return historyCursor{tail: true, next: at.Clone().Next} })
+			stopped = errors.Is(err, archive.ErrStop)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	if !stopped && !tail.Done(end) {
+		// The read reached its bound of records: the page ends there.
+		hr.next = cursorToken(historyCursor{tail: true, next: end.Next})
+	}
+	return nil
 }
 
 func whereCols(ws []whereEq) []string {
@@ -271,41 +471,60 @@ func appendValue(buf []byte, v parquet.Value, isTime, quote bool) []byte {
 // historyFlushRows is how many rows are written between flushes.
 const historyFlushRows = 1000
 
-// historyWriter streams one answer, JSON or CSV.
+// historyWriter streams one answer, JSON, CSV or Parquet.
 type historyWriter struct {
 	w       http.ResponseWriter
 	q       historyQuery
 	csv     *csv.Writer
+	pq      *parquetAnswer
 	buf     []byte
 	rec     []string
 	rows    int
 	started bool
 }
 
-func newHistoryWriter(w http.ResponseWriter, q historyQuery) *historyWriter {
-	return &historyWriter{w: w, q: q}
+func newHistoryWriter(w http.ResponseWriter, q historyQuery) (*historyWriter, error) {
+	hw := &historyWriter{w: w, q: q}
+	if q.format == "parquet" {
+		var err error
+		if hw.pq, err = newParquetAnswer(q.schema, q.cols); err != nil {
+			return nil, err
+		}
+	}
+	return hw, nil
 }
 
 func (hw *historyWriter) start() {
 	hw.started = true
-	if hw.q.format == "csv" {
+	switch hw.q.format {
+	case "csv":
 		hw.w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		hw.w.Header().Set("Trailer", "Pulse-Next")
 		hw.csv = csv.NewWriter(hw.w)
 		hw.csv.Write(hw.q.cols)
-		return
+	case "parquet":
+		hw.w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+		hw.w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.parquet"`, hw.q.read.Stream))
+		hw.w.Header().Set("Trailer", "Pulse-Next")
+		hw.pq.start(hw.w, hw.q.read.Stream)
+	default:
+		hw.w.Header().Set("Content-Type", "application/json")
+		hw.buf = append(hw.buf, `{"stream":`...)
+		hw.buf = event.AppendJSONString(hw.buf, hw.q.read.Stream)
+		hw.buf = append(hw.buf, `,"events":[`...)
 	}
-	hw.w.Header().Set("Content-Type", "application/json")
-	hw.buf = append(hw.buf, `{"stream":`...)
-	hw.buf = event.AppendJSONString(hw.buf, hw.q.read.Stream)
-	hw.buf = append(hw.buf, `,"events":[`...)
 }
 
 func (hw *historyWriter) row(row parquet.Row, idx []int) error {
 	if !hw.started {
 		hw.start()
 	}
-	if hw.csv != nil {
+	switch {
+	case hw.pq != nil:
+		if err := hw.pq.row(row, idx); err != nil {
+			return err
+		}
+	case hw.csv != nil:
 		hw.rec = hw.rec[:0]
 		for i, c := range idx {
 			v := cell(row, c)
@@ -316,7 +535,7 @@ func (hw *historyWriter) row(row parquet.Row, idx []int) error {
 			hw.rec = append(hw.rec, t)
 		}
 		hw.csv.Write(hw.rec)
-	} else {
+	default:
 		if hw.rows > 0 {
 			hw.buf = append(hw.buf, ',')
 		}
@@ -350,7 +569,7 @@ func (hw *historyWriter) flush() error {
 		if err := hw.csv.Error(); err != nil {
 			return err
 		}
-	} else if len(hw.buf) > 0 {
+	} else if hw.pq == nil && len(hw.buf) > 0 {
 		if _, err := hw.w.Write(hw.buf); err != nil {
 			return err
 		}
@@ -362,17 +581,23 @@ func (hw *historyWriter) flush() error {
 	return nil
 }
 
-// end writes the answer's tail with the next token ("" when complete).
-func (hw *historyWriter) end(next string) {
+// end writes the answer's end with the next token ("" when complete).
+func (hw *historyWriter) end(next string) error {
 	if !hw.started {
 		hw.start()
 	}
-	if hw.csv != nil {
+	switch {
+	case hw.pq != nil:
+		if next != "" {
+			hw.w.Header().Set("Pulse-Next", next)
+		}
+		return hw.pq.end(next)
+	case hw.csv != nil:
 		hw.csv.Flush()
 		if next != "" {
 			hw.w.Header().Set("Pulse-Next", next)
 		}
-		return
+		return hw.csv.Error()
 	}
 	hw.buf = append(hw.buf, ']')
 	if next != "" {
@@ -380,5 +605,6 @@ func (hw *historyWriter) end(next string) {
 		hw.buf = event.AppendJSONString(hw.buf, next)
 	}
 	hw.buf = append(hw.buf, "}\n"...)
-	hw.w.Write(hw.buf)
+	_, err := hw.w.Write(hw.buf)
+	return err
 }
