@@ -24,11 +24,11 @@ var everything = TailQuery{From: math.MinInt64, To: math.MaxInt64}
 func tailRows(t *testing.T, tl *Tail, q TailQuery, st *TailStats) ([]row, TailPosition) {
 	t.Helper()
 	var buf bytes.Buffer
-	var w *parquet.Writer
+	var w *parquet.GenericWriter[any]
 	last := TailPosition{}
 	end, err := tl.Read(context.Background(), q, st, func(s *parquet.Schema, r parquet.Row, at *TailPosition) error {
 		if w == nil {
-			w = parquet.NewWriter(&buf, s)
+			w = parquet.NewGenericWriter[any](&buf, s)
 		}
 		if at.Next[r[columns(s, ColPartition)[0]].Int32()] != r[columns(s, ColOffset)[0]].Int64()+1 {
 			t.Fatalf("the position after a row of offset %d is %v", r[columns(s, ColOffset)[0]].Int64(), at.Next)
@@ -220,7 +220,7 @@ func TestTailBound(t *testing.T) {
 			t.Fatal("the tail read does not progress")
 		}
 		var buf bytes.Buffer
-		var w *parquet.Writer
+		var w *parquet.GenericWriter[any]
 		var at TailPosition
 		n := 0
 		end, err := tl.Read(context.Background(), q, &TailStats{}, func(s *parquet.Schema, r parquet.Row, pos *TailPosition) error {
@@ -228,7 +228,7 @@ func TestTailBound(t *testing.T) {
 				return ErrStop
 			}
 			if w == nil {
-				w = parquet.NewWriter(&buf, s)
+				w = parquet.NewGenericWriter[any](&buf, s)
 			}
 			n++
 			at = pos.Clone()

@@ -26,7 +26,7 @@ const historyGroupRows = 16_384
 // streams out a row group at a time.
 type parquetAnswer struct {
 	schema *parquet.Schema
-	w      *parquet.Writer
+	w      *parquet.GenericWriter[any]
 	out    parquet.Row
 	one    []parquet.Row
 }
@@ -56,7 +56,7 @@ func newParquetAnswer(archived *parquet.Schema, cols []string) (*parquetAnswer, 
 
 func (pa *parquetAnswer) start(w io.Writer, stream string) {
 	codec, _ := archive.Codec("zstd")
-	pa.w = parquet.NewWriter(w, pa.schema, parquet.Compression(codec), parquet.MaxRowsPerRowGroup(historyGroupRows),
+	pa.w = parquet.NewGenericWriter[any](w, pa.schema, parquet.Compression(codec), parquet.MaxRowsPerRowGroup(historyGroupRows),
 		parquet.CreatedBy("pulse", "", ""), parquet.KeyValueMetadata(metaHistoryStream, stream))
 }
 
