@@ -21,20 +21,70 @@ import (
 // read covers the files first, then the tail, so a range that ended a
 // moment ago is complete although its events are in no published file
 // yet.
+//
+// The last roll of a partition may be published in part (a crash or a
+// fault between two of its files, or a read during its publication):
+// its files are published in hour order, so the hours missing are those
+// after the last hour with a file. A read whose range reaches past that
+// hour reads the roll's offsets again from Kafka and keeps only the
+// events of the later hours (RollRest): exact whether the roll is whole
+// or not.
+
+// ArchivedEnd is where the archive of one partition ends: its last roll
+// (the greatest TO) holds [From, To), with files up to the hour starting
+// at LastHour (Unix milliseconds).
+type ArchivedEnd struct {
+	From, To, LastHour int64
+}
 
 // ArchivedEnds returns, from a listing of the archive (names relative to
-// its root), the archived end of every partition of stream: the greatest
-// TO of the partition's files. Partitions without a file are absent.
-func ArchivedEnds(names []string, stream string) map[int32]int64 {
-	ends := map[int32]int64{}
+// its root), the archived end of every partition of stream. Partitions
+// without a file are absent.
+func ArchivedEnds(names []string, stream string) map[int32]ArchivedEnd {
+	ends := map[int32]ArchivedEnd{}
 	for _, n := range names {
 		p, err := ParsePart(n)
 		if err != nil || p.Stream != stream {
 			continue // not an archive file of the stream
 		}
-		ends[p.Partition] = max(ends[p.Partition], p.To)
+		h := p.Hour.UnixMilli()
+		e, ok := ends[p.Partition]
+		switch {
+		case !ok || p.To > e.To:
+			ends[p.Partition] = ArchivedEnd{From: p.From, To: p.To, LastHour: h}
+		case p.To == e.To && h > e.LastHour:
+			e.LastHour = h
+			ends[p.Partition] = e
+		}
 	}
 	return ends
+}
+
+// InLastRoll reports whether the file p is of the last roll of e and of
+// an hour after e.LastHour: published after the listing that gave e, its
+// events are read from Kafka (see TailStart).
+func (e ArchivedEnd) InLastRoll(p Part) bool {
+	return p.From == e.From && p.To == e.To && p.Hour.UnixMilli() > e.LastHour
+}
+
+// RollRest is the part of a partition's last roll a tail read takes
+// from Kafka: of the offsets below To, only the events with an event time
+// of at least MinTime (the hours after the roll's last file). The zero
+// RollRest takes nothing extra.
+type RollRest struct{ To, MinTime int64 }
+
+// TailStart returns where the tail of a partition with archived end e
+// (ok: it has files) starts for a read of event times before to: at the
+// end of its last roll, or at its start with the rest of it when to
+// reaches past the roll's last hour with a file.
+func TailStart(e ArchivedEnd, ok bool, to int64) (int64, RollRest) {
+	switch {
+	case !ok:
+		return 0, RollRest{}
+	case to > e.LastHour+3600_000:
+		return e.From, RollRest{To: e.To, MinTime: e.LastHour + 3600_000}
+	}
+	return e.To, RollRest{}
 }
 
 // TailPosition is where a tail read stands: Next[p] is the next offset of
@@ -50,6 +100,9 @@ func (p TailPosition) Clone() TailPosition { return TailPosition{Next: slices.Cl
 type TailQuery struct {
 	From, To int64
 	Start    TailPosition
+	// Rest, by partition, is the part of the last roll read again (see
+	// RollRest); a partition beyond len(Rest) has none.
+	Rest []RollRest
 	// MaxRecords bounds the records read (valid or not, control records
 	// included); the read stops there with a position before the ends.
 	MaxRecords int64
@@ -270,8 +323,8 @@ func (b *tailBatcher) partition(ctx context.Context, p int32, budget int64, st *
 				st.Skipped++
 				continue
 			}
-			if ms < b.q.From || ms >= b.q.To {
-				continue
+			if ms < b.q.From || ms >= b.q.To || int(p) < len(b.q.Rest) && rec.Offset < b.q.Rest[p].To && ms < b.q.Rest[p].MinTime {
+				continue // out of range, or in a published file of the last roll
 			}
 			st.Rows++
 			b.add(rec)

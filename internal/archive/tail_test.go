@@ -96,8 +96,8 @@ func TestTailPastArchive(t *testing.T) {
 	tl := openTail(t, opts, citySource)
 	q := everything
 	q.Start.Next = make([]int64, tl.Partitions())
-	for p, to := range ends {
-		q.Start.Next[p] = to
+	for p, e := range ends {
+		q.Start.Next[p] = e.To
 	}
 	var ts TailStats
 	got, end := tailRows(t, tl, q, &ts)
@@ -270,5 +270,40 @@ func TestTailUnreachable(t *testing.T) {
 	_, err = OpenTail(ctx, []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}, citySource, 0)
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) && !bytes.Contains([]byte(err.Error()), []byte("topic city")) {
 		t.Fatalf("tail of an unreachable cluster: %v, want an error naming the topic", err)
+	}
+}
+
+// TestArchivedEnds: the last roll of every partition, and the last hour
+// with a file of it; the tail's start past it, or at its start for a
+// range that reaches later hours.
+func TestArchivedEnds(t *testing.T) {
+	h := time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC)
+	name := func(hour time.Time, p int32, from, to int64) string {
+		return Part{Stream: "city", Hour: hour, Partition: p, From: from, To: to}.Name()
+	}
+	names := []string{
+		name(h, 0, 0, 100), name(h, 0, 100, 250), name(h.Add(time.Hour), 0, 100, 250),
+		name(h.Add(time.Hour), 1, 0, 40), name(h, 1, 40, 90),
+		"stream=city/notes.txt", name(h, 0, 0, 100)[len("stream=city"):],
+	}
+	ends := ArchivedEnds(names, "city")
+	want := map[int32]ArchivedEnd{0: {From: 100, To: 250, LastHour: h.Add(time.Hour).UnixMilli()}, 1: {From: 40, To: 90, LastHour: h.UnixMilli()}}
+	if len(ends) != len(want) || ends[0] != want[0] || ends[1] != want[1] {
+		t.Fatalf("archived ends %+v, want %+v", ends, want)
+	}
+	e := ends[1]
+	if !e.InLastRoll(Part{Stream: "city", Hour: h.Add(time.Hour), Partition: 1, From: 40, To: 90}) ||
+		e.InLastRoll(Part{Stream: "city", Hour: h, Partition: 1, From: 40, To: 90}) ||
+		e.InLastRoll(Part{Stream: "city", Hour: h.Add(time.Hour), Partition: 1, From: 90, To: 120}) {
+		t.Fatal("InLastRoll: want only a later hour of the last roll")
+	}
+	if next, rest := TailStart(e, true, h.Add(time.Hour).UnixMilli()); next != 90 || rest != (RollRest{}) {
+		t.Fatalf("a range ending with the roll's last hour starts at %d %+v, want 90", next, rest)
+	}
+	if next, rest := TailStart(e, true, h.Add(time.Hour).UnixMilli()+1); next != 40 || rest != (RollRest{To: 90, MinTime: h.Add(time.Hour).UnixMilli()}) {
+		t.Fatalf("a range past the roll's last hour starts at %d %+v, want the roll again from 40", next, rest)
+	}
+	if next, rest := TailStart(ArchivedEnd{}, false, math.MaxInt64); next != 0 || rest != (RollRest{}) {
+		t.Fatalf("a partition without files starts at %d %+v, want 0", next, rest)
 	}
 }

@@ -138,97 +138,143 @@ func parseHistory(src archive.Source, q url.Values, now time.Time) (historyQuery
 }
 
 // historyCursor is where a history page ends and the next begins: in the
-// files at the row file, or in the tail. next holds, per partition, where
-// the tail starts (in the files: the archived ends of the first page's
-// listing, so that files published since are not read twice) or goes on
-// (in the tail). A cursor of a version 1 token has no next: the tail
-// starts at the ends of the current listing.
+// files at the row file, or in the tail.
+//
+// In the files, ends are the archived ends (by partition; To 0: no file)
+// of the first page's listing: files published since are skipped, their
+// events are in the tail, which starts there (archive.TailStart). A
+// cursor of a version 1 token has no ends: they come from the current
+// listing. In the tail, next and rest are where each partition goes on
+// (archive.TailPosition, archive.RollRest).
 type historyCursor struct {
 	tail bool
 	file archive.Position
+	ends []archive.ArchivedEnd
 	next []int64
+	rest []archive.RollRest
 }
 
 // Token versions: 1 is a file position (tokens of earlier releases, still
-// read), 2 a cursor with the tail's offsets.
+// read), 2 a cursor with the archived ends or the tail's offsets.
 const (
 	positionVersion = 1
 	cursorVersion   = 2
 )
 
 // cursorToken encodes c as an opaque token: base64url of the version
-// byte, 0 (files: then the file name's length and bytes, and the row) or
-// 1 (tail), and the number of partitions and their offsets.
+// byte, then 0 (files), the file name's length and bytes, the row, the
+// number of partitions and each one's archived end (from, to, last hour);
+// or 1 (tail), the number of partitions and each one's next offset and
+// roll rest (to, min time).
 func cursorToken(c historyCursor) string {
 	b := []byte{cursorVersion, 0}
 	if c.tail {
 		b[1] = 1
+		b = binary.AppendUvarint(b, uint64(len(c.next)))
+		for p, o := range c.next {
+			var r archive.RollRest
+			if p < len(c.rest) {
+				r = c.rest[p]
+			}
+			b = binary.AppendUvarint(b, uint64(o))
+			b = binary.AppendUvarint(b, uint64(r.To))
+			b = binary.AppendVarint(b, r.MinTime)
+		}
 	} else {
 		b = binary.AppendUvarint(b, uint64(len(c.file.Name)))
 		b = append(b, c.file.Name...)
 		b = binary.AppendVarint(b, c.file.Row)
-	}
-	b = binary.AppendUvarint(b, uint64(len(c.next)))
-	for _, o := range c.next {
-		b = binary.AppendUvarint(b, uint64(o))
+		b = binary.AppendUvarint(b, uint64(len(c.ends)))
+		for _, e := range c.ends {
+			b = binary.AppendUvarint(b, uint64(e.From))
+			b = binary.AppendUvarint(b, uint64(e.To))
+			b = binary.AppendVarint(b, e.LastHour)
+		}
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 var errPosition = errors.New("not a token this API returned: pass the next value of the previous page unchanged")
 
+// tokenReader reads a token's numbers; a malformed one sets bad.
+type tokenReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *tokenReader) uint() int64 {
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 || v > math.MaxInt64 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[k:]
+	return int64(v)
+}
+
+func (r *tokenReader) int() int64 {
+	v, k := binary.Varint(r.b)
+	if k <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+// count reads a number of partitions, each of at least three bytes.
+func (r *tokenReader) count() int {
+	n := r.uint()
+	if n > int64(len(r.b)/3) {
+		r.bad = true
+		return 0
+	}
+	return int(n)
+}
+
 func parseCursor(tok string) (historyCursor, error) {
 	var c historyCursor
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) < 2 || len(tok) > 8<<10 {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(raw) < 2 || len(tok) > 8<<10 {
 		return c, errPosition
 	}
-	version := b[0]
-	b = b[1:]
-	switch {
-	case version == cursorVersion && b[0] == 1:
-		c.tail = true
-		b = b[1:]
-	case version == cursorVersion && b[0] == 0:
-		b = b[1:]
-		fallthrough
-	case version == positionVersion:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
+	version := raw[0]
+	r := &tokenReader{b: raw[1:]}
+	if version == cursorVersion {
+		c.tail = r.b[0] == 1
+		if r.b[0] > 1 {
 			return c, errPosition
 		}
-		c.file.Name = string(b[k : k+int(n)])
-		b = b[k+int(n):]
-		row, k2 := binary.Varint(b)
-		if k2 <= 0 || row < 0 {
+		r.b = r.b[1:]
+	} else if version != positionVersion {
+		return c, errPosition
+	}
+	if c.tail {
+		n := r.count()
+		c.next, c.rest = make([]int64, n), make([]archive.RollRest, n)
+		for p := 0; p < n && !r.bad; p++ {
+			c.next[p] = r.uint()
+			c.rest[p] = archive.RollRest{To: r.uint(), MinTime: r.int()}
+		}
+	} else {
+		n := r.uint()
+		if r.bad || n > int64(len(r.b)) {
 			return c, errPosition
 		}
-		c.file.Row = row
-		b = b[k2:]
-		if version == positionVersion {
-			if len(b) != 0 {
-				return c, errPosition
+		c.file.Name = string(r.b[:n])
+		r.b = r.b[n:]
+		if c.file.Row = r.int(); c.file.Row < 0 {
+			return c, errPosition
+		}
+		if version == cursorVersion {
+			n := r.count()
+			c.ends = make([]archive.ArchivedEnd, n)
+			for p := 0; p < n && !r.bad; p++ {
+				c.ends[p] = archive.ArchivedEnd{From: r.uint(), To: r.uint(), LastHour: r.int()}
 			}
-			return c, nil
 		}
-	default:
-		return c, errPosition
 	}
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
-		return c, errPosition
-	}
-	b = b[k:]
-	c.next = make([]int64, n)
-	for i := range c.next {
-		o, k := binary.Uvarint(b)
-		if k <= 0 || o > math.MaxInt64 {
-			return c, errPosition
-		}
-		c.next[i] = int64(o)
-		b = b[k:]
-	}
-	if len(b) != 0 {
+	if r.bad || len(r.b) != 0 {
 		return c, errPosition
 	}
 	return c, nil
@@ -332,30 +378,31 @@ func (hr *historyRead) accept(sch *parquet.Schema, row parquet.Row, at func() hi
 func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) error {
 	q := hr.q
 	hr.at = q.after
-	start := q.after.next
+	next, rest := q.after.next, q.after.rest
 	if !q.after.tail {
-		if start == nil {
-			// The first page, or a version 1 token: the tail starts at the
-			// archived ends of this listing. Files the reader lists later
-			// (published meanwhile) hold offsets past them: the tail has
-			// those events, so their rows are skipped below.
+		ends := q.after.ends
+		if ends == nil {
+			// The first page, or a version 1 token: the archived ends of
+			// this listing. Files the reader lists later (published
+			// meanwhile) hold events the tail has: their rows are skipped
+			// below.
 			names, err := h.Reader.Files(ctx, q.read.Stream, math.MinInt64, math.MaxInt64)
 			if err != nil {
 				return err
 			}
-			ends := archive.ArchivedEnds(names, q.read.Stream)
+			listed := archive.ArchivedEnds(names, q.read.Stream)
 			n := 0
 			if tail != nil {
 				n = tail.Partitions()
 			}
-			for p := range ends {
+			for p := range listed {
 				n = max(n, int(p)+1)
 			}
-			start = make([]int64, n)
-			for p, to := range ends {
-				start[p] = to
+			ends = make([]archive.ArchivedEnd, n)
+			for p, e := range listed {
+				ends[p] = e
 			}
-			hr.at.next = start
+			hr.at.ends = ends
 		}
 		var st archive.ReadStats
 		var part archive.Part
@@ -369,23 +416,27 @@ func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) 
 				}
 				pname = pos.Name
 			}
-			if int(part.Partition) >= len(start) || part.From >= start[part.Partition] {
+			if p := int(part.Partition); p >= len(ends) || part.From >= ends[p].To || ends[p].InLastRoll(part) {
 				return nil // published after the page's listing: in the tail
 			}
-			err := hr.accept(sch, row, func() historyCursor { return historyCursor{file: pos, next: start} })
+			err := hr.accept(sch, row, func() historyCursor { return historyCursor{file: pos, ends: ends} })
 			stopped = errors.Is(err, archive.ErrStop)
 			return err
 		})
 		if err != nil || stopped || tail == nil {
 			return err
 		}
-		hr.at = historyCursor{tail: true, next: start}
+		next, rest = make([]int64, len(ends)), make([]archive.RollRest, len(ends))
+		for p, e := range ends {
+			next[p], rest[p] = archive.TailStart(e, e.To > 0, q.read.To)
+		}
+		hr.at = historyCursor{tail: true, next: next, rest: rest}
 	}
 	var st archive.TailStats
 	stopped := false
-	end, err := tail.Read(ctx, archive.TailQuery{From: q.read.From, To: q.read.To, Start: archive.TailPosition{Next: start}, MaxRecords: h.TailMaxRecords}, &st,
+	end, err := tail.Read(ctx, archive.TailQuery{From: q.read.From, To: q.read.To, Start: archive.TailPosition{Next: next}, Rest: rest, MaxRecords: h.TailMaxRecords}, &st,
 		func(sch *parquet.Schema, row parquet.Row, at *archive.TailPosition) error {
-			err := hr.accept(sch, row, func() historyCursor { return historyCursor{tail: true, next: at.Clone().Next} })
+			err := hr.accept(sch, row, func() historyCursor { return historyCursor{tail: true, next: at.Clone().Next, rest: rest} })
 			stopped = errors.Is(err, archive.ErrStop)
 			return err
 		})
@@ -394,7 +445,7 @@ func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) 
 	}
 	if !stopped && !tail.Done(end) {
 		// The read reached its bound of records: the page ends there.
-		hr.next = cursorToken(historyCursor{tail: true, next: end.Next})
+		hr.next = cursorToken(historyCursor{tail: true, next: end.Next, rest: rest})
 	}
 	return nil
 }
