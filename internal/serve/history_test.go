@@ -168,7 +168,7 @@ type tailSetup struct {
 	t      *testing.T
 	dir    string
 	store  archive.Store
-	rolls  int // rows of a roll the archive publishes (default 150)
+	rolls  int           // rows of a roll the archive publishes (default 150)
 	recs   []*kgo.Record // every record produced, with its partition and offset
 	want   map[string]bool
 	ranges map[int32]int64 // per partition: the offsets archived so far end here
