@@ -416,7 +416,7 @@ func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) 
 				}
 				pname = pos.Name
 			}
-			if p := int(part.Partition); p >= len(ends) || part.From >= ends[p].To || ends[p].InLastRoll(part) {
+			if p := int(part.Partition); tail != nil && (p >= len(ends) || part.From >= ends[p].To || ends[p].InLastRoll(part)) {
 				return nil // published after the page's listing: in the tail
 			}
 			err := hr.accept(sch, row, func() historyCursor { return historyCursor{file: pos, ends: ends} })
