@@ -39,7 +39,8 @@ func (a *archiveFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&a.workers, "archive-workers", 1, "goroutines encoding archive files, each for a share of the partitions (more use more cores)")
 }
 
-// archiveComponent returns the archiver of the plans' streams, started
+// archiveComponent returns the archiver of the plans' streams and of the
+// results of their outputs with archive: true, started
 // once the topics exist (after), and the history API's access to its
 // files; nothing with --archive off.
 func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *telemetry.Metrics, log *slog.Logger,
@@ -76,6 +77,15 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 		sources = append(sources, src)
 		hist.Streams[s.Name] = src
 	}
+	results := 0
+	for _, p := range plans {
+		for i := range p.Outputs {
+			if o := &p.Outputs[i]; o.Archive {
+				sources = append(sources, archive.ResultSource(p.Name, o))
+				results++
+			}
+		}
+	}
 	arch, err := archive.New(archive.Config{
 		Sources: sources, Kafka: kafka, Store: store, Compression: a.compression, RowGroupRows: a.rowGroup,
 		Roll: archive.Roll{Rows: a.rollRows, Bytes: int64(a.rollBytes), Age: a.rollAge}, Hold: hold, Workers: a.workers,
@@ -84,6 +94,6 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("archiving raw events as Parquet", "store", store.String(), "streams", len(sources))
+	log.Info("archiving raw events and results as Parquet", "store", store.String(), "streams", len(sources)-results, "outputs", results)
 	return []lifecycle.Component{{Name: "archive", Run: after(arch.Run)}}, hist, nil
 }

@@ -670,3 +670,36 @@ func TestResultStreamNames(t *testing.T) {
 		t.Errorf("ParsePart(%s) = %+v, %v", part.Name(), got, err)
 	}
 }
+
+// TestBuiltinResultSources: the built-in city pipeline archives its
+// zone_1m results, and the archiver accepts the source made of it.
+func TestBuiltinResultSources(t *testing.T) {
+	plan, err := pipeline.BuiltinNamed("city")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srcs []Source
+	for i := range plan.Outputs {
+		if o := &plan.Outputs[i]; o.Archive {
+			srcs = append(srcs, ResultSource(plan.Name, o))
+		}
+	}
+	if len(srcs) != 1 || srcs[0].Stream != "@city.zone_1m" || srcs[0].Topic != "city.zone_1m" {
+		t.Fatalf("archived outputs of city: %+v, want zone_1m", srcs)
+	}
+	st, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Sources: append(srcs, citySource), Store: st}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := SchemaOf(srcs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := Columns(s)
+	if want := []string{ColEventTime, ColKey, ColPartition, ColOffset, ColKind, "zone", "window_start", "window_end", "count"}; !slices.Equal(cols[:len(want)], want) {
+		t.Errorf("columns %v, want them to start with %v", cols, want)
+	}
+}
