@@ -69,8 +69,11 @@ type resultCodec struct {
 	limit int             // the columns the object being read may hold: cols[:limit]
 	err   error
 	visit func(k []byte, v *fastjson.Value)
-	rec   *kgo.Record
-	ms    int64
+	// retract is set by a "retract":true member: a delete in the format
+	// before schemas (see legacy).
+	retract bool
+	rec     *kgo.Record
+	ms      int64
 }
 
 // resultColumns are the columns of a result file before the output's own,
@@ -188,14 +191,12 @@ func (c *resultCodec) parse(rec *kgo.Record) (int64, error) {
 	src, what, required := rec.Value, "value", c.groups+c.bounds
 	c.limit = len(c.cols)
 	if kind == pstream.KindDelete {
-		if rec.Value != nil {
-			return 0, errors.New("a delete record has a value: a delete is a tombstone (a null value) identified by its key")
-		}
-		// A tombstone: the key identifies the row it deletes.
+		// A tombstone: the key identifies the row it deletes (a value,
+		// under a delete header, is ignored, as the sinks ignore it).
 		src, what, required = rec.Key, "key of a delete", c.groups+1
 		c.limit = required
 		if src == nil {
-			return 0, errors.New("a delete record (a null value) has no key")
+			return 0, errors.New("a delete record has no key")
 		}
 	}
 	if err := event.CheckUTF8(src); err != nil {
@@ -210,10 +211,18 @@ func (c *resultCodec) parse(rec *kgo.Record) (int64, error) {
 		return 0, fmt.Errorf("%s is not a JSON object", what)
 	}
 	clear(c.seen)
-	c.next, c.err = 0, nil
+	c.next, c.err, c.retract = 0, nil, false
 	obj.Visit(c.visit)
 	if c.err != nil {
 		return 0, fmt.Errorf("%s: %w", what, c.err)
+	}
+	if c.retract {
+		// A delete in the format before schemas: its identity is what
+		// remains of the row.
+		kind = pstream.KindDelete
+		for _, l := range c.leaf[c.groups+1:] {
+			c.row[l] = c.nulls[l]
+		}
 	}
 	for i := range required {
 		if !c.seen[i] {
@@ -233,6 +242,9 @@ func (c *resultCodec) member(k []byte, v *fastjson.Value) {
 	}
 	i := c.column(k)
 	if i < 0 {
+		if c.limit == len(c.cols) {
+			c.legacy(k, v)
+		}
 		return // not a column: ignored, as the output's consumers ignore it
 	}
 	c.seen[i] = true
@@ -265,6 +277,24 @@ func (c *resultCodec) member(k []byte, v *fastjson.Value) {
 			return
 		}
 		c.row[l] = x.Level(0, def, l)
+	}
+}
+
+// legacy reads the members of the result format that Pulse wrote before
+// schemas, as stream.RecordDecoder does, so that records still in a
+// result topic are archived: the group fields in an object "key", and
+// "retract":true for a delete.
+func (c *resultCodec) legacy(k []byte, v *fastjson.Value) {
+	switch {
+	case string(k) == "retract" && v.Type() == fastjson.TypeTrue:
+		c.retract = true
+	case string(k) == "key" && v.Type() == fastjson.TypeObject:
+		obj, _ := v.Object()
+		obj.Visit(func(g []byte, x *fastjson.Value) {
+			if i, ok := c.byName[string(g)]; ok && i < c.groups && c.err == nil {
+				c.member(g, x) // as a flat group field
+			}
+		})
 	}
 }
 

@@ -155,7 +155,7 @@ func badResults(s *pstream.Schema, r *pstream.Result) []*resultInput {
 		{rec: rec(key, bytes.Replace(value, []byte(`"n":`), []byte(`"n":"many","x":`), 1), ""), bad: "n: is string, want a int64"},
 		{rec: rec(key, bytes.Replace(value, []byte(`"zone"`), []byte(`"area"`), 1), ""), bad: `value has no "zone"`},
 		{rec: rec(key, []byte(`[1,2]`), "insert"), bad: "value is not a JSON object"},
-		{rec: rec(nil, nil, "delete"), bad: "has no key"},
+		{rec: rec(nil, nil, "delete"), bad: "a delete record has no key"},
 		{rec: rec([]byte(`{"zone":"z"}`), nil, "delete"), bad: `key of a delete has no "window_start"`},
 		{rec: rec(key, bytes.Replace(value, []byte(`"window_start":"`), []byte(`"window_start":"x`), 1), ""), bad: "is not an RFC 3339 time"},
 	}
@@ -631,9 +631,49 @@ func TestResultCodecRejects(t *testing.T) {
 	if n < 7 {
 		t.Errorf("%d invalid records checked, want every kind of them", n)
 	}
-	del := []byte(`{"zone":"z","window_start":"2026-12-01T10:00:00Z"}`)
-	if _, err := c.parse(&kgo.Record{Key: del, Value: []byte(`{}`), Headers: []kgo.RecordHeader{{Key: pstream.KindHeader, Value: []byte("delete")}}}); err == nil || !strings.Contains(err.Error(), "tombstone") {
-		t.Errorf("a delete with a value: %v, want an error", err)
+	rc := c.(*resultCodec)
+	row := func() string {
+		var b strings.Builder
+		for _, name := range []string{ColKind, "zone", "window_start", "window_end", "n", "label"} {
+			v := rc.row[columns(rc.s, name)[0]]
+			switch {
+			case v.IsNull():
+				fmt.Fprintf(&b, " %s=null", name)
+			case v.Kind() == parquet.ByteArray:
+				fmt.Fprintf(&b, " %s=%s", name, v.ByteArray())
+			default:
+				fmt.Fprintf(&b, " %s=%d", name, v.Int64())
+			}
+		}
+		return strings.TrimSpace(b.String())
+	}
+	const ws = 1796119200000 // 2026-12-01T10:00:00Z
+	for _, tc := range []struct {
+		name       string
+		key, value []byte
+		kind       string
+		want       string
+	}{
+		// As the sinks read it: a delete header makes a delete of the key's row.
+		{"delete with a value", []byte(`{"zone":"z","window_start":"2026-12-01T10:00:00Z"}`), []byte(`{"zone":"y"}`), "delete",
+			"kind=delete zone=z window_start=1796119200000 window_end=null n=null label=null"},
+		// The format before schemas: group fields in "key", retract for a delete.
+		{"legacy", []byte(`{"zone":"z"}`), []byte(`{"output":"zone_1m","key":{"zone":"z"},"window_start":"2026-12-01T10:00:00Z","window_end":"2026-12-01T10:01:00Z","final":true,"n":3,"label":"x"}`), "",
+			"kind=insert zone=z window_start=1796119200000 window_end=1796119260000 n=3 label=x"},
+		{"legacy retract", []byte(`{"zone":"z"}`), []byte(`{"output":"zone_1m","key":{"zone":"z"},"window_start":"2026-12-01T10:00:00Z","window_end":"2026-12-01T10:01:00Z","retract":true,"n":3}`), "",
+			"kind=delete zone=z window_start=1796119200000 window_end=null n=null label=null"},
+		// Members in another order, and members that are no column.
+		{"any order", nil, []byte(`{"label":"x","extra":[1],"n":2,"window_end":"2026-12-01T10:01:00Z","window_start":"2026-12-01T10:00:00Z","zone":"q"}`), "update",
+			"kind=update zone=q window_start=1796119200000 window_end=1796119260000 n=2 label=x"},
+	} {
+		rec := &kgo.Record{Key: tc.key, Value: tc.value}
+		if tc.kind != "" {
+			rec.Headers = []kgo.RecordHeader{{Key: pstream.KindHeader, Value: []byte(tc.kind)}}
+		}
+		ms, err := c.parse(rec)
+		if err != nil || ms != ws || row() != tc.want {
+			t.Errorf("%s: event time %d, %v, row %s; want %d, %s", tc.name, ms, err, row(), int64(ws), tc.want)
+		}
 	}
 	// The kind column and the others the archive adds are not the
 	// output's to name (pipeline validation says so first).
