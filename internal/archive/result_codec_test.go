@@ -743,3 +743,32 @@ func TestBuiltinResultSources(t *testing.T) {
 		t.Errorf("columns %v, want them to start with %v", cols, want)
 	}
 }
+
+// TestResultCodecAllocs: decoding a result record and buffering its row
+// allocates nothing once the buffers have grown (no map, no string per
+// record).
+func TestResultCodecAllocs(t *testing.T) {
+	o := windowOutput(t)
+	c, err := newResultCodec(ResultSource("city", o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := windowResults(o, 512, false, 9)
+	w := c.newWriter(io.Discard).(*resultWriter)
+	i := 0
+	step := func() {
+		if _, err := c.parse(in[i%len(in)].rec); err != nil {
+			t.Fatal(err)
+		}
+		w.add()
+		if i++; i%len(in) == 0 {
+			w.pending, w.arena = w.pending[:0], w.arena[:0] // as flush leaves them, without writing
+		}
+	}
+	for range 2 * len(in) {
+		step()
+	}
+	if n := testing.AllocsPerRun(4*len(in), step); n > 0 {
+		t.Errorf("%.2f allocations per record, want none", n)
+	}
+}
