@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/archive"
+	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
@@ -89,7 +90,7 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 	arch, err := archive.New(archive.Config{
 		Sources: sources, Kafka: kafka, Store: store, Compression: a.compression, RowGroupRows: a.rowGroup,
 		Roll: archive.Roll{Rows: a.rollRows, Bytes: int64(a.rollBytes), Age: a.rollAge}, Hold: hold, Workers: a.workers,
-		Registerer: m.Registry, Logger: log,
+		Registerer: m.Registry, Logger: log, Clients: bus.NewClientMetrics(m.Registry), // ids of their own: pulse-archive-N
 	})
 	if err != nil {
 		return nil, nil, err
