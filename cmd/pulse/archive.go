@@ -29,7 +29,7 @@ type archiveFlags struct {
 }
 
 func (a *archiveFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&a.target, "archive", "local", "where raw events are archived as Parquet: local (the folder --archive-dir), s3://bucket/prefix (any S3-compatible store: endpoint from AWS_ENDPOINT_URL, keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or off")
+	fs.StringVar(&a.target, "archive", "local", "where raw events (and the results of outputs with archive: true) are archived as Parquet: local (the folder --archive-dir), s3://bucket/prefix (any S3-compatible store: endpoint from AWS_ENDPOINT_URL, keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or off")
 	fs.StringVar(&a.dir, "archive-dir", "", "folder of the local Parquet archive (default: --data-dir/archive)")
 	fs.StringVar(&a.compression, "archive-compression", "zstd", "compression of the archive's Parquet files: zstd or snappy")
 	fs.DurationVar(&a.rollAge, "archive-roll-age", archive.DefaultRoll.Age, "longest an archived event waits before its file is published (the files of a partition are completed together at this age, or sooner at --archive-roll-rows or --archive-roll-bytes)")

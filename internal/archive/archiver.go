@@ -73,8 +73,11 @@ type stream struct {
 
 func (s *stream) skipped(a *Archiver, rec *kgo.Record, err error) {
 	s.m.skipped.Inc()
-	a.rlog.Warn("skip "+s.Stream, "record not archived: it is not a valid event of its stream (the pipelines send it to the dead-letter topic)",
-		"stream", s.Stream, "partition", rec.Partition, "offset", rec.Offset, "reason", err)
+	msg := "record not archived: it is not a valid event of its stream (the pipelines send it to the dead-letter topic)"
+	if s.Schema == SchemaResult {
+		msg = "record not archived: it is not a result of its output (the sinks skip it too)"
+	}
+	a.rlog.Warn("skip "+s.Stream, msg, "stream", s.Stream, "partition", rec.Partition, "offset", rec.Offset, "reason", err)
 }
 
 // Archiver copies the streams' topics into Parquet files. See the

@@ -62,14 +62,7 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 		var o Output
 		var ok bool
 		if isJoinOutput(c) {
-			jn, av := withoutKey(deref(c), "archive")
-			o, ok = p.joinOutput(jn, path, plan.Name)
-			if av != nil {
-				p.remember(join(path, "archive"), keyNode(c, "archive"))
-				okA := false
-				o.Archive, okA = p.archive(av, join(path, "archive"))
-				ok = ok && okA
-			}
+			o, ok = p.joinOutput(deref(c), path, plan.Name)
 		} else if o, ok = p.output(deref(c), path, plan.Name); ok && o.Kind != KindWindow {
 			ok = p.operator(deref(c), path, plan, &o) // events, detect: operators.go
 		}
@@ -197,22 +190,6 @@ func (p *parser) archivedColumns(n *yaml.Node, path string, o *Output) {
 				"result column %s has the name of a column the archive adds to every result (%s)", c.Name, strings.Join(ArchiveColumns, ", "))
 		}
 	}
-}
-
-// withoutKey returns a copy of mapping n without key, and key's value
-// (nil when n has no such key).
-func withoutKey(n *yaml.Node, key string) (*yaml.Node, *yaml.Node) {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return n, nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			c := *n
-			c.Content = append(append([]*yaml.Node{}, n.Content[:i]...), n.Content[i+2:]...)
-			return &c, n.Content[i+1]
-		}
-	}
-	return n, nil
 }
 
 func (p *parser) window(n *yaml.Node, path string) (Window, bool) {
