@@ -105,22 +105,30 @@ export async function fetchPage(stream, q, signal) {
   return { events: body.events || [], next: body.next ?? null };
 }
 
-// columnsOf returns cols extended by the members of events not in it yet,
-// event_time first, then in the order they first appear. The JSON answer
-// leaves out a column without a value, so the union over the events read
-// is what the stream has shown so far.
+// The columns every archive file has besides event_time (docs/archive.md):
+// where the event came from, shown after the event's own columns.
+const ORIGIN = ['key', 'kafka_partition', 'kafka_offset'];
+
+// columnsOf returns cols extended by the members of events not in it yet:
+// event_time first, then the event's columns in the order they first
+// appear, then the Kafka origin columns. The JSON answer leaves out a
+// column without a value, so the union over the events read is what the
+// stream has shown so far.
 export function columnsOf(cols, events) {
-  const out = cols.slice();
-  const seen = new Set(out);
+  const seen = new Set(cols);
+  const add = [];
   for (const e of events) {
     for (const k of Object.keys(e)) {
-      if (seen.has(k)) continue;
-      seen.add(k);
-      if (k === 'event_time') out.unshift(k);
-      else out.push(k);
+      if (!seen.has(k)) {
+        seen.add(k);
+        add.push(k);
+      }
     }
   }
-  return out;
+  if (add.length === 0) return cols;
+  const all = cols.concat(add);
+  const rank = (c) => (c === 'event_time' ? 0 : ORIGIN.includes(c) ? 2 : 1);
+  return all.map((c, i) => [rank(c), i, c]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2]);
 }
 
 // cellText formats one value: event_time in the browser's local time,
@@ -296,12 +304,17 @@ export function makeEvents(root, { onURL }) {
     el('events-refresh').disabled = !b;
   }
 
+  // head draws the header; a column whose values are numbers is right
+  // aligned.
+  let numCols = new Set();
   function head() {
+    numCols = new Set(s.cols.filter((c) => s.events.some((e) => typeof e[c] === 'number')));
     const tr = document.createElement('tr');
     for (const c of s.cols) {
       const th = document.createElement('th');
       th.textContent = c;
       th.dataset.col = c;
+      if (numCols.has(c)) th.className = 'num';
       tr.appendChild(th);
     }
     el('events-table').tHead.replaceChildren(tr);
@@ -314,7 +327,7 @@ export function makeEvents(root, { onURL }) {
       const td = document.createElement('td');
       td.textContent = cellText(c, e[c]);
       if (c === 'event_time' && e[c] != null) td.title = e[c];
-      if (typeof e[c] === 'number') td.className = 'num';
+      if (numCols.has(c)) td.className = 'num';
       tr.appendChild(td);
     }
     return tr;
@@ -333,7 +346,7 @@ export function makeEvents(root, { onURL }) {
     }
     const body = el('events-table').tBodies[0];
     s.events = s.events.concat(events);
-    if (cols.length !== s.cols.length) {
+    if (cols !== s.cols) {
       s.cols = cols;
       head();
       body.replaceChildren(...s.events.map(rowOf));
