@@ -145,9 +145,9 @@ export function cellText(col, v) {
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const n = (x) => x.toLocaleString('en-US');
 
-// makeEvents builds the panel in root. onURL() is called when the
-// panel's part of the URL changes (the app writes the URL); filterCols
-// are the columns offered as filters when the stream has them.
+// makeEvents builds the panel in root, hidden until configure(). onURL()
+// is called when the panel's part of the URL changes (the app writes the
+// whole URL, with write() for the panel's part).
 export function makeEvents(root, { onURL }) {
   root.innerHTML = `
     <div class="panel-head">
@@ -187,7 +187,6 @@ export function makeEvents(root, { onURL }) {
     filterCols: ['sensor_id', 'kind'],
     base: null, // [from, to) of the range picker
     live: false, // the base range trails event time
-    asOf: null, // when a trailing range was read (ms, its end)
     window: url.window, // a drill-down window, replacing base
     where: url.where,
     limit: url.limit,
