@@ -3,11 +3,13 @@ package serve_test
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -535,4 +537,72 @@ func TestHistoryBrowser(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// eventsModuleCases runs the raw events panel's pure functions
+// (events.js) in the page on known inputs.
+const eventsModuleCases = `(async () => {
+  const e = await import('/events.js');
+  const parse = (q) => { const p = e.parse(q); return { where: p.where, window: p.window, limit: p.limit, note: p.note }; };
+  return JSON.stringify({
+    parsed: parse('?range=1h&where=sensor_id=S-1&where=zone=a=b&where=bad&where=kind=air&where=kind=traffic' +
+      '&events_from=2026-12-01T10:00:00Z&events_to=2026-12-01T10:01:00Z&events_limit=5'),
+    badWindow: parse('?events_from=2026-12-01T10:01:00Z&events_to=2026-12-01T10:00:00Z&events_limit=0'),
+    plain: parse('?zone=zone-01'),
+    written: e.write('?range=1h&zone=z&events_limit=9&where=kind=air',
+      { where: [['sensor_id', 'S 1'], ['zone', 'a=b']], window: [Date.parse('2026-12-01T10:00:00Z'), Date.parse('2026-12-01T10:01:00.5Z')], limit: 100 }),
+    writtenLimit: e.write('', { where: [], window: null, limit: 7 }),
+    query: e.query(Date.parse('2026-12-01T10:00:00Z'), Date.parse('2026-12-01T11:00:00Z'), [['sensor_id', 'S-1'], ['kind', 'air']]).toString(),
+    columns: e.columnsOf([], [{ kafka_offset: 1, sensor_id: 'a', event_time: 'x' }, { pm25: 1, key: 'k', sensor_id: 'b' }]),
+    columnsMore: e.columnsOf(['event_time', 'sensor_id', 'kafka_offset'], [{ temp_c: 1, kafka_partition: 0 }]),
+    cells: [e.cellText('event_time', '2026-12-01T10:00:00.250Z'), e.cellText('event_time', '2026-12-01T10:00:07Z'),
+      e.cellText('pm25', null), e.cellText('pm25', undefined), e.cellText('occupancy', 0), e.cellText('ok', true), e.cellText('event_time', 'soon')],
+  });
+})()`
+
+// TestHistoryModulesBrowser checks the raw events panel's URL state, its
+// API query, its columns and its cells on known inputs, run by Chromium
+// (in the Asia/Kolkata time zone) as the page runs them.
+func TestHistoryModulesBrowser(t *testing.T) {
+	browsertest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	base, _, _ := startAPI(t)
+	bctx := browsertest.Start(t, ctx)
+	if _, err := chromedp.Call(bctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"}); err != nil {
+		t.Fatalf("set the browser's time zone: %v", err)
+	}
+	defer watchPage(t, bctx, base, nil)()
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("load the dashboard: %v", err)
+	}
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[string](eventsModuleCases, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("run the cases: %v", err)
+	}
+	const want = `{
+	  "parsed": {"where": [["sensor_id", "S-1"], ["zone", "a=b"], ["kind", "traffic"]],
+	    "window": [1796119200000, 1796119260000], "limit": 5, "note": "where=bad is not COLUMN=VALUE: ignored"},
+	  "badWindow": {"where": [], "window": null, "limit": 100,
+	    "note": "events_from=2026-12-01T10:01:00Z&events_to=2026-12-01T10:00:00Z is not a from–to range of two RFC 3339 times; events_limit=0 is not a whole number from 1 to 100000: ignored"},
+	  "plain": {"where": [], "window": null, "limit": 100, "note": null},
+	  "written": "?range=1h&zone=z&where=sensor_id%3DS+1&where=zone%3Da%3Db&events_from=2026-12-01T10%3A00%3A00Z&events_to=2026-12-01T10%3A01%3A00.500Z",
+	  "writtenLimit": "?events_limit=7",
+	  "query": "from=2026-12-01T10%3A00%3A00Z&to=2026-12-01T11%3A00%3A00Z&where=sensor_id%3DS-1&where=kind%3Dair",
+	  "columns": ["event_time", "sensor_id", "pm25", "kafka_offset", "key"],
+	  "columnsMore": ["event_time", "sensor_id", "temp_c", "kafka_offset", "kafka_partition"],
+	  "cells": ["2026-12-01 15:30:00.250", "2026-12-01 15:30:07", "–", "–", "0", "true", "soon"]
+	}`
+	var g, w any
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		t.Fatalf("results %s: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		gj, _ := json.MarshalIndent(g, "", "  ")
+		wj, _ := json.MarshalIndent(w, "", "  ")
+		t.Errorf("events.js gave\n%s\nwant\n%s", gj, wj)
+	}
 }
