@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -138,7 +140,8 @@ func TestHistoryBrowser(t *testing.T) {
 
 	now := time.Now()
 	old, recent := testReadings(now)
-	st, err := archive.NewLocal(t.TempDir())
+	archiveDir := t.TempDir()
+	st, err := archive.NewLocal(archiveDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +320,17 @@ func TestHistoryBrowser(t *testing.T) {
 			}
 			return nil
 		}
+	}
+	// apiError asks the history API of srv what the panel asked, and
+	// returns its status and error message.
+	apiError := func(srv string, q url.Values) (int, string) {
+		t.Helper()
+		code, body := get(t, srv+"/v1/streams/city/history?"+q.Encode())
+		var e struct{ Error string }
+		if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
+			t.Fatalf("history API answered %d %q: want a JSON error", code, body)
+		}
+		return code, e.Error
 	}
 	query := func(p eventsInfo) url.Values {
 		q, _ := url.ParseQuery(strings.TrimPrefix(p.Search, "?"))
@@ -504,11 +518,22 @@ func TestHistoryBrowser(t *testing.T) {
 		}
 		return nil
 	})
+	rangeQuery := func(extra ...string) url.Values {
+		q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "limit": {"100"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Add(extra[i], extra[i+1])
+		}
+		return q
+	}
+	code, msg := apiError(base, rangeQuery("where", "nope=1"))
+	if code != 400 || !strings.Contains(msg, "nope") {
+		t.Fatalf("where=nope=1: %d %q, want a 400 naming the column", code, msg)
+	}
 	do("a filter on a column the stream lacks", chromedp.Navigate(rangeURL+"&where=nope=1"))
 	wait("the API's error", func(p eventsInfo) error {
 		if p.State != "error" || !p.ErrorShown || p.EmptyShown || len(p.Rows) != 0 ||
-			!strings.HasPrefix(p.ErrorText, `could not load the raw events of city: HTTP 400: where: stream city has no column "nope"`) {
-			return errors.New("want the server's error alone")
+			p.ErrorText != "could not load the raw events of city: HTTP 400: "+msg {
+			return fmt.Errorf("want the server's error alone: %s", msg)
 		}
 		if _, ok := p.Filters["nope"]; !ok {
 			return fmt.Errorf("filters %v: want the link's filter shown to fix", p.Filters)
@@ -523,17 +548,45 @@ func TestHistoryBrowser(t *testing.T) {
 		return nil
 	}))
 
+	// An archive that cannot be read: the server's 500 and its message.
+	corrupted := 0
+	if err := filepath.WalkDir(archiveDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".parquet") {
+			return err
+		}
+		corrupted++
+		return os.WriteFile(path, []byte("not a Parquet file"), 0o644)
+	}); err != nil || corrupted == 0 {
+		t.Fatalf("corrupt the archive: %d files, %v", corrupted, err)
+	}
+	code, msg = apiError(base, rangeQuery())
+	if code < 500 {
+		t.Fatalf("a broken archive: %d %q, want a server error", code, msg)
+	}
+	do("read a broken archive", chromedp.Navigate(rangeURL))
+	wait("the server's error", func(p eventsInfo) error {
+		if p.State != "error" || !p.ErrorShown || p.EmptyShown || len(p.Rows) != 0 ||
+			p.ErrorText != fmt.Sprintf("could not load the raw events of city: HTTP %d: %s", code, msg) {
+			return fmt.Errorf("want the server's error alone: %d %s", code, msg)
+		}
+		return nil
+	})
+
 	// A server without an archive, in a tab of its own: the panel says
 	// so and shows nothing else; the charts are there.
 	noArchive := start(nil)
+	code, msg = apiError(noArchive, rangeQuery())
+	if code != 404 {
+		t.Fatalf("a server without an archive: %d %q, want a 404", code, msg)
+	}
 	bctx, closeTab := chromedp.NewContext(bctx)
 	defer closeTab()
 	defer watchPage(t, bctx, noArchive, nil)()
 	do("a server without an archive", chromedp.Navigate(noArchive+"/?zone=zone-01&from="+from.Format(time.RFC3339)+"&to="+to.Format(time.RFC3339)))
 	wait("the note that there is no archive", func(p eventsInfo) error {
 		if p.State != "unavailable" || !p.UnavailableShown || p.BodyShown || p.ChartRows != 2 ||
-			!strings.HasPrefix(p.UnavailableText, `Raw events are not available: stream "city" is not archived`) {
-			return errors.New("want the note alone, and the two stored windows charted")
+			p.UnavailableText != "Raw events are not available: "+msg {
+			return fmt.Errorf("want the note alone with %q, and the two stored windows charted", msg)
 		}
 		return nil
 	})
