@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/internal/checkfor"
+	"github.com/pulsehq/pulse/internal/tmpfs"
 )
 
 // TestDiskFull puts --data-dir on a 64 MiB tmpfs and fills it three times
@@ -28,7 +28,7 @@ func TestDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a tmpfs three times, holding it full for a minute")
 	}
-	mnt := mountTmpfs(t, "64m")
+	mnt := tmpfs.Mount(t, "64m")
 	const reserve = 8 << 20
 	in := newInstance(t, "--partitions", "2", "--disk-reserve", "8MiB")
 	in.dataDir = filepath.Join(mnt, "data")
@@ -138,33 +138,6 @@ func postReadings(t *testing.T, p *proc, f *airFeed, next *int, n int) (int, int
 		}
 	}
 	return resp.StatusCode, n, resp.Header
-}
-
-// mountTmpfs mounts a tmpfs of size under the test's temp dir, or skips
-// the test when it cannot (not root) outside CI.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root: the disk-full test needs to mount a tmpfs")
-		}
-		t.Skip("mounting a small tmpfs for a full disk needs root")
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	// Registered before the process starts, so it runs after the process
-	// was stopped.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
 }
 
 func freeBytes(t *testing.T, dir string) int64 {

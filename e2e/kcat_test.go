@@ -97,6 +97,13 @@ func TestKcatInterop(t *testing.T) {
 	next := reading{sensor: "kc-after", zone: "kc-zone-01", kind: "air", ts: end.Add(90 * time.Second), metrics: map[string]float64{"pm25": 3}}
 	p.mustPost([]byte(next.json()))
 	waitMetric(t, p, `pulse_window_events_total{output="zone_1m",pipeline="city"}`, before+1)
+
+	// The clients count what they did (kprom, labelled by client id): the
+	// ingest producer wrote the HTTP readings, the shuffle stage read them
+	// and kcat's, the sink read results.
+	waitMetric(t, p, `pulse_kafka_produce_records_total{client_id="pulse-ingest",topic="city"}`, 2)
+	waitMetric(t, p, `pulse_kafka_fetch_records_total{client_id="pulse-city-shuffle",topic="city"}`, 3)
+	waitMetric(t, p, `pulse_kafka_fetch_records_total{client_id="pulse-sink-sqlite",topic="city.zone_1m"}`, 1)
 	p.stop()
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/archive"
+	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/lifecycle"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/serve"
@@ -28,7 +29,7 @@ type archiveFlags struct {
 }
 
 func (a *archiveFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&a.target, "archive", "local", "where raw events are archived as Parquet: local (the folder --archive-dir), s3://bucket/prefix (any S3-compatible store: endpoint from AWS_ENDPOINT_URL, keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or off")
+	fs.StringVar(&a.target, "archive", "local", "where raw events (and the results of outputs with archive: true) are archived as Parquet: local (the folder --archive-dir), s3://bucket/prefix (any S3-compatible store: endpoint from AWS_ENDPOINT_URL, keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or off")
 	fs.StringVar(&a.dir, "archive-dir", "", "folder of the local Parquet archive (default: --data-dir/archive)")
 	fs.StringVar(&a.compression, "archive-compression", "zstd", "compression of the archive's Parquet files: zstd or snappy")
 	fs.DurationVar(&a.rollAge, "archive-roll-age", archive.DefaultRoll.Age, "longest an archived event waits before its file is published (the files of a partition are completed together at this age, or sooner at --archive-roll-rows or --archive-roll-bytes)")
@@ -39,7 +40,8 @@ func (a *archiveFlags) define(fs *flag.FlagSet) {
 	fs.IntVar(&a.workers, "archive-workers", 1, "goroutines encoding archive files, each for a share of the partitions (more use more cores)")
 }
 
-// archiveComponent returns the archiver of the plans' streams, started
+// archiveComponent returns the archiver of the plans' streams and of the
+// results of their outputs with archive: true, started
 // once the topics exist (after), and the history API's access to its
 // files; nothing with --archive off.
 func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *telemetry.Metrics, log *slog.Logger,
@@ -76,14 +78,23 @@ func archiveComponent(f runFlags, plans []*pipeline.Plan, kafka []kgo.Opt, m *te
 		sources = append(sources, src)
 		hist.Streams[s.Name] = src
 	}
+	results := 0
+	for _, p := range plans {
+		for i := range p.Outputs {
+			if o := &p.Outputs[i]; o.Archive {
+				sources = append(sources, archive.ResultSource(p.Name, o))
+				results++
+			}
+		}
+	}
 	arch, err := archive.New(archive.Config{
 		Sources: sources, Kafka: kafka, Store: store, Compression: a.compression, RowGroupRows: a.rowGroup,
 		Roll: archive.Roll{Rows: a.rollRows, Bytes: int64(a.rollBytes), Age: a.rollAge}, Hold: hold, Workers: a.workers,
-		Registerer: m.Registry, Logger: log,
+		Registerer: m.Registry, Logger: log, Clients: bus.NewClientMetrics(m.Registry), // ids of their own: pulse-archive-N
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("archiving raw events as Parquet", "store", store.String(), "streams", len(sources))
+	log.Info("archiving raw events and results as Parquet", "store", store.String(), "streams", len(sources)-results, "outputs", results)
 	return []lifecycle.Component{{Name: "archive", Run: after(arch.Run)}}, hist, nil
 }

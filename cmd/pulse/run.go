@@ -226,7 +226,9 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 			log.Info("broker answers again: ingest accepts requests")
 		}
 	}
-	producer, err := bus.NewClient(brokers, "pulse-ingest", append(producerBuffer(f.maxInflight),
+	// The long-lived Kafka clients count what they do (pulse_kafka_*).
+	kafkaMetrics := bus.NewClientMetrics(metrics.Registry)
+	producer, err := bus.NewClient(brokers, "pulse-ingest", append(append(producerBuffer(f.maxInflight), kafkaMetrics.Opts("pulse-ingest")...),
 		kgo.ProducerLinger(2*time.Millisecond), kgo.WithHooks(breaker), bus.Logger(log))...)
 	if err != nil {
 		return err
@@ -262,10 +264,10 @@ func run(ctx context.Context, f runFlags, log *slog.Logger) error {
 	// Every client of the stages, the sink and the archive logs its
 	// warnings through Pulse's log.
 	cluster := stream.Cluster{Opts: []kgo.Opt{kgo.SeedBrokers(brokers...), bus.Logger(log)}, Node: node,
-		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout}
+		SessionTimeout: f.sessionTimeout, TxnTimeout: f.txnTimeout, Clients: kafkaMetrics}
 	// Processes writing one PostgreSQL database share its partitions;
 	// a SQLite file is each process's own.
-	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Logger: log, Hold: disk.Low,
+	feed := sink.NewFeed(sink.FeedConfig{Store: store, Plans: plans, Opts: cluster.Opts, Metrics: metrics, Clients: kafkaMetrics, Logger: log, Hold: disk.Low,
 		Shared: store.Dialect() == "postgres", SessionTimeout: f.sessionTimeout})
 	keeper.OnRecreate(feed.TopicRecreated)
 	// The ingest producer refuses to write to a topic created again under

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/backoff"
+	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/ratelog"
 )
 
@@ -51,6 +52,8 @@ type Config struct {
 	// Tick is the longest a poll waits for records before the rolls'
 	// age is checked (default 1 s).
 	Tick time.Duration
+	// Clients gives the workers' Kafka clients their metrics (nil: none).
+	Clients *bus.ClientMetrics
 	// Workers is the number of goroutines archiving, each the partitions
 	// p with p % Workers == its number, with a Kafka client of its own
 	// (default 1).
@@ -70,8 +73,11 @@ type stream struct {
 
 func (s *stream) skipped(a *Archiver, rec *kgo.Record, err error) {
 	s.m.skipped.Inc()
-	a.rlog.Warn("skip "+s.Stream, "record not archived: it is not a valid event of its stream (the pipelines send it to the dead-letter topic)",
-		"stream", s.Stream, "partition", rec.Partition, "offset", rec.Offset, "reason", err)
+	msg := "record not archived: it is not a valid event of its stream (the pipelines send it to the dead-letter topic)"
+	if s.Schema == SchemaResult {
+		msg = "record not archived: it is not a result of its output (the sinks skip it too)"
+	}
+	a.rlog.Warn("skip "+s.Stream, msg, "stream", s.Stream, "partition", rec.Partition, "offset", rec.Offset, "reason", err)
 }
 
 // Archiver copies the streams' topics into Parquet files. See the
@@ -200,12 +206,11 @@ func (w *worker) session(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	opts := append([]kgo.Opt{
+	opts := append(append([]kgo.Opt{
 		kgo.ConsumePartitions(offsets),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(32 << 20),
-		kgo.ClientID("pulse-archive"),
-	}, a.cfg.Kafka...)
+	}, a.cfg.Kafka...), a.cfg.Clients.Opts(fmt.Sprintf("pulse-archive-%d", w.id))...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("archive Kafka client: %w", err)

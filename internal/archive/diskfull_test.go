@@ -3,7 +3,6 @@ package archive
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,29 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pulsehq/pulse/internal/checkfor"
+	"github.com/pulsehq/pulse/internal/tmpfs"
 )
-
-// tmpfs mounts a file system of size bytes for the test, or skips it
-// where mounting is not allowed (not root).
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // TestDiskFull archives into a 4 MiB file system that a file fills up:
 // archiving stops with a metric, and once the file is gone it resumes
 // without a gap or a duplicate.
 func TestDiskFull(t *testing.T) {
-	dir := tmpfs(t, "4m")
+	dir := tmpfs.Mount(t, "4m")
 	opts := cluster(t)
 	st, err := NewLocal(filepath.Join(dir, "archive"))
 	if err != nil {

@@ -1,6 +1,7 @@
-// Package archive keeps the raw events of every stream as Parquet files,
-// in a local folder or an S3-compatible bucket, for years of history that
-// any Parquet reader (DuckDB, Spark, pandas) can query.
+// Package archive keeps the raw events of every stream, and the results
+// of the outputs that say archive: true, as Parquet files, in a local
+// folder or an S3-compatible bucket, for years of history that any
+// Parquet reader (DuckDB, Spark, pandas) can query.
 //
 // # Layout
 //
@@ -15,7 +16,12 @@
 // Columns: event_time TIMESTAMP(MILLIS, UTC), key (the record key),
 // kafka_partition, kafka_offset, and the stream's fields: typed for the
 // city schema (sensor_id, zone, kind, one nullable column per metric), the
-// event's JSON text (event_json) for a stream without a schema. Files are
+// event's JSON text (event_json) for a stream without a schema. An
+// output's results are archived as the stream "@PIPELINE.OUTPUT" (no
+// topic name has an @): a log of its result records with their kind
+// (insert, update, delete) and typed result columns, the event time
+// being window_start, or time for outputs without windows
+// (result_codec.go). Files are
 // zstd (or snappy) compressed, with row groups of at most 122,880 rows and
 // min/max statistics per column chunk and page, so readers skip what a
 // filter on time or sensor excludes.

@@ -25,6 +25,28 @@ type Part struct {
 	From, To  int64
 }
 
+// ResultPrefix starts the stream name under which an output's results
+// are archived: stream=@PIPELINE.OUTPUT. A stream is named after its
+// Kafka topic, and no topic name holds an '@', so the two never share a
+// folder; and the archiver lists, resumes and names the files of both
+// the same way.
+const ResultPrefix = "@"
+
+// ResultStream is the archive's name of the results of output of
+// pipeline: "@pipeline.output".
+func ResultStream(pipeline, output string) string { return ResultPrefix + pipeline + "." + output }
+
+// ResultOf returns the pipeline and output whose results stream (a
+// name from ResultStream) holds; ok is false for a stream of raw events.
+func ResultOf(stream string) (pipeline, output string, ok bool) {
+	rest, ok := strings.CutPrefix(stream, ResultPrefix)
+	if !ok {
+		return "", "", false
+	}
+	pipeline, output, ok = strings.Cut(rest, ".")
+	return pipeline, output, ok && pipeline != "" && output != ""
+}
+
 // HourOf returns the hour (UTC) holding the event time ms.
 func HourOf(ms int64) time.Time { return time.UnixMilli(ms).UTC().Truncate(time.Hour) }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/pulsehq/pulse/internal/event"
+	pstream "github.com/pulsehq/pulse/internal/stream"
 )
 
 // Column names every archive file has.
@@ -21,16 +22,23 @@ const (
 	ColPartition = "kafka_partition"
 	ColOffset    = "kafka_offset"
 	ColEventJSON = "event_json" // the record's value, for streams without a schema
+	ColKind      = "kind"       // a result's record kind: insert, update or delete
 )
 
+// SchemaResult is the Source.Schema of an output's results.
+const SchemaResult = "result"
+
 // Source says how to read a stream's records: its topic, and the schema
-// ("city") or the event-time field of schema-less JSON.
+// ("city"), the event-time field of schema-less JSON, or the typed
+// schema of an output's results (ResultSource).
 type Source struct {
 	Stream     string
 	Topic      string
-	Schema     string // "city", or "" for JSON kept as text
+	Schema     string // "city", SchemaResult, or "" for JSON kept as text
 	TimeField  string
 	TimeFormat string
+	// Result is the schema of the output's results, for SchemaResult.
+	Result *pstream.Schema
 }
 
 // codec turns records into Parquet rows of one schema. It reuses its
@@ -58,6 +66,8 @@ func newCodec(src Source) (codec, error) {
 	switch src.Schema {
 	case "city":
 		return newCityCodec(), nil
+	case SchemaResult:
+		return newResultCodec(src)
 	case "":
 		if src.TimeField == "" {
 			return nil, fmt.Errorf("stream %s: no event-time field", src.Stream)

@@ -21,7 +21,7 @@ import (
 // no aggregates.
 
 var (
-	joinOutputKeys = []string{"name", "group_by", "fields", "join", "topic", "sinks", "retention", "live"}
+	joinOutputKeys = []string{"name", "group_by", "fields", "join", "topic", "sinks", "retention", "live", "archive"}
 	joinKeys       = []string{"table", "key", "fields", "missing"}
 	joinMissing    = []string{"drop", "null"}
 	joinTypes      = []string{"string", "int", "double", "bool", "timestamp", "decimal"}
@@ -72,6 +72,9 @@ func (p *parser) joinOutput(n *yaml.Node, path, pipeline string) (Output, bool) 
 	}
 	if v, ok := m["sinks"]; ok {
 		o.Sinks, _ = p.list(v, join(path, "sinks"), "e.g. sinks: [sqlite]", p.joinSinkName)
+	}
+	if v, ok := m["archive"]; ok {
+		o.Archive, _ = p.archive(v, join(path, "archive"))
 	}
 	if v, ok := m["retention"]; ok && !isNull(v) {
 		o.Retention, _ = p.retention(v, join(path, "retention"))

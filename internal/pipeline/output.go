@@ -14,7 +14,7 @@ import (
 const MaxHops = 1000
 
 var (
-	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "retention", "live", "events", "detect"}
+	outputKeys  = []string{"name", "group_by", "window", "aggregates", "computed", "having", "emit", "topic", "sinks", "retention", "live", "archive", "events", "detect"}
 	windowKinds = []string{"tumbling", "hopping", "session"}
 	hoppingKeys = []string{"size", "slide"}
 	sessionKeys = []string{"gap"}
@@ -24,6 +24,15 @@ var (
 	reserved = []string{"output", "key", "window_start", "window_end", "final", "retract"}
 	aggRE    = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*([^()]*?)\s*\)\s*$`)
 )
+
+// ArchiveColumns are the columns the Parquet archive adds to each result
+// of an output with archive: true (internal/archive): the event time,
+// the record's key, partition and offset, and its kind (insert, update
+// or delete). No result column of an archived output may have one of
+// these names.
+var ArchiveColumns = []string{"event_time", "key", "kafka_partition", "kafka_offset", "kind"}
+
+const archiveHint = "write archive: true to keep the output's results in the Parquet archive, or archive: false (the default)"
 
 const outputExample = "e.g. {name: zone_1m, group_by: [zone], window: {tumbling: 1m}, aggregates: {count: count()}}"
 
@@ -77,6 +86,9 @@ func (p *parser) outputs(n *yaml.Node, plan *Plan) []Output {
 			p.errorf(tn, join(path, "topic"), "choose a name that does not end in .repartition, .changelog or .dlq", "topic %s looks like one of Pulse's internal topics", o.Topic)
 		}
 		topics[o.Topic] = o.Name
+		if o.Archive {
+			p.archivedColumns(c, path, &o)
+		}
 		outs = append(outs, o)
 	}
 	return outs
@@ -152,7 +164,32 @@ func (p *parser) output(n *yaml.Node, path, pipeline string) (Output, bool) {
 	if v, ok := m["live"]; ok {
 		o.Live, _ = p.boolean(v, join(path, "live"))
 	}
+	if v, ok := m["archive"]; ok {
+		o.Archive, _ = p.archive(v, join(path, "archive"))
+	}
 	return o, len(p.errs) == errs
+}
+
+// archive reads an output's archive: true or false.
+func (p *parser) archive(n *yaml.Node, path string) (bool, bool) {
+	var b bool
+	if n == nil || n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+		p.errorf(n, path, archiveHint, "expected true or false, found %s", describe(n))
+		return false, false
+	}
+	return b, true
+}
+
+// archivedColumns reports the result columns of an archived output o
+// that have the name of a column the archive adds.
+func (p *parser) archivedColumns(n *yaml.Node, path string, o *Output) {
+	for _, c := range o.Schema() {
+		if contains(ArchiveColumns, c.Name) {
+			p.errorf(keyNode(n, "archive"), join(path, "archive"),
+				"rename the column (a group_by field can be renamed with derive, e.g. derive: {"+c.Name+"_value: "+c.Name+"}), or leave archive out",
+				"result column %s has the name of a column the archive adds to every result (%s)", c.Name, strings.Join(ArchiveColumns, ", "))
+		}
+	}
 }
 
 func (p *parser) window(n *yaml.Node, path string) (Window, bool) {

@@ -156,6 +156,10 @@ type Output struct {
 	Retention time.Duration
 	// Live makes the output available to live views (SSE, dashboard).
 	Live bool
+	// Archive keeps the output's results, every record of its topic (a
+	// log of inserts, updates and deletes), in the Parquet archive next
+	// to the raw events (docs/archive.md).
+	Archive bool
 
 	// Having, when set, keeps only the results for which it is true; it
 	// reads the result's columns (group fields, window bounds,

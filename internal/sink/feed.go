@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/backoff"
+	"github.com/pulsehq/pulse/internal/bus"
 	"github.com/pulsehq/pulse/internal/pipeline"
 	"github.com/pulsehq/pulse/internal/ratelog"
 	"github.com/pulsehq/pulse/internal/stream"
@@ -31,6 +32,8 @@ type FeedConfig struct {
 	// Opts are the Kafka client options: seed brokers and the like.
 	Opts    []kgo.Opt
 	Metrics *telemetry.Metrics
+	// Clients gives the feed's Kafka client its metrics (nil: none).
+	Clients *bus.ClientMetrics
 	Logger  *slog.Logger
 	// Hold, when it reports true, keeps the feed from writing: it waits
 	// with what it read until Hold reports false (a disk low on space,
@@ -199,8 +202,7 @@ func (f *Feed) run(ctx context.Context) error {
 	for t := range f.targets {
 		topics = append(topics, t)
 	}
-	opts := append(append([]kgo.Opt{}, f.cfg.Opts...),
-		kgo.ClientID("pulse-sink-"+f.name),
+	opts := append(append(append([]kgo.Opt{}, f.cfg.Opts...), f.cfg.Clients.Opts("pulse-sink-"+f.name)...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(32<<20),
 	)

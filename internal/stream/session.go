@@ -35,6 +35,8 @@ type Cluster struct {
 	// TxnTimeout is how long the broker keeps a transaction of a dead
 	// member open before aborting it.
 	TxnTimeout time.Duration
+	// Clients gives the stage workers' clients their metrics (nil: none).
+	Clients *bus.ClientMetrics
 }
 
 // defaultTxnTimeout is franz-go's transaction timeout, used without
@@ -87,8 +89,8 @@ func (c Cluster) session(plan *pipeline.Plan, stage string, worker int, log *slo
 	group := "pulse." + plan.Name + "." + stage
 	member := group + "." + c.Node + workerSuffix(worker)
 	opts := append([]kgo.Opt{}, c.Opts...)
+	opts = append(opts, c.Clients.Opts("pulse-"+plan.Name+"-"+stage+workerSuffix(worker))...)
 	opts = append(opts,
-		kgo.ClientID("pulse-"+plan.Name+"-"+stage),
 		kgo.ConsumerGroup(group),
 		kgo.TransactionalID(member),
 		// A static member: a restarted process takes its old place in

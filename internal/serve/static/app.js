@@ -1,9 +1,12 @@
 // Pulse city dashboard: live zone tiles from the SSE live view, and the
 // charts and table of the selected zone over a time range: stored final
 // results from the results API, plus the open windows while the range
-// trails the live event time. Plain JS modules, no build step; uPlot is
-// loaded from vendor/.
+// trails the live event time. Below, the raw events of the stream over
+// the same range from the history API (events.js), which a click on a
+// window (a table row or a chart point) narrows to that window. Plain JS
+// modules, no build step; uPlot is loaded from vendor/.
 import * as range from './range.js';
+import { makeEvents } from './events.js';
 import { merge } from './series.js';
 import * as sources from './sources.js';
 import { makeCharts } from './chart.js';
@@ -34,6 +37,7 @@ const state = {
   pipeline: 'city',
   output: 'zone_1m',
   groupBy: 'zone',
+  stream: 'city', // the archived stream the pipeline reads: the raw events panel's
   windows: '1-minute windows',
   source: sources.results, // where the panel's stored rows come from
   range: url.range,
@@ -46,6 +50,7 @@ const state = {
   pages: 0,
   truncated: false,
   live: [], // open-window rows of the selected zone
+  shownRows: [], // the rows the charts and the table show, oldest first
   rows: new Map(), // every open window of the output, by rowId
   anchor: null, // latest window end seen (ms): "now" in event time
   lastEvent: 0,
@@ -62,8 +67,21 @@ const end = () => state.anchor ?? Date.now();
 const shown = () => range.bounds(state.range, end());
 
 const tiles = makeTiles($('tiles'), METRICS, fmt, select);
-const draw = makeCharts($('chart'), METRICS, shown);
-const table = makeTable($('rows'), METRICS);
+const draw = makeCharts($('chart'), METRICS, shown, pickTime);
+const table = makeTable($('rows'), METRICS, pick);
+const events = makeEvents($('events'), { onURL: writeURL });
+
+// pick shows the raw events of a window of the selected zone: its key and
+// [window_start, window_end).
+function pick(row) {
+  events.drill(state.groupBy, keyOf(row), startOf(row), Date.parse(row.window_end));
+}
+
+// pickTime picks the window charted at ms.
+function pickTime(ms) {
+  const row = state.shownRows.find((r) => state.source.time(r) === ms);
+  if (row) pick(row);
+}
 
 // ---- connection -------------------------------------------------------
 
@@ -156,7 +174,10 @@ function onLive(msg) {
   $('zone-count').textContent = String(n);
   // The first load of a trailing range guessed "now" from the clock:
   // read it again now that event time is known.
-  if (!hadAnchor && state.anchor != null && state.selected != null && range.follows(state.range)) reload();
+  if (!hadAnchor && state.anchor != null && range.follows(state.range)) {
+    if (state.selected != null) reload();
+    events.range(shown(), true);
+  }
   if (state.selected == null && n > 0) select(tiles.zones()[0]);
 
   // A window that left the live view has closed: its final is coming.
@@ -196,16 +217,18 @@ function select(zone) {
 }
 
 function writeURL() {
-  history.replaceState(null, '', range.write(location.search, state.range, state.selected));
+  history.replaceState(null, '', events.write(range.write(location.search, state.range, state.selected)));
 }
 
 function setRange(r) {
   state.range = r;
   state.rangeNote = null;
   table.reset();
+  events.whole();
   writeURL();
   renderPicker();
   reload();
+  events.range(shown(), range.follows(r));
 }
 
 function renderPicker() {
@@ -323,6 +346,7 @@ function updatePanel() {
   const [from, to] = shown();
   const time = state.source.time;
   const rows = merge(state.stored, follows ? state.live : [], time, from, to);
+  state.shownRows = rows;
   const chart = $('chart');
   draw(rows, time);
   table.show(rows, time, fmt);
@@ -359,7 +383,8 @@ async function discover() {
     const p = pipelines.find((x) => x.name === 'city') || pipelines[0];
     const o = p && ((p.outputs || []).find((x) => (x.group_by || []).join() === 'zone') || p.outputs[0]);
     if (p && o) {
-      Object.assign(state, { pipeline: p.name, output: o.name, groupBy: (o.group_by || [])[0] || 'zone', windows: o.window + ' windows' });
+      Object.assign(state, { pipeline: p.name, output: o.name, groupBy: (o.group_by || [])[0] || 'zone', windows: o.window + ' windows',
+        stream: (p.topics || [])[0] || p.name });
       $('subtitle').textContent = `${p.name} · ${o.name} · ${o.window}`;
     }
   } catch (err) {
@@ -371,6 +396,10 @@ makePicker();
 renderPicker();
 updatePanel();
 discover().then(() => {
+  // The filters offered: the sensor (the city stream's key), the
+  // output's group field and the kind, each when the stream has it.
+  events.configure({ stream: state.stream, filterCols: ['sensor_id', state.groupBy, 'kind'] });
+  events.range(shown(), range.follows(state.range));
   if (state.selected != null) {
     tiles.mark(state.selected);
     reload();

@@ -31,8 +31,9 @@ function lastValue(ys) {
 // x range to show, [from, to] in ms. It returns draw(rows, time), which
 // plots rows (sorted by time(row)) at each row's time, and records on
 // root how many rows it was given (data-points) and how many points the
-// busiest chart drew (data-drawn).
-export function makeCharts(root, metrics, xRange) {
+// busiest chart drew (data-drawn). A click on a chart calls onPick(ms)
+// with the time of the point under the cursor, when onPick is given.
+export function makeCharts(root, metrics, xRange, onPick) {
   const charts = [];
   const span = () => { const [a, b] = xRange(); return b - a; };
   const axis = (m) => ({
@@ -78,6 +79,14 @@ export function makeCharts(root, metrics, xRange) {
         }],
       },
     }, [[], []], box.querySelector('.plot'));
+    if (onPick) {
+      plot.over.style.cursor = 'pointer';
+      plot.over.title = 'click a point to show the raw events of its window';
+      plot.over.addEventListener('click', () => {
+        const i = plot.cursor.idx;
+        if (i != null && plot.data[0][i] != null) onPick(plot.data[0][i] * 1000);
+      });
+    }
     charts.push({ m, plot, head, fmt });
   }
   let last = null;

@@ -83,6 +83,14 @@ export const readInput = (v) => (v ? new Date(v).getTime() : NaN);
 // localTime formats ms as local "YYYY-MM-DD HH:MM".
 export const localTime = (ms) => localInput(ms).replace('T', ' ');
 
+// localSeconds formats ms as local "YYYY-MM-DD HH:MM:SS", with ".mmm"
+// when the milliseconds are not 0: the time of a raw event.
+export function localSeconds(ms) {
+  const d = new Date(ms);
+  const msec = d.getMilliseconds();
+  return localTime(ms) + ':' + pad(d.getSeconds()) + (msec ? '.' + String(msec).padStart(3, '0') : '');
+}
+
 // describe says in words which range r is.
 export function describe(r) {
   if (r.kind === 'preset') return preset(r.id).long;

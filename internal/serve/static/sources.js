@@ -1,8 +1,10 @@
 // Where the chart panel's stored rows come from. A source loads the rows
 // of one series (one key of one output) over a time range, following the
 // API's continuation tokens, and says at which time each row is plotted.
-// Today there is one, the results API; raw events from the history API
-// can be added as a second source of the same shape.
+// The charts have one, the results API. The raw events of the stream,
+// from the history API, are the panel below (events.js): they page
+// forward on demand rather than being read whole, so they are not a
+// source of this shape.
 
 // limits.maxRows bounds what one load reads (20 pages of the results
 // API): a longer range is cut after the page that reaches it, and the

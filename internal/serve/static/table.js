@@ -5,8 +5,9 @@ import { iso, localTime } from './range.js';
 const PAGE = 12;
 
 // makeTable builds the table in root for the given metrics and returns
-// its update function: show(rows, time, fmt), rows oldest first.
-export function makeTable(root, metrics) {
+// its update function: show(rows, time, fmt), rows oldest first. A click
+// on a row (or Enter on it) calls onPick(row) when onPick is given.
+export function makeTable(root, metrics, onPick) {
   root.innerHTML = `
     <table class="rows">
       <thead><tr><th>Window</th><th>Events</th>${metrics.map((m) => `<th>${m.label} <span class="unit">${m.unit}</span></th>`).join('')}</tr></thead>
@@ -35,7 +36,15 @@ export function makeTable(root, metrics) {
       const r = rows[i];
       const tr = document.createElement('tr');
       tr.dataset.start = iso(time(r));
+      tr.dataset.end = r.window_end ?? '';
       if (!r.final) tr.className = 'live';
+      if (onPick) {
+        tr.tabIndex = 0;
+        tr.classList.add('pick');
+        tr.title = 'show the raw events of this window';
+        tr.addEventListener('click', () => onPick(r));
+        tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') onPick(r); });
+      }
       const cells = [localTime(time(r)) + (r.final ? '' : ' · live'), (r.count ?? 0).toLocaleString('en-US')];
       for (const m of metrics) cells.push(fmt(r[m.field + '_avg'], m.digits));
       for (const c of cells) {
