@@ -372,6 +372,7 @@ func (fr *fileReader) inDictionary(i int, c parquet.ColumnChunk, val []byte) (bo
 	}
 	for _, s := range md.EncodingStats {
 		data := s.PageType == format.DataPage || s.PageType == format.DataPageV2
+		//lint:ignore SA1019 older writers mark dictionary-encoded data pages PLAIN_DICTIONARY
 		if data && s.Encoding != format.RLEDictionary && s.Encoding != format.PlainDictionary {
 			return true, nil
 		}
@@ -426,6 +427,8 @@ func (fr *fileReader) readRowGroup(ctx context.Context, rg parquet.RowGroup, fir
 		}
 	}
 	schema := fr.pf.Schema()
+	fr.row = slices.Grow(fr.row[:0], len(fr.cols))
+	row := fr.row[:len(fr.cols)]
 	for _, rr := range ranges {
 		for r := rr.lo; r < rr.hi; r++ {
 			if (r-rr.lo)%4096 == 0 {
@@ -455,15 +458,18 @@ func (fr *fileReader) readRowGroup(ctx context.Context, rg parquet.RowGroup, fir
 			if !match {
 				continue
 			}
-			fr.row = fr.row[:0]
-			for _, c := range fr.cols {
-				v, err := c.value(r)
+			for i, c := range fr.cols {
+				if k := r - c.at; k >= 0 && k < int64(c.n) {
+					row[i] = c.buf[k]
+					continue
+				}
+				v, err := c.fill(r)
 				if err != nil {
 					return fr.errorf("%w", err)
 				}
-				fr.row = append(fr.row, *v)
+				row[i] = *v
 			}
-			if err := fr.fn(schema, fr.row, Position{Name: fr.name, Row: first + r + 1}); err != nil {
+			if err := fr.fn(schema, row, Position{Name: fr.name, Row: first + r + 1}); err != nil {
 				return err
 			}
 		}

@@ -87,7 +87,10 @@ func benchArchive(b *testing.B) *LocalStore {
 // files, row groups and events per op say what was read). "page" stops
 // at the 10,001st event, as a first history page of 10,000 does; "all"
 // reads the range whole; "fields" asks for event_time, sensor_id and
-// speed_kmh only; "where" keeps sensor S-0500 only.
+// speed_kmh only; "where" keeps sensor S-0500 only. cpu-ms/op is the
+// process's CPU time (getrusage: user + system, the collector included)
+// per op: on a shared machine the wall clock also counts waiting for a
+// core.
 func BenchmarkHistoryRead(b *testing.B) {
 	rd := NewReader(benchArchive(b))
 	dense := benchDay + benchDenseHour*3600_000
@@ -119,7 +122,7 @@ func BenchmarkHistoryRead(b *testing.B) {
 			b.Run(r.name+"/"+k.name, func(b *testing.B) {
 				q := ReadQuery{Stream: "city", From: r.from, To: r.to, Columns: k.cols, Where: k.where}
 				var st ReadStats
-				rows := 0
+				rows, cpu0 := 0, cpuTime()
 				for b.Loop() {
 					st, rows = ReadStats{}, 0
 					if err := rd.Read(context.Background(), q, &st, func(s *parquet.Schema, row parquet.Row, _ Position) error {
@@ -138,6 +141,7 @@ func BenchmarkHistoryRead(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 				b.ReportMetric(float64(rows), "events")
 				b.ReportMetric(float64(st.Rows), "decoded")
 				b.ReportMetric(float64(st.Files), "files")

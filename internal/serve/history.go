@@ -172,7 +172,12 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	next := ""
 	var at archive.Position
-	err = h.Reader.Read(r.Context(), hq.read, &st, func(sch *parquet.Schema, row parquet.Row, pos archive.Position) error {
+	rq := hq.read // the reader decodes only these columns and applies the where on string ones
+	rq.Columns = append(slices.Clone(hq.cols), whereCols(hq.where)...)
+	for _, wc := range hq.where {
+		rq.Where = append(rq.Where, archive.Equal{Column: wc.col, Value: wc.val})
+	}
+	err = h.Reader.Read(r.Context(), rq, &st, func(sch *parquet.Schema, row parquet.Row, pos archive.Position) error {
 		if sch != last {
 			last, idx, where = sch, leafIndexes(sch, hq.cols), leafIndexes(sch, whereCols(hq.where))
 		}
