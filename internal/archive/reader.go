@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -69,27 +70,54 @@ func NewReader(store Store) *Reader { return &Reader{store: store} }
 var ErrStop = errors.New("stop reading")
 
 // Files returns the names of the stream's archive files whose hour
-// overlaps [from, to), sorted.
+// overlaps [from, to), sorted. It lists only the folders of the range:
+// each hour's for a range of a few hours, each day's for up to a month,
+// else the stream's.
 func (r *Reader) Files(ctx context.Context, stream string, from, to int64) ([]string, error) {
-	names, err := r.store.List(ctx, "stream="+stream+"/")
-	if err != nil {
-		return nil, err
+	var prefixes []string
+	first, last := HourOf(from), HourOf(to-1)
+	switch {
+	case to <= from:
+		return nil, nil
+	case last.Sub(first) < listHours*time.Hour:
+		for h := first; !h.After(last); h = h.Add(time.Hour) {
+			prefixes = append(prefixes, Part{Stream: stream, Hour: h}.Dir()+"/")
+		}
+	case last.Sub(first) < listDays*24*time.Hour:
+		for d := first.Truncate(24 * time.Hour); !d.After(last); d = d.Add(24 * time.Hour) {
+			prefixes = append(prefixes, "stream="+stream+"/date="+d.Format(time.DateOnly)+"/")
+		}
+	default:
+		prefixes = []string{"stream=" + stream + "/"}
 	}
 	var out []string
-	for _, n := range names {
-		p, err := ParsePart(n)
-		if err != nil || p.Stream != stream {
-			continue // not an archive file
+	for _, pre := range prefixes {
+		names, err := r.store.List(ctx, pre)
+		if err != nil {
+			return nil, err
 		}
-		h := p.Hour.UnixMilli()
-		if h+3600_000 <= from || h >= to {
-			continue
+		for _, n := range names {
+			p, err := ParsePart(n)
+			if err != nil || p.Stream != stream {
+				continue // not an archive file
+			}
+			h := p.Hour.UnixMilli()
+			if h+3600_000 <= from || h >= to {
+				continue
+			}
+			out = append(out, n)
 		}
-		out = append(out, n)
 	}
 	slices.Sort(out)
 	return out, nil
 }
+
+// Files lists hour folders for ranges of fewer than listHours hours,
+// day folders for fewer than listDays days.
+const (
+	listHours = 3
+	listDays  = 31
+)
 
 // Read calls fn for every archived event of q in order, with the file's
 // schema, the row (its values carry their leaf column indexes), and the

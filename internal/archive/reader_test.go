@@ -373,3 +373,53 @@ func TestReaderSkipsByDictionary(t *testing.T) {
 		t.Fatalf("stats %+v: want 9 files opened, their 36 row groups skipped, no row decoded", st)
 	}
 }
+
+// listCounter is a store that records the prefixes listed.
+type listCounter struct {
+	*LocalStore
+	prefixes []string
+}
+
+func (l *listCounter) List(ctx context.Context, prefix string) ([]string, error) {
+	l.prefixes = append(l.prefixes, prefix)
+	return l.LocalStore.List(ctx, prefix)
+}
+
+// TestReaderFilesListsTheRange checks that Files lists the hour or day
+// folders of the range only, and finds what filtering the whole
+// stream's listing finds, across midnight too.
+func TestReaderFilesListsTheRange(t *testing.T) {
+	local, _ := writeArchive(t, 3*3600, 2000) // 22:00 to 01:00 of the next day
+	all, err := local.List(context.Background(), "stream=city/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := int64(3600_000)
+	for _, c := range []struct {
+		from, to int64
+		lists    int
+	}{
+		{readerBase + 10, readerBase + 11, 1},
+		{readerBase + h/2, readerBase + 3*h/2, 2},
+		{readerBase + h + 1, readerBase + 2*h + 1, 2}, // 23:00 .. 00:00:00.001
+		{readerBase - 5*h, readerBase + 2*h + 1, 2},   // days
+		{readerBase - 40*24*h, readerBase + 3*h, 1},   // the stream
+		{readerBase + 3*h, readerBase + 4*h, 1},       // an hour of no file
+	} {
+		st := &listCounter{LocalStore: local}
+		got, err := NewReader(st).Files(context.Background(), "city", c.from, c.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, n := range all {
+			if p, err := ParsePart(n); err == nil && p.Hour.UnixMilli()+h > c.from && p.Hour.UnixMilli() < c.to {
+				want = append(want, n)
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) || len(st.prefixes) != c.lists {
+			t.Errorf("[%d, %d): %d files listing %q, want %d files in %d listings", c.from, c.to, len(got), st.prefixes, len(want), c.lists)
+		}
+	}
+}
