@@ -159,6 +159,7 @@ type fileReader struct {
 
 	tleaf  int       // event_time's leaf column
 	leaves []int     // the leaf columns read, in order
+	maxDef []int     // their maximum definition levels
 	cols   []*column // their cursors, by position in leaves
 	tcol   *column   // event_time's cursor
 	where  []whereCol
@@ -262,10 +263,13 @@ func (fr *fileReader) plan() (bool, error) {
 	slices.Sort(fr.leaves)
 	fr.leaves = slices.Compact(fr.leaves)
 	paths := schema.Columns()
+	fr.maxDef = fr.maxDef[:0]
 	for _, l := range fr.leaves {
-		if leaf, _ := schema.Lookup(paths[l]...); leaf.MaxRepetitionLevel > 0 {
+		leaf, _ := schema.Lookup(paths[l]...)
+		if leaf.MaxRepetitionLevel > 0 {
 			return false, fr.errorf("column %s is repeated, which archive files never are", strings.Join(paths[l], "."))
 		}
+		fr.maxDef = append(fr.maxDef, leaf.MaxDefinitionLevel)
 	}
 	fr.where = fr.where[:0]
 	for _, c := range conds {
@@ -434,14 +438,14 @@ func (fr *fileReader) readRowGroup(ctx context.Context, rg parquet.RowGroup, fir
 		fr.spare = append(fr.spare, c)
 	}
 	fr.cols = fr.cols[:0]
-	for _, l := range fr.leaves {
+	for li, l := range fr.leaves {
 		var c *column
 		if k := len(fr.spare); k > 0 {
 			c, fr.spare = fr.spare[k-1], fr.spare[:k-1]
 		} else {
 			c = &column{buf: make([]parquet.Value, columnBuffer)}
 		}
-		if err := c.open(chunks[l]); err != nil {
+		if err := c.open(chunks[l], fr.maxDef[li]); err != nil {
 			return fr.errorf("%w", err)
 		}
 		fr.cols = append(fr.cols, c)
@@ -520,6 +524,7 @@ const columnBuffer = 512
 // the offset index), and of the page only the values up to the last row
 // asked for, a buffer at a time.
 type column struct {
+	null   bool // every value of the chunk is null: nothing to decode
 	pages  parquet.Pages
 	page   parquet.Page
 	values parquet.ValueReader
@@ -530,15 +535,25 @@ type column struct {
 	n      int   // values in buf
 }
 
-func (c *column) open(chunk parquet.ColumnChunk) error {
-	if fc, ok := chunk.(*parquet.FileColumnChunk); ok {
+func (c *column) open(chunk parquet.ColumnChunk, maxDef int) error {
+	c.first, c.end, c.at, c.n = 0, 0, 0, 0
+	fc, isFile := chunk.(*parquet.FileColumnChunk)
+	// A flat optional column whose statistics count only nulls (a metric
+	// the readings of a file do not carry) gives nulls without decoding.
+	if c.null = isFile && maxDef == 1 && fc.NullCount() == fc.NumValues(); c.null {
+		null := parquet.NullValue().Level(0, 0, chunk.Column())
+		for i := range c.buf {
+			c.buf[i] = null
+		}
+		return nil
+	}
+	if isFile {
 		// Load the offset index, so seeks go to the page at once.
 		if _, err := fc.OffsetIndex(); err != nil && !errors.Is(err, parquet.ErrMissingOffsetIndex) {
 			return err
 		}
 	}
 	c.pages = chunk.Pages()
-	c.first, c.end, c.at, c.n = 0, 0, 0, 0
 	return nil
 }
 
@@ -567,6 +582,10 @@ func (c *column) value(r int64) (*parquet.Value, error) {
 }
 
 func (c *column) fill(r int64) (*parquet.Value, error) {
+	if c.null {
+		c.at, c.n = r, len(c.buf)
+		return &c.buf[0], nil
+	}
 	pos := c.at + int64(c.n) // the row c.values reads next
 	if c.page == nil || r < pos || r >= c.end {
 		if err := c.load(r); err != nil {

@@ -220,7 +220,7 @@ func readAll(t *testing.T, rd *Reader, q ReadQuery, limit int, st *ReadStats) []
 func rowText(row parquet.Row) string {
 	var b strings.Builder
 	for _, v := range row {
-		fmt.Fprintf(&b, "%d:%d:%v:%q ", v.Column(), v.DefinitionLevel(), v.IsNull(), v.String())
+		fmt.Fprintf(&b, "%d:%d:%d:%v:%v:%q ", v.Column(), v.RepetitionLevel(), v.DefinitionLevel(), v.Kind(), v.IsNull(), v.String())
 	}
 	return b.String()
 }
