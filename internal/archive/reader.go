@@ -130,7 +130,6 @@ func (r *Reader) Read(ctx context.Context, q ReadQuery, st *ReadStats, fn func(s
 	}
 	st.Listed += len(names)
 	fr := &fileReader{q: q, st: st, fn: fn}
-	defer fr.close()
 	for _, n := range names {
 		if q.After.Name != "" && n < q.After.Name {
 			continue
@@ -185,6 +184,7 @@ func (r *Reader) readFile(ctx context.Context, fr *fileReader, name string, skip
 		return err
 	}
 	defer f.Close()
+	defer fr.release()
 	fr.name = name
 	// The page index is read for the columns a query needs only.
 	pf, err := parquet.OpenFile(f, f.Size(), parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
@@ -433,11 +433,7 @@ func (fr *fileReader) inDictionary(i int, c parquet.ColumnChunk, val []byte) (bo
 // readRowGroup calls fn for the matching rows of ranges.
 func (fr *fileReader) readRowGroup(ctx context.Context, rg parquet.RowGroup, first int64, ranges []rowRange) error {
 	chunks := rg.ColumnChunks()
-	for _, c := range fr.cols {
-		c.close()
-		fr.spare = append(fr.spare, c)
-	}
-	fr.cols = fr.cols[:0]
+	fr.release()
 	for li, l := range fr.leaves {
 		var c *column
 		if k := len(fr.spare); k > 0 {
@@ -509,11 +505,13 @@ func (fr *fileReader) readRowGroup(ctx context.Context, rg parquet.RowGroup, fir
 	return nil
 }
 
-func (fr *fileReader) close() {
+// release closes the cursors of the row group read last, to be reused.
+func (fr *fileReader) release() {
 	for _, c := range fr.cols {
 		c.close()
+		fr.spare = append(fr.spare, c)
 	}
-	fr.cols = nil
+	fr.cols = fr.cols[:0]
 }
 
 // columnBuffer is how many values a column cursor decodes at a time.
