@@ -408,7 +408,12 @@ func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) 
 		var part archive.Part
 		pname := ""
 		stopped := false
-		err := h.Reader.Read(ctx, q.read, &st, func(sch *parquet.Schema, row parquet.Row, pos archive.Position) error {
+		rq := q.read // the reader decodes only these columns and applies the where on string ones
+		rq.Columns = append(slices.Clone(q.cols), whereCols(q.where)...)
+		for _, wc := range q.where {
+			rq.Where = append(rq.Where, archive.Equal{Column: wc.col, Value: wc.val})
+		}
+		err := h.Reader.Read(ctx, rq, &st, func(sch *parquet.Schema, row parquet.Row, pos archive.Position) error {
 			if pos.Name != pname {
 				var err error
 				if part, err = archive.ParsePart(pos.Name); err != nil {
