@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -476,8 +477,12 @@ func leafIndexes(s *parquet.Schema, names []string) []int {
 	return out
 }
 
-// cell returns the value of leaf column col in row (null if absent).
+// cell returns the value of leaf column col in row (null if absent). A
+// row of every column holds column i at i; a projected one is scanned.
 func cell(row parquet.Row, col int) parquet.Value {
+	if col >= 0 && col < len(row) && row[col].Column() == col {
+		return row[col]
+	}
 	for _, v := range row {
 		if v.Column() == col {
 			return v
@@ -490,24 +495,30 @@ func cell(row parquet.Row, col int) parquet.Value {
 // milliseconds, strings as they are (quoted when quote), numbers in
 // their shortest form; nulls append nothing.
 func valueText(buf []byte, v parquet.Value, quote bool) string {
-	return string(appendValue(buf, v, false, quote))
+	return string(appendValue(buf, v, nil, quote))
 }
 
-func appendValue(buf []byte, v parquet.Value, isTime, quote bool) []byte {
+// appendValue appends v; with tc, v is a time (ms) written by tc.
+func appendValue(buf []byte, v parquet.Value, tc *timeText, quote bool) []byte {
 	switch {
 	case v.IsNull():
 		return buf
-	case isTime:
-		t := time.UnixMilli(v.Int64()).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	case tc != nil:
+		// RFC 3339 has nothing JSON escapes: quoted as it is.
 		if quote {
-			return event.AppendJSONString(buf, t)
+			buf = append(buf, '"')
 		}
-		return append(buf, t...)
+		buf = tc.append(buf, v.Int64())
+		if quote {
+			buf = append(buf, '"')
+		}
+		return buf
 	}
 	switch v.Kind() {
 	case parquet.ByteArray, parquet.FixedLenByteArray:
 		if quote {
-			return event.AppendJSONString(buf, string(v.ByteArray()))
+			b := v.ByteArray()
+			return event.AppendJSONString(buf, unsafe.String(unsafe.SliceData(b), len(b))) // read only, during the call
 		}
 		return append(buf, v.ByteArray()...)
 	case parquet.Int32:
@@ -524,6 +535,26 @@ func appendValue(buf []byte, v parquet.Value, isTime, quote bool) []byte {
 	return append(buf, v.String()...)
 }
 
+// timeText writes times in UTC as RFC 3339 with milliseconds
+// (2026-03-01T12:00:00.250Z), formatting each second once: the events of
+// an answer come in time order within a file.
+type timeText struct {
+	sec    int64
+	prefix []byte // sec up to its seconds, "2026-03-01T12:00:00"
+}
+
+func (tc *timeText) append(buf []byte, ms int64) []byte {
+	sec := ms / 1000
+	if ms%1000 < 0 {
+		sec--
+	}
+	if tc.prefix == nil || sec != tc.sec {
+		tc.sec, tc.prefix = sec, time.Unix(sec, 0).UTC().AppendFormat(tc.prefix[:0], "2006-01-02T15:04:05")
+	}
+	m := ms - sec*1000
+	return append(append(buf, tc.prefix...), '.', byte('0'+m/100), byte('0'+m/10%10), byte('0'+m%10), 'Z')
+}
+
 // historyFlushRows is how many rows are written between flushes.
 const historyFlushRows = 1000
 
@@ -535,6 +566,8 @@ type historyWriter struct {
 	pq      *parquetAnswer
 	buf     []byte
 	rec     []string
+	keys    [][]byte    // per column, its JSON member name and colon
+	times   []*timeText // per column, its writer if it is a time
 	rows    int
 	started bool
 }
@@ -552,6 +585,12 @@ func newHistoryWriter(w http.ResponseWriter, q historyQuery) (*historyWriter, er
 
 func (hw *historyWriter) start() {
 	hw.started = true
+	hw.times = make([]*timeText, len(hw.q.cols))
+	for i, c := range hw.q.cols {
+		if c == archive.ColEventTime {
+			hw.times[i] = &timeText{}
+		}
+	}
 	switch hw.q.format {
 	case "csv":
 		hw.w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -568,6 +607,9 @@ func (hw *historyWriter) start() {
 		hw.buf = append(hw.buf, `{"stream":`...)
 		hw.buf = event.AppendJSONString(hw.buf, hw.q.read.Stream)
 		hw.buf = append(hw.buf, `,"events":[`...)
+		for _, c := range hw.q.cols {
+			hw.keys = append(hw.keys, append(event.AppendJSONString(nil, c), ':'))
+		}
 	}
 }
 
@@ -584,7 +626,7 @@ func (hw *historyWriter) row(row parquet.Row, idx []int) error {
 		hw.rec = hw.rec[:0]
 		for i, c := range idx {
 			v := cell(row, c)
-			t := string(appendValue(hw.buf[:0], v, hw.q.cols[i] == archive.ColEventTime, false))
+			t := string(appendValue(hw.buf[:0], v, hw.times[i], false))
 			if v.Kind() == parquet.ByteArray && !v.IsNull() {
 				t = csvText(t)
 			}
@@ -606,9 +648,8 @@ func (hw *historyWriter) row(row parquet.Row, idx []int) error {
 				hw.buf = append(hw.buf, ',')
 			}
 			first = false
-			hw.buf = event.AppendJSONString(hw.buf, hw.q.cols[i])
-			hw.buf = append(hw.buf, ':')
-			hw.buf = appendValue(hw.buf, v, hw.q.cols[i] == archive.ColEventTime, true)
+			hw.buf = append(hw.buf, hw.keys[i]...)
+			hw.buf = appendValue(hw.buf, v, hw.times[i], true)
 		}
 		hw.buf = append(hw.buf, '}')
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pulsehq/pulse/internal/archive"
@@ -99,7 +101,7 @@ func benchServer(b *testing.B) string {
 
 // historyGet fetches one history page and returns its event count, its
 // size and the next token ("" on the last page).
-func historyGet(b *testing.B, u string, csv bool) (events int, size int64, next string) {
+func historyGet(b *testing.B, u string, format string) (events int, size int64, next string) {
 	resp, err := http.Get(u)
 	if err != nil {
 		b.Fatal(err)
@@ -109,7 +111,18 @@ func historyGet(b *testing.B, u string, csv bool) (events int, size int64, next 
 		body, _ := io.ReadAll(resp.Body)
 		b.Fatalf("%s: %d %s", u, resp.StatusCode, body)
 	}
-	if csv {
+	if format == "parquet" {
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(body), int64(len(body))) // the footer only
+		if err != nil {
+			b.Fatal(err)
+		}
+		return int(f.NumRows()), int64(len(body)), resp.Trailer.Get("Pulse-Next")
+	}
+	if format == "csv" {
 		n := int64(0)
 		buf := make([]byte, 64<<10)
 		for {
@@ -147,7 +160,7 @@ func historyGet(b *testing.B, u string, csv bool) (events int, size int64, next 
 
 // BenchmarkHistoryAPI times GET /v1/streams/city/history on the
 // benchmark day: "page" is the first page (the default limit, 10,000),
-// "all" pages through the whole range with limit=100000 (JSON or CSV,
+// "all" pages through the whole range with limit=100000 (JSON, CSV or Parquet,
 // every column or three fields), "where" is where=sensor_id=S-0500 over
 // the dense hour (3,600 events, one page). cpu-ms/op is the process's
 // CPU time per op (getrusage: server, client and collector): on a
@@ -167,6 +180,7 @@ func BenchmarkHistoryAPI(b *testing.B) {
 		{"24h/page", benchDay, benchDay.Add(24 * time.Hour), url.Values{}, false},
 		{"1h/all/json", dense, dense.Add(time.Hour), url.Values{"limit": {"100000"}}, true},
 		{"1h/all/csv", dense, dense.Add(time.Hour), url.Values{"limit": {"100000"}, "format": {"csv"}}, true},
+		{"1h/all/parquet", dense, dense.Add(time.Hour), url.Values{"limit": {"100000"}, "format": {"parquet"}}, true},
 		{"1h/all/json/fields", dense, dense.Add(time.Hour), url.Values{"limit": {"100000"}, "fields": {"event_time,sensor_id,speed_kmh"}}, true},
 		{"1h/where", dense, dense.Add(time.Hour), url.Values{"where": {"sensor_id=S-0500"}}, true},
 	}
@@ -175,7 +189,7 @@ func BenchmarkHistoryAPI(b *testing.B) {
 			q := c.q
 			q.Set("from", c.from.Format(time.RFC3339))
 			q.Set("to", c.to.Format(time.RFC3339))
-			csv := q.Get("format") == "csv"
+			format := q.Get("format")
 			var events, pages int
 			var size int64
 			cpu0 := cpuTime()
@@ -183,7 +197,7 @@ func BenchmarkHistoryAPI(b *testing.B) {
 				events, pages, size = 0, 0, 0
 				q.Del("after")
 				for {
-					n, k, next := historyGet(b, base+"/v1/streams/city/history?"+q.Encode(), csv)
+					n, k, next := historyGet(b, base+"/v1/streams/city/history?"+q.Encode(), format)
 					events, size, pages = events+n, size+k, pages+1
 					if next == "" || !c.all {
 						break

@@ -27,9 +27,17 @@ const historyGroupRows = 16_384
 type parquetAnswer struct {
 	schema *parquet.Schema
 	w      *parquet.GenericWriter[any]
-	out    parquet.Row
-	one    []parquet.Row
+	// rows[:n] wait to be written, a batch at a time: the writer's cost
+	// is mostly per call. Their bytes are copies in arena (the reader's
+	// rows are only valid during its callback), which the writer copies
+	// in turn.
+	rows  []parquet.Row
+	n     int
+	arena []byte
 }
+
+// historyWriteBatch is how many rows a Parquet answer writes at once.
+const historyWriteBatch = 512
 
 // orderedGroup is a group node whose fields keep an order of their own
 // (parquet.Group sorts them by name).
@@ -51,7 +59,11 @@ func newParquetAnswer(archived *parquet.Schema, cols []string) (*parquetAnswer, 
 		all[c] = leaf.Node
 		fields[i] = parquet.Group{c: leaf.Node}.Fields()[0] // the node under its name
 	}
-	return &parquetAnswer{schema: parquet.NewSchema("events", orderedGroup{Group: all, fields: fields}), out: make(parquet.Row, len(cols)), one: make([]parquet.Row, 1)}, nil
+	pa := &parquetAnswer{schema: parquet.NewSchema("events", orderedGroup{Group: all, fields: fields}), rows: make([]parquet.Row, historyWriteBatch)}
+	for i := range pa.rows {
+		pa.rows[i] = make(parquet.Row, len(cols))
+	}
+	return pa, nil
 }
 
 func (pa *parquetAnswer) start(w io.Writer, stream string) {
@@ -62,12 +74,34 @@ func (pa *parquetAnswer) start(w io.Writer, stream string) {
 
 // row writes the columns idx (leaf columns of row's schema) of row.
 func (pa *parquetAnswer) row(row parquet.Row, idx []int) error {
+	out := pa.rows[pa.n]
 	for i, c := range idx {
 		v := cell(row, c)
-		pa.out[i] = v.Level(v.RepetitionLevel(), v.DefinitionLevel(), i)
+		if !v.IsNull() {
+			switch v.Kind() {
+			case parquet.ByteArray:
+				at := len(pa.arena)
+				pa.arena = append(pa.arena, v.ByteArray()...)
+				v = parquet.ByteArrayValue(pa.arena[at:len(pa.arena):len(pa.arena)])
+			case parquet.FixedLenByteArray:
+				at := len(pa.arena)
+				pa.arena = append(pa.arena, v.ByteArray()...)
+				v = parquet.FixedLenByteArrayValue(pa.arena[at:len(pa.arena):len(pa.arena)])
+			}
+		}
+		out[i] = v.Level(v.RepetitionLevel(), v.DefinitionLevel(), i)
 	}
-	pa.one[0] = pa.out
-	if _, err := pa.w.WriteRows(pa.one); err != nil {
+	if pa.n++; pa.n == len(pa.rows) {
+		return pa.flush()
+	}
+	return nil
+}
+
+// flush writes the rows waiting.
+func (pa *parquetAnswer) flush() error {
+	_, err := pa.w.WriteRows(pa.rows[:pa.n])
+	pa.n, pa.arena = 0, pa.arena[:0]
+	if err != nil {
 		return fmt.Errorf("write the parquet answer: %w", err)
 	}
 	return nil
@@ -76,6 +110,9 @@ func (pa *parquetAnswer) row(row parquet.Row, idx []int) error {
 // end writes the last row group and the footer, with the next token in
 // the metadata when there is one.
 func (pa *parquetAnswer) end(next string) error {
+	if err := pa.flush(); err != nil {
+		return err
+	}
 	if next != "" {
 		pa.w.SetKeyValueMetadata(metaHistoryNext, next)
 	}
