@@ -52,19 +52,13 @@ func checkFiles(t *testing.T, st Store, stream string, maxGroup int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends := map[int32]map[int64]int64{} // partition: from -> to
+	tiles := rollTiles{}
 	for _, n := range names {
 		p, err := ParsePart(n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ends[p.Partition] == nil {
-			ends[p.Partition] = map[int64]int64{}
-		}
-		if to, ok := ends[p.Partition][p.From]; ok && to != p.To {
-			t.Errorf("rolls [%d, %d) and [%d, %d) of partition %d overlap", p.From, to, p.From, p.To, p.Partition)
-		}
-		ends[p.Partition][p.From] = p.To
+		tiles.add(t, p)
 		f, err := st.Open(ctx, n)
 		if err != nil {
 			t.Fatal(err)
@@ -106,22 +100,7 @@ func checkFiles(t *testing.T, st Store, stream string, maxGroup int64) {
 		}
 		f.Close()
 	}
-	for part, m := range ends {
-		// The rolls tile the partition's offsets: each starts where one ends.
-		starts := 0
-		for from := range m {
-			prev := false
-			for _, to := range m {
-				prev = prev || to == from
-			}
-			if !prev {
-				starts++
-			}
-		}
-		if starts != 1 {
-			t.Errorf("partition %d: the rolls %v leave gaps", part, m)
-		}
-	}
+	tiles.check(t)
 }
 
 // TestResumeAfterCrash leaves the archive as a kill -9 between two files

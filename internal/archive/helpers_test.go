@@ -301,3 +301,41 @@ func (w testWriter) Write(p []byte) (int, error) {
 func counter(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
 var citySource = Source{Stream: "city", Topic: "city", Schema: "city"}
+
+// rollTiles collects the rolls of an archive's files, partition: from ->
+// to, to check that they tile each partition's offsets.
+type rollTiles map[int32]map[int64]int64
+
+// add adds the roll of file p; a roll with the same start and another end
+// overlaps.
+func (r rollTiles) add(t *testing.T, p Part) {
+	t.Helper()
+	if r[p.Partition] == nil {
+		r[p.Partition] = map[int64]int64{}
+	}
+	if to, ok := r[p.Partition][p.From]; ok && to != p.To {
+		t.Errorf("rolls [%d, %d) and [%d, %d) of partition %d overlap", p.From, to, p.From, p.To, p.Partition)
+	}
+	r[p.Partition][p.From] = p.To
+}
+
+// check fails t unless each partition's rolls form one run, each starting
+// where another ends.
+func (r rollTiles) check(t *testing.T) {
+	t.Helper()
+	for part, m := range r {
+		starts := 0
+		for from := range m {
+			prev := false
+			for _, to := range m {
+				prev = prev || to == from
+			}
+			if !prev {
+				starts++
+			}
+		}
+		if starts != 1 {
+			t.Errorf("partition %d: the rolls %v leave gaps", part, m)
+		}
+	}
+}

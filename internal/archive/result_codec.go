@@ -405,17 +405,14 @@ func (c *resultCodec) newWriter(out io.Writer, opts ...parquet.WriterOption) row
 // the writer's arena, which lives until the rows are written.
 type resultWriter struct {
 	*parquet.Writer
-	c       *resultCodec
-	pending []parquet.Value // rows not written yet, ncols values each
-	arena   []byte
-	rows    []parquet.Row
+	c *resultCodec
+	rowBuffer
+	arena []byte // the text of the rows buffered
 }
 
 func (w *resultWriter) add() {
 	c := w.c
-	w.pending = slices.Grow(w.pending, c.ncols)
-	w.pending = w.pending[:len(w.pending)+c.ncols]
-	row := w.pending[len(w.pending)-c.ncols:]
+	row := w.next(c.ncols)
 	copy(row, c.row)
 	for _, l := range c.bytes {
 		v := row[l]
@@ -432,15 +429,8 @@ func (w *resultWriter) add() {
 }
 
 func (w *resultWriter) flush() (int, error) {
-	n, nc := len(w.pending)/w.c.ncols, w.c.ncols
-	w.rows = w.rows[:0]
-	for i := 0; i < n; i++ {
-		w.rows = append(w.rows, w.pending[i*nc:(i+1)*nc:(i+1)*nc])
-	}
-	written, err := w.WriteRows(w.rows)
-	clear(w.pending) // drop references to the records
-	clear(w.rows)
-	w.pending, w.arena = w.pending[:0], w.arena[:0]
+	written, err := w.write(w.Writer, w.c.ncols)
+	w.arena = w.arena[:0]
 	return written, err
 }
 

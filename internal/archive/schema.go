@@ -291,29 +291,45 @@ func (c *jsonCodec) newWriter(out io.Writer, opts ...parquet.WriterOption) rowWr
 // run time.
 type valueWriter struct {
 	*parquet.Writer
-	c       *jsonCodec
-	pending []parquet.Value // rows not written yet, ncols values each
+	c *jsonCodec
+	rowBuffer
+}
+
+// rowBuffer holds the rows of a writer of parquet.Values not written
+// yet, ncols values each, in one slice.
+type rowBuffer struct {
+	pending []parquet.Value
 	rows    []parquet.Row
+}
+
+// next returns the values of a new row of n columns.
+func (b *rowBuffer) next(n int) []parquet.Value {
+	b.pending = slices.Grow(b.pending, n)
+	b.pending = b.pending[:len(b.pending)+n]
+	return b.pending[len(b.pending)-n:]
+}
+
+// write writes the rows buffered (of n columns) with w and empties the
+// buffer, dropping its references to the records.
+func (b *rowBuffer) write(w *parquet.Writer, n int) (int, error) {
+	b.rows = b.rows[:0]
+	for i := 0; i < len(b.pending)/n; i++ {
+		b.rows = append(b.rows, b.pending[i*n:(i+1)*n:(i+1)*n])
+	}
+	written, err := w.WriteRows(b.rows)
+	clear(b.pending)
+	clear(b.rows)
+	b.pending = b.pending[:0]
+	return written, err
 }
 
 func (w *valueWriter) add() {
 	c := w.c
-	w.pending = slices.Grow(w.pending, c.ncols)
-	w.pending = w.pending[:len(w.pending)+c.ncols]
-	row := w.pending[len(w.pending)-c.ncols:]
+	row := w.next(c.ncols)
 	commonValues(row, c.common, c.rec, c.ms)
 	row[c.text] = parquet.ByteArrayValue(c.rec.Value).Level(0, 0, c.text)
 }
 
 func (w *valueWriter) flush() (int, error) {
-	n, nc := len(w.pending)/w.c.ncols, w.c.ncols
-	w.rows = w.rows[:0]
-	for i := 0; i < n; i++ {
-		w.rows = append(w.rows, w.pending[i*nc:(i+1)*nc:(i+1)*nc])
-	}
-	written, err := w.WriteRows(w.rows)
-	clear(w.pending) // drop references to the records
-	clear(w.rows)
-	w.pending = w.pending[:0]
-	return written, err
+	return w.write(w.Writer, w.c.ncols)
 }
