@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -32,18 +31,11 @@ func startAPIWith(t *testing.T, plans ...*pipeline.Plan) (string, *sink.SQLite, 
 	}
 	t.Cleanup(func() { store.Close() })
 	board := &stream.Board{}
-	srv, err := serve.New(serve.Config{
+	srv := serveConfig(t, serve.Config{
 		Addr: "127.0.0.1:0", Pipelines: plans, Store: store, Board: board,
 		Metrics: telemetry.New(), LiveEvery: 50 * time.Millisecond,
 		Health: &health.Registry{},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + srv.Addr(), store, board
 }
 

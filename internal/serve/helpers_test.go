@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulsehq/pulse/internal/event"
 	"github.com/pulsehq/pulse/internal/pipeline"
+	"github.com/pulsehq/pulse/internal/serve"
 	"github.com/pulsehq/pulse/internal/sink"
 	"github.com/pulsehq/pulse/internal/stream"
 )
@@ -67,4 +68,18 @@ func commitResults(t testing.TB, st sink.Appendable, plan *pipeline.Plan, result
 	if err := sink.Commit(context.Background(), st, ws, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// serveConfig starts a server of cfg on a free port until the test ends.
+func serveConfig(tb testing.TB, cfg serve.Config) *serve.Server {
+	tb.Helper()
+	srv, err := serve.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- srv.Run(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return srv
 }

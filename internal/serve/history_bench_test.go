@@ -87,15 +87,8 @@ func benchArchive(b *testing.B) *archive.LocalStore {
 // benchServer serves the benchmark archive's history.
 func benchServer(b *testing.B) string {
 	st := benchArchive(b)
-	srv, err := serve.New(serve.Config{Addr: "127.0.0.1:0", Metrics: telemetry.New(), Health: &health.Registry{},
+	srv := serveConfig(b, serve.Config{Addr: "127.0.0.1:0", Metrics: telemetry.New(), Health: &health.Registry{},
 		History: &serve.History{Reader: archive.NewReader(st), Streams: map[string]archive.Source{"city": citySrc}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
 	return "http://" + srv.Addr()
 }
 

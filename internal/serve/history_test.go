@@ -54,15 +54,8 @@ func historyAPI(t *testing.T, n int) string {
 	if err := archive.Import(context.Background(), st, citySrc, recs, 500, 100); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serve.New(serve.Config{Addr: "127.0.0.1:0", Metrics: telemetry.New(), Health: &health.Registry{},
+	srv := serveConfig(t, serve.Config{Addr: "127.0.0.1:0", Metrics: telemetry.New(), Health: &health.Registry{},
 		History: &serve.History{Reader: archive.NewReader(st), Streams: map[string]archive.Source{"city": citySrc}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + srv.Addr()
 }
 
@@ -222,14 +215,7 @@ func newTailSetup(t *testing.T, n int, archived int64, h *serve.History) *tailSe
 	}
 	ts.archive(archived)
 	h.Reader, h.Streams, h.Kafka = archive.NewReader(ts.store), map[string]archive.Source{"city": citySrc}, opts
-	srv, err := serve.New(serve.Config{Addr: "127.0.0.1:0", Metrics: telemetry.New(), Health: &health.Registry{}, History: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := serveConfig(t, serve.Config{Addr: "127.0.0.1:0", Metrics: telemetry.New(), Health: &health.Registry{}, History: h})
 	ts.base = "http://" + srv.Addr()
 	return ts
 }

@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -41,14 +40,7 @@ func runServer(t *testing.T, edit func(*serve.Config)) (*serve.Server, *stream.B
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := serve.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := serveConfig(t, cfg)
 	return srv, board
 }
 
