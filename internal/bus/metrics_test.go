@@ -2,12 +2,17 @@ package bus
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pulsehq/pulse/internal/checkfor"
 )
 
 // producedRecords returns pulse_kafka_produce_records_total per client id.
@@ -62,24 +67,28 @@ func TestClientMetrics(t *testing.T) {
 			}
 		}
 	}
+	// A client counts a batch after its produce request answered, which
+	// may be just after ProduceSync returned: poll.
+	counts := func(what string, want map[string]float64) {
+		t.Helper()
+		checkfor.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+			if got := producedRecords(t, reg); !maps.Equal(got, want) {
+				return fmt.Errorf("%s: records by client id %v; want %v", what, got, want)
+			}
+			return nil
+		})
+	}
 	a, b := open(), open()
 	produce(a, 3)
 	produce(b, 2)
-	got := producedRecords(t, reg)
-	if got["pulse-test"] != 3 || got["pulse-test-2"] != 2 || len(got) != 2 {
-		t.Fatalf("records by client id: %v; want pulse-test 3 and pulse-test-2 2", got)
-	}
+	counts("two clients of one id", map[string]float64{"pulse-test": 3, "pulse-test-2": 2})
 	a.Close()
-	if got := producedRecords(t, reg); got["pulse-test"] != 0 || got["pulse-test-2"] != 2 {
-		t.Fatalf("after closing the first client: %v; want only pulse-test-2", got)
-	}
+	counts("the first closed", map[string]float64{"pulse-test-2": 2})
 	c := open() // takes the id given back
 	defer c.Close()
 	defer b.Close()
 	produce(c, 1)
-	if got := producedRecords(t, reg); got["pulse-test"] != 1 || got["pulse-test-2"] != 2 {
-		t.Fatalf("a third client: %v; want pulse-test 1 (its id again) and pulse-test-2 2", got)
-	}
+	counts("a third client, with the id given back", map[string]float64{"pulse-test": 1, "pulse-test-2": 2})
 }
 
 // TestClientMetricsNil: without metrics a client still gets its id.
