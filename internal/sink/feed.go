@@ -339,8 +339,14 @@ func (f *Feed) hold(ctx context.Context) {
 var errRecreated = errors.New("result topics were created again")
 
 // feedChunk is how many result records one transaction stores at most
-// (of writers at once).
-const feedChunk = 1000
+// (of writers at once): 1,000 for SQLite, whose transactions hold the
+// process's one writer; 5,000 for PostgreSQL, where bigger COPYs and
+// fewer commits stored 74,000 → 92,000 rows/s on average in
+// BenchmarkFeedPostgres (docs/benchmarks.md).
+const (
+	feedChunk   = 1000
+	pgFeedChunk = 5000
+)
 
 // store writes the results of recs and their offsets, each by its kind:
 // an insert or update upserts its row, a delete deletes it. The
@@ -381,8 +387,12 @@ func (f *Feed) store(ctx context.Context, recs []*kgo.Record) error {
 // takes at most about half of it and the pipeline stages sharing the
 // machine keep their latency.
 func (f *Feed) write(ctx context.Context, i int, recs []*kgo.Record) error {
+	chunk := feedChunk
+	if f.name == "postgres" {
+		chunk = pgFeedChunk
+	}
 	for len(recs) > 0 {
-		n := min(len(recs), feedChunk)
+		n := min(len(recs), chunk)
 		began := time.Now()
 		g, err := f.decode(recs[:n], i)
 		if err != nil {

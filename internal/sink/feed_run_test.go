@@ -71,7 +71,10 @@ func TestFeedStoresEveryResultOnce(t *testing.T) {
 }
 
 func testFeedStoresEveryResultOnce(t *testing.T, store testStore) {
-	const n = 2*feedChunk + 500
+	n := 2*feedChunk + 500 // more than two chunks
+	if store.Dialect() == "postgres" {
+		n = 2*pgFeedChunk + 500
+	}
 	plan, opts := resultsBroker(t, n)
 	o := plan.Outputs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -80,7 +83,7 @@ func testFeedStoresEveryResultOnce(t *testing.T, store testStore) {
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- feed.Run(fctx) }()
-	want := map[TopicPartition]int64{{o.Topic, 0}: n / 2, {o.Topic, 1}: n / 2}
+	want := map[TopicPartition]int64{{o.Topic, 0}: int64(n / 2), {o.Topic, 1}: int64(n / 2)}
 	for {
 		offs := offsetsOf(t, store)
 		if reflect.DeepEqual(offs, want) {
