@@ -311,7 +311,7 @@ func (b *rowBuffer) next(n int) []parquet.Value {
 
 // write writes the rows buffered (of n columns) with w and empties the
 // buffer, dropping its references to the records.
-func (b *rowBuffer) write(w *parquet.Writer, n int) (int, error) {
+func (b *rowBuffer) write(w parquet.RowWriter, n int) (int, error) {
 	b.rows = b.rows[:0]
 	for i := 0; i < len(b.pending)/n; i++ {
 		b.rows = append(b.rows, b.pending[i*n:(i+1)*n:(i+1)*n])
