@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,41 +42,12 @@ func TestArchiveCity(t *testing.T) {
 	checkFiles(t, st, "city", 100)
 }
 
-// checkFiles checks every file's name against its rows and metadata, the
-// rolls' tiling of each partition's offsets, and the statistics.
+// checkFiles checks every file of stream (see eachFile), its page
+// indexes, row group sizes and its event_time and kafka_offset
+// statistics against its hour and offsets.
 func checkFiles(t *testing.T, st Store, stream string, maxGroup int64) {
 	t.Helper()
-	ctx := context.Background()
-	names, err := st.List(ctx, "stream="+stream+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tiles := rollTiles{}
-	for _, n := range names {
-		p, err := ParsePart(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tiles.add(t, p)
-		f, err := st.Open(ctx, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pf, err := parquet.OpenFile(f, f.Size())
-		if err != nil {
-			t.Fatalf("%s: %v", n, err)
-		}
-		kv := map[string]string{}
-		for _, e := range pf.Metadata().KeyValueMetadata {
-			kv[e.Key] = e.Value
-		}
-		want := map[string]string{MetaStream: stream, MetaTopic: stream, MetaPartition: strconv.Itoa(int(p.Partition)),
-			MetaOffsets: fmt.Sprintf("%d-%d", p.From, p.To), MetaRows: strconv.FormatInt(pf.NumRows(), 10)}
-		for k, v := range want {
-			if kv[k] != v {
-				t.Errorf("%s: metadata %s = %q, want %q", n, k, kv[k], v)
-			}
-		}
+	eachFile(t, st, stream, stream, func(n string, p Part, pf *parquet.File) {
 		if len(pf.ColumnIndexes()) != len(pf.Schema().Columns())*len(pf.Metadata().RowGroups) {
 			t.Errorf("%s: %d page indexes, want one per column and row group", n, len(pf.ColumnIndexes()))
 		}
@@ -88,7 +58,7 @@ func checkFiles(t *testing.T, st Store, stream string, maxGroup int64) {
 				t.Errorf("%s: row group of %d rows, want at most %d", n, rg.NumRows, maxGroup)
 			}
 			ts := rg.Columns[ti.ColumnIndex].MetaData.Statistics
-			lo, hi := int64(parquet.Int64Value(0).Kind().Value(ts.MinValue).Int64()), int64(parquet.Int64Value(0).Kind().Value(ts.MaxValue).Int64())
+			lo, hi := parquet.Int64Value(0).Kind().Value(ts.MinValue).Int64(), parquet.Int64Value(0).Kind().Value(ts.MaxValue).Int64()
 			if len(ts.MinValue) == 0 || HourOf(lo) != p.Hour || HourOf(hi) != p.Hour {
 				t.Errorf("%s: event_time statistics [%d, %d] outside the file's hour %s", n, lo, hi, p.Hour)
 			}
@@ -98,9 +68,7 @@ func checkFiles(t *testing.T, st Store, stream string, maxGroup int64) {
 				t.Errorf("%s: kafka_offset statistics [%d, %d] outside [%d, %d)", n, olo, ohi, p.From, p.To)
 			}
 		}
-		f.Close()
-	}
-	tiles.check(t)
+	})
 }
 
 // TestResumeAfterCrash leaves the archive as a kill -9 between two files

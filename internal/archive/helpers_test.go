@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -338,4 +340,46 @@ func (r rollTiles) check(t *testing.T) {
 			t.Errorf("partition %d: the rolls %v leave gaps", part, m)
 		}
 	}
+}
+
+// eachFile opens every archive file of stream (of topic) in st, checks
+// its key-value metadata against its name and row count, calls check
+// with it, and checks that the rolls tile each partition's offsets.
+func eachFile(t *testing.T, st Store, stream, topic string, check func(name string, p Part, pf *parquet.File)) {
+	t.Helper()
+	ctx := context.Background()
+	names, err := st.List(ctx, "stream="+stream+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiles := rollTiles{}
+	for _, n := range names {
+		p, err := ParsePart(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tiles.add(t, p)
+		f, err := st.Open(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf, err := parquet.OpenFile(f, f.Size())
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		kv := map[string]string{}
+		for _, e := range pf.Metadata().KeyValueMetadata {
+			kv[e.Key] = e.Value
+		}
+		want := map[string]string{MetaStream: stream, MetaTopic: topic, MetaPartition: strconv.Itoa(int(p.Partition)),
+			MetaOffsets: fmt.Sprintf("%d-%d", p.From, p.To), MetaRows: strconv.FormatInt(pf.NumRows(), 10)}
+		for k, v := range want {
+			if kv[k] != v {
+				t.Errorf("%s: metadata %s = %q, want %q", n, k, kv[k], v)
+			}
+		}
+		check(n, p, pf)
+		f.Close()
+	}
+	tiles.check(t)
 }

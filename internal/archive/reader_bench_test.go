@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // benchDay is the day the history benchmarks archive.
@@ -54,26 +53,8 @@ func benchArchive(b *testing.B) *LocalStore {
 	if _, err := os.Stat(done); err == nil {
 		return st
 	}
-	offs := make([]int64, 8)
-	var recs []*kgo.Record
-	for m := int64(0); m < 24*12; m++ { // 5-minute rolls
-		rate := int64(sparse)
-		if m/12 == benchDenseHour {
-			rate = int64(dense)
-		}
-		start, n := benchDay+m*300_000, rate*300
-		recs = recs[:0]
-		for i := range n {
-			s := i % 1000
-			p := int32(s % 8)
-			ts := start + i*1000/rate
-			v := fmt.Sprintf(`{"sensor_id":"S-%04d","zone":"zone-%02d","kind":"traffic","ts":%d,"speed_kmh":%d.5,"vehicle_count":%d}`, s, s%20, ts, i%90, i%40)
-			recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "S-%04d", s), Value: []byte(v), Partition: p, Offset: offs[p]})
-			offs[p]++
-		}
-		if err := Import(context.Background(), st, citySource, recs, int(n), 122_880); err != nil {
-			b.Fatal(err)
-		}
+	if err := ImportDay(context.Background(), st, citySource, benchDay, benchDenseHour, dense, sparse); err != nil {
+		b.Fatal(err)
 	}
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		b.Fatal(err)
