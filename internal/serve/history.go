@@ -206,16 +206,18 @@ type historyRead struct {
 	idx   []int         // leaf column per output column, of the current schema
 	where []int         // leaf column per where
 	last  *parquet.Schema
+	text  []byte // a where cell's text
 }
 
 // accept writes row, or ends the page (archive.ErrStop) with the token of
-// the last row written when it is one row more than the limit.
-func (hr *historyRead) accept(sch *parquet.Schema, row parquet.Row, at func() historyCursor) error {
+// the last row written when it is one row more than the limit; at sets
+// the cursor after row (in place: it runs for every row written).
+func (hr *historyRead) accept(sch *parquet.Schema, row parquet.Row, at func(*historyCursor)) error {
 	if sch != hr.last {
 		hr.last, hr.idx, hr.where = sch, leafIndexes(sch, hr.q.cols), leafIndexes(sch, whereCols(hr.q.where))
 	}
 	for i, wc := range hr.q.where {
-		if valueText(nil, cell(row, hr.where[i]), false) != wc.val {
+		if hr.text = appendValue(hr.text[:0], cell(row, hr.where[i]), nil, false); string(hr.text) != wc.val {
 			return nil
 		}
 	}
@@ -224,7 +226,7 @@ func (hr *historyRead) accept(sch *parquet.Schema, row parquet.Row, at func() hi
 		return archive.ErrStop
 	}
 	hr.n++
-	hr.at = at()
+	at(&hr.at)
 	return hr.out.row(row, hr.idx)
 }
 
@@ -277,7 +279,7 @@ func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) 
 			if p := int(part.Partition); tail != nil && (p >= len(ends) || part.From >= ends[p].To || ends[p].InLastRoll(part)) {
 				return nil // published after the page's listing: in the tail
 			}
-			err := hr.accept(sch, row, func() historyCursor { return historyCursor{file: pos, ends: ends} })
+			err := hr.accept(sch, row, func(c *historyCursor) { *c = historyCursor{file: pos, ends: ends} })
 			stopped = errors.Is(err, archive.ErrStop)
 			return err
 		})
@@ -294,7 +296,15 @@ func (hr *historyRead) run(ctx context.Context, h *History, tail *archive.Tail) 
 	stopped := false
 	end, err := tail.Read(ctx, archive.TailQuery{From: q.read.From, To: q.read.To, Start: archive.TailPosition{Next: next}, Rest: rest, MaxRecords: h.TailMaxRecords}, &st,
 		func(sch *parquet.Schema, row parquet.Row, at *archive.TailPosition) error {
-			err := hr.accept(sch, row, func() historyCursor { return historyCursor{tail: true, next: at.Clone().Next, rest: rest} })
+			err := hr.accept(sch, row, func(c *historyCursor) {
+				// A buffer of the cursor's own, not at's, which the read moves on.
+				buf := c.next
+				if !c.tail || len(buf) != len(at.Next) {
+					buf = make([]int64, len(at.Next))
+				}
+				copy(buf, at.Next)
+				*c = historyCursor{tail: true, next: buf, rest: rest}
+			})
 			stopped = errors.Is(err, archive.ErrStop)
 			return err
 		})

@@ -30,14 +30,9 @@ func cell(row parquet.Row, col int) parquet.Value {
 	return parquet.NullValue()
 }
 
-// valueText appends v as text: times (event_time) in RFC 3339 with
-// milliseconds, strings as they are (quoted when quote), numbers in
-// their shortest form; nulls append nothing.
-func valueText(buf []byte, v parquet.Value, quote bool) string {
-	return string(appendValue(buf, v, nil, quote))
-}
-
-// appendValue appends v; with tc, v is a time (ms) written by tc.
+// appendValue appends v as text: with tc, v is a time (ms) that tc writes
+// in RFC 3339 with milliseconds; strings as they are (quoted when quote),
+// numbers in their shortest form; nulls append nothing.
 func appendValue(buf []byte, v parquet.Value, tc *timeText, quote bool) []byte {
 	switch {
 	case v.IsNull():
